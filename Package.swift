@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "redis-ops",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "redis-ops", targets: ["redis-ops"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Native libraries: module maps plus header-only shims for macros and globals.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CNcurses", pkgConfig: "ncursesw", providers: [.apt(["libncurses-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CWidth"),
+
+        .target(name: "RedisProtocol", dependencies: ["CHiredis"]),
+        .target(name: "RedisClient", dependencies: ["RedisProtocol", "COpenSSL"]),
+        .target(name: "OpsCore", dependencies: ["RedisClient", "RedisProtocol"]),
+        .target(name: "ConsoleUI", dependencies: ["OpsCore", "RedisProtocol", "CWidth"]),
+        .target(name: "ConsoleTerminal", dependencies: ["ConsoleUI", "OpsCore", "RedisClient", "CNcurses"]),
+        .executableTarget(
+            name: "redis-ops",
+            dependencies: [
+                "ConsoleTerminal", "ConsoleUI", "OpsCore", "RedisClient", "RedisProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "TestSupport", dependencies: ["RedisClient", "RedisProtocol"], path: "Tests/TestSupport"),
+        .testTarget(name: "RedisProtocolTests", dependencies: ["RedisProtocol"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "TestSupport"]),
+        .testTarget(name: "ConsoleUITests", dependencies: ["ConsoleUI", "OpsCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

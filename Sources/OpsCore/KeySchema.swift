@@ -1,0 +1,123 @@
+import RedisProtocol
+import RedisClient
+
+/// What the application's conventions say a key is.
+public enum KeyKind: String, Sendable, Equatable, CaseIterable {
+    case cache = "cache entry"
+    case lock = "lock"
+    case rateLimit = "rate limit"
+    case other = "other"
+}
+
+/// The application's conventions (DESIGN.md section 4), all configurable.
+public struct KeySchema: Sendable, Equatable {
+    /// Key prefix added by the app's client to every key (never to channel names).
+    public var prefix: Bytes
+    /// Globs relative to the prefix.
+    public var cachePattern: String = "workspace:*"
+    public var lockPattern: String = "lock:*"
+    public var rateLimitPattern: String = "ratelimit:*"
+    /// Channel pattern of the app's events (no prefix).
+    public var eventsPattern: String = "workspace:*:events"
+    public var cacheTTL: Int64 = 300      // seconds
+    public var lockTTL: Int64 = 10        // seconds
+    public var rateLimit: Int64 = 60      // requests per window
+    public var rateWindow: Int64 = 60     // seconds
+    /// Namespaces excluded from pattern invalidation unless named explicitly.
+    public var protectedPatterns: [String] = ["lock:*", "ratelimit:*"]
+
+    public init(prefix: String = "app:") { self.prefix = Bytes(utf8: prefix) }
+
+    /// A full SCAN MATCH glob for a glob relative to the prefix (the prefix is escaped).
+    public func fullGlob(_ relative: String) -> Bytes { fullGlob(Bytes(utf8: relative)) }
+    public func fullGlob(_ relative: Bytes) -> Bytes { globEscape(prefix) + relative }
+
+    /// The key with the prefix (a key given relative to the prefix).
+    public func fullKey(_ relative: Bytes) -> Bytes { prefix + relative }
+
+    /// The part after the prefix, or nil if the key is outside the prefix.
+    public func relative(_ key: Bytes) -> Bytes? {
+        key.hasPrefix(prefix) ? Array(key[prefix.count...]) : nil
+    }
+
+    public func kind(of key: Bytes) -> KeyKind {
+        guard let rel = relative(key) else { return .other }
+        if globMatch(Bytes(utf8: lockPattern), rel) { return .lock }
+        if globMatch(Bytes(utf8: rateLimitPattern), rel) { return .rateLimit }
+        if globMatch(Bytes(utf8: cachePattern), rel) { return .cache }
+        return .other
+    }
+
+    /// The TTL the convention expects for a kind, in ms (nil: no expectation).
+    public func expectedTTLms(_ k: KeyKind) -> Int64? {
+        switch k {
+        case .cache: return cacheTTL * 1000
+        case .lock: return lockTTL * 1000
+        case .rateLimit: return rateWindow * 1000
+        case .other: return nil
+        }
+    }
+
+    public func isProtected(_ key: Bytes) -> Bool {
+        guard let rel = relative(key) else { return false }
+        return protectedPatterns.contains { globMatch(Bytes(utf8: $0), rel) }
+    }
+}
+
+/// Redis-compatible glob matching (`*`, `?`, `[...]` with ranges and `^`, `\` escapes), on bytes.
+public func globMatch(_ pattern: Bytes, _ s: Bytes) -> Bool {
+    globMatch(pattern[...], s[...])
+}
+
+private func globMatch(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
+    var p = p, s = s
+    while let c = p.first {
+        switch c {
+        case UInt8(ascii: "*"):
+            while p.first == UInt8(ascii: "*") { p = p.dropFirst() }
+            if p.isEmpty { return true }
+            var t = s
+            while true {
+                if globMatch(p, t) { return true }
+                if t.isEmpty { return false }
+                t = t.dropFirst()
+            }
+        case UInt8(ascii: "?"):
+            if s.isEmpty { return false }
+            s = s.dropFirst(); p = p.dropFirst()
+        case UInt8(ascii: "["):
+            guard let ch = s.first else { return false }
+            p = p.dropFirst()
+            var negate = false
+            if p.first == UInt8(ascii: "^") { negate = true; p = p.dropFirst() }
+            var matched = false
+            while let x = p.first, x != UInt8(ascii: "]") {
+                if x == UInt8(ascii: "\\"), p.count >= 2 {
+                    p = p.dropFirst()
+                    if p.first == ch { matched = true }
+                    p = p.dropFirst()
+                } else if p.count >= 3, p[p.startIndex + 1] == UInt8(ascii: "-"), p[p.startIndex + 2] != UInt8(ascii: "]") {
+                    var lo = x, hi = p[p.startIndex + 2]
+                    if lo > hi { swap(&lo, &hi) }
+                    if ch >= lo && ch <= hi { matched = true }
+                    p = p.dropFirst(3)
+                } else {
+                    if x == ch { matched = true }
+                    p = p.dropFirst()
+                }
+            }
+            if p.first == UInt8(ascii: "]") { p = p.dropFirst() }
+            if negate { matched.toggle() }
+            if !matched { return false }
+            s = s.dropFirst()
+        case UInt8(ascii: "\\") where p.count >= 2:
+            p = p.dropFirst()
+            if s.first != p.first { return false }
+            s = s.dropFirst(); p = p.dropFirst()
+        default:
+            if s.first != c { return false }
+            s = s.dropFirst(); p = p.dropFirst()
+        }
+    }
+    return s.isEmpty
+}

@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RedisProtocol
+
+/// A password that never shows up in a description, a log line or an error.
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+/// Where and how to connect.
+public struct ConnectionConfig: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var user: String?
+    public var password: Secret?
+    public var db: Int
+    public var tls: TLSSettings?
+    public var timeouts: Timeouts
+    public var clientName: String?
+    public var limits: DecoderLimits
+
+    public init(host: String = "127.0.0.1", port: Int = 6379, user: String? = nil, password: Secret? = nil,
+                db: Int = 0, tls: TLSSettings? = nil, timeouts: Timeouts = Timeouts(), clientName: String? = "redis-ops",
+                limits: DecoderLimits = .default) {
+        self.host = host; self.port = port; self.user = user; self.password = password
+        self.db = db; self.tls = tls; self.timeouts = timeouts; self.clientName = clientName; self.limits = limits
+    }
+
+    public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// One connection to one Redis server: handshake (TLS, AUTH, SELECT), pipelined
+/// requests with replies matched in order, typed errors. Not thread-safe: one owner at a time.
+public final class RedisConnection: @unchecked Sendable {
+    public let config: ConnectionConfig
+    public let transport: Transport
+    let decoder: RESPDecoder
+    private var readBuffer: UnsafeMutableRawBufferPointer
+    private var failure: RedisError?
+
+    public init(_ config: ConnectionConfig) throws {
+        self.config = config
+        self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts)
+        self.decoder = RESPDecoder(limits: config.limits)
+        self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+        try handshake()
+    }
+
+    deinit {
+        transport.close()
+        readBuffer.deallocate()
+    }
+
+    public var isBroken: Bool { failure != nil }
+
+    private func handshake() throws {
+        var cmds: [[Bytes]] = []
+        var authIndex = -1
+        if let pw = config.password {
+            authIndex = cmds.count
+            if let u = config.user, !u.isEmpty {
+                cmds.append([Bytes(utf8: "AUTH"), Bytes(utf8: u), Bytes(utf8: pw.value)])
+            } else {
+                cmds.append([Bytes(utf8: "AUTH"), Bytes(utf8: pw.value)])
+            }
+        } else if let u = config.user, !u.isEmpty {
+            // An ACL user with no password (nopass): AUTH still needs an argument.
+            authIndex = cmds.count
+            cmds.append([Bytes(utf8: "AUTH"), Bytes(utf8: u), Bytes(utf8: "")])
+        }
+        let pingIndex = cmds.count
+        cmds.append([Bytes(utf8: "PING")])
+        var selectIndex = -1
+        if config.db != 0 {
+            selectIndex = cmds.count
+            cmds.append([Bytes(utf8: "SELECT"), Bytes(utf8: String(config.db))])
+        }
+        var nameIndex = -1
+        if let n = config.clientName {
+            nameIndex = cmds.count
+            cmds.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "SETNAME"), Bytes(utf8: n)])
+        }
+        let replies = try pipeline(cmds)
+        if authIndex >= 0, let e = replies[authIndex].errorReply {
+            let who = config.user.map { "user '\($0)'" } ?? "the default user"
+            if e.message.contains("without any password configured") {
+                throw RedisError.auth("a password was given but the server has none configured (\(e.message))")
+            }
+            throw RedisError.auth("\(e.code): invalid password for \(who) (check --password-file, REDIS_AUTH_TOKEN or the URL)")
+        }
+        if let e = replies[pingIndex].errorReply {
+            if e.kind == .noAuth {
+                throw RedisError.auth("the server requires a password (NOAUTH); give one with --password-file, REDIS_AUTH_TOKEN or the URL")
+            }
+            if e.kind != .noPerm { throw RedisError.server(e) }
+        }
+        if selectIndex >= 0, let e = replies[selectIndex].errorReply {
+            throw RedisError.server(ServerError("\(e.code) SELECT \(config.db) failed: \(e.message)"))
+        }
+        _ = nameIndex  // CLIENT SETNAME may be forbidden for this user; that's fine.
+    }
+
+    // MARK: requests
+
+    /// Sends every command in one write and returns their replies in order. Error
+    /// replies are returned as `.error` values; I/O and protocol problems throw (and
+    /// leave the connection closed).
+    public func pipeline(_ commands: [[Bytes]]) throws -> [RESPValue] {
+        if let f = failure { throw f }
+        if commands.isEmpty { return [] }
+        var out = Bytes()
+        for c in commands { RESPEncoder.append(c, to: &out) }
+        do {
+            try transport.writeAll(out, timeout: config.timeouts.io)
+            var replies: [RESPValue] = []
+            replies.reserveCapacity(commands.count)
+            while replies.count < commands.count {
+                while replies.count < commands.count, let v = try decoder.next() { replies.append(v) }
+                if replies.count == commands.count { break }
+                try fill(timeout: config.timeouts.io)
+            }
+            return replies
+        } catch let e as ProtocolError {
+            throw breakConnection(.protocolViolation(e.message))
+        } catch let e as RedisError {
+            throw breakConnection(e)
+        }
+    }
+
+    /// Reads more bytes into the decoder.
+    func fill(timeout: Double) throws {
+        let n = try transport.read(into: readBuffer, timeout: timeout)
+        try decoder.feed(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+    }
+
+    /// Reads whatever is available now (non-blocking), feeding the decoder. Returns bytes read.
+    func fillAvailable() throws -> Int {
+        var total = 0
+        while true {
+            let n = try transport.readSome(into: readBuffer)
+            if n == 0 { return total }
+            total += n
+            try decoder.feed(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))
+            if total >= 4 * readBuffer.count { return total }
+        }
+    }
+
+    @discardableResult
+    func breakConnection(_ e: RedisError) -> RedisError {
+        if failure == nil { failure = e }
+        transport.close()
+        return e
+    }
+
+    /// One command; an error reply throws `RedisError.server`.
+    @discardableResult
+    public func call(_ args: [Bytes]) throws -> RESPValue {
+        let r = try pipeline([args])[0]
+        if let e = r.errorReply { throw RedisError.server(e) }
+        return r
+    }
+
+    @discardableResult
+    public func call(_ args: String...) throws -> RESPValue {
+        try call(args.map { Bytes(utf8: $0) })
+    }
+
+    public func close() {
+        if failure == nil { failure = .closed("closed by redis-ops") }
+        transport.close()
+    }
+}
+
+/// Capped, jittered exponential backoff ("full jitter" over an exponential ceiling).
+public struct Backoff: Sendable {
+    public var base: Double
+    public var cap: Double
+    public private(set) var attempt: Int = 0
+    private var rng: SplitMix
+
+    public init(base: Double = 0.2, cap: Double = 10, seed: UInt64 = UInt64(truncatingIfNeeded: monotonicNowNanos())) {
+        self.base = base; self.cap = cap; self.rng = SplitMix(seed: seed)
+    }
+
+    /// The ceiling for the current attempt (before jitter).
+    public var ceiling: Double { min(cap, base * pow2(attempt)) }
+
+    /// The delay before the next try: uniformly random in [ceiling/2, ceiling], never above `cap`.
+    public mutating func nextDelay() -> Double {
+        let c = ceiling
+        attempt += 1
+        let r = Double(rng.next() >> 11) / Double(1 << 53)
+        return c / 2 + r * c / 2
+    }
+
+    public mutating func reset() { attempt = 0 }
+
+    private func pow2(_ n: Int) -> Double { n >= 60 ? Double.greatestFiniteMagnitude : Double(UInt64(1) << UInt64(n)) }
+}
+
+struct SplitMix: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}
+
+public func monotonicNowNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

@@ -1,0 +1,171 @@
+import Foundation
+
+/// Connection flags as given on the command line (nil = not given).
+public struct ConnectionFlags: Sendable, Equatable {
+    public var url: String?
+    public var host: String?
+    public var port: Int?
+    public var user: String?
+    public var passwordFile: String?
+    public var tls: Bool = false
+    public var cacert: String?
+    public var cert: String?
+    public var key: String?
+    public var sni: String?
+    public var insecure: Bool = false
+    public var prefix: String?
+    public var readOnly: Bool = false
+    public init() {}
+}
+
+/// Everything redis-ops needs to reach the server and speak the application's conventions.
+public struct ConnectionOptions: Sendable, Equatable {
+    public var config: ConnectionConfig
+    /// The application's key prefix (applies to keys, never to channel names).
+    public var prefix: String
+    public var readOnly: Bool
+
+    public var isTLS: Bool { config.tls != nil }
+    public var insecure: Bool { config.tls?.insecure ?? false }
+
+    /// A one-line summary safe to show (never the password).
+    public var summary: String {
+        var s = (isTLS ? "rediss://" : "redis://")
+        if let u = config.user { s += "\(u)@" }
+        s += config.endpoint
+        if config.db != 0 { s += "/\(config.db)" }
+        return s
+    }
+}
+
+/// A parsed `redis://` / `rediss://` URL.
+public struct RedisURL: Sendable, Equatable {
+    public var tls: Bool
+    public var host: String?
+    public var port: Int?
+    public var user: String?
+    public var password: String?
+    public var db: Int?
+
+    public init(parsing s: String) throws {
+        let lower = s.lowercased()
+        var rest: Substring
+        if lower.hasPrefix("rediss://") { tls = true; rest = s.dropFirst(9) }
+        else if lower.hasPrefix("redis://") { tls = false; rest = s.dropFirst(8) }
+        else { throw RedisError.usage("invalid URL '\(RedisURL.redact(s))': it must start with redis:// or rediss://") }
+        // Strip any query or fragment (ioredis accepts ?family=... etc.).
+        if let q = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<q] }
+        var authority = rest
+        var path: Substring = ""
+        if let slash = rest.firstIndex(of: "/") { authority = rest[..<slash]; path = rest[rest.index(after: slash)...] }
+        if let at = authority.lastIndex(of: "@") {
+            let userinfo = authority[..<at]
+            authority = authority[authority.index(after: at)...]
+            if let colon = userinfo.firstIndex(of: ":") {
+                let u = String(userinfo[..<colon])
+                user = u.isEmpty ? nil : try RedisURL.decode(u)
+                password = try RedisURL.decode(String(userinfo[userinfo.index(after: colon)...]))
+            } else if !userinfo.isEmpty {
+                user = try RedisURL.decode(String(userinfo))
+            }
+        }
+        var hostPart = authority
+        if hostPart.hasPrefix("[") {
+            guard let close = hostPart.firstIndex(of: "]") else { throw RedisError.usage("invalid URL: unterminated IPv6 address") }
+            host = String(hostPart[hostPart.index(after: hostPart.startIndex)..<close])
+            hostPart = hostPart[hostPart.index(after: close)...]
+            if hostPart.hasPrefix(":") {
+                guard let p = Int(hostPart.dropFirst()), (1...65535).contains(p) else { throw RedisError.usage("invalid port in URL") }
+                port = p
+            }
+        } else {
+            if let colon = hostPart.lastIndex(of: ":") {
+                let ps = hostPart[hostPart.index(after: colon)...]
+                guard let p = Int(ps), (1...65535).contains(p) else { throw RedisError.usage("invalid port '\(ps)' in URL") }
+                port = p
+                hostPart = hostPart[..<colon]
+            }
+            host = hostPart.isEmpty ? nil : String(hostPart)
+        }
+        let dbs = path.split(separator: "/").first.map(String.init) ?? ""
+        if !dbs.isEmpty {
+            guard let d = Int(dbs), d >= 0 else { throw RedisError.usage("invalid database '\(dbs)' in URL (expected a number)") }
+            db = d
+        }
+    }
+
+    static func decode(_ s: String) throws -> String {
+        guard let d = s.removingPercentEncoding else { throw RedisError.usage("invalid percent-encoding in URL") }
+        return d
+    }
+
+    /// The URL with any password replaced, for messages.
+    public static func redact(_ s: String) -> String {
+        guard let schemeEnd = s.range(of: "://"), let at = s.range(of: "@", options: .backwards),
+              at.lowerBound > schemeEnd.upperBound else { return s }
+        let userinfo = s[schemeEnd.upperBound..<at.lowerBound]
+        if let colon = userinfo.firstIndex(of: ":") {
+            return String(s[..<colon]) + ":***" + String(s[at.lowerBound...])
+        }
+        return s
+    }
+}
+
+extension ConnectionOptions {
+    /// Resolves flags and the application's environment. Precedence per field:
+    /// individual flags, then `--url`, then `REDIS_URL`, then `REDIS_HOST` & co.
+    /// `NODE_ENV=production` turns TLS on, as the application does.
+    public static func resolve(flags: ConnectionFlags, environment env: [String: String],
+                               readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }) throws -> ConnectionOptions {
+        let flagURL = try flags.url.map { try RedisURL(parsing: $0) }
+        let envURL = try env["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }.map { u -> RedisURL in
+            do { return try RedisURL(parsing: u) } catch { throw RedisError.usage("REDIS_URL: \(error)") }
+        }
+
+        let host = flags.host ?? flagURL?.host ?? envURL?.host ?? env["REDIS_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        var port = flags.port ?? flagURL?.port ?? envURL?.port
+        if port == nil, let p = env["REDIS_PORT"], !p.isEmpty {
+            guard let n = Int(p), (1...65535).contains(n) else { throw RedisError.usage("REDIS_PORT '\(p)' is not a valid port") }
+            port = n
+        }
+        if let p = port, !(1...65535).contains(p) { throw RedisError.usage("port \(p) is out of range (1-65535)") }
+        let user = flags.user ?? flagURL?.user ?? envURL?.user ?? env["REDIS_USER"].flatMap { $0.isEmpty ? nil : $0 }
+
+        var password: String?
+        if let f = flags.passwordFile {
+            let text: String
+            do { text = try readFile(f) } catch {
+                throw RedisError.usage("cannot read --password-file '\(f)': \((error as NSError).localizedDescription)")
+            }
+            var t = Substring(text)
+            while let l = t.last, l == "\n" || l == "\r" { t = t.dropLast() }
+            password = String(t)
+        } else {
+            password = flagURL?.password ?? envURL?.password ?? env["REDIS_AUTH_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let db = flagURL?.db ?? envURL?.db ?? 0
+
+        var tls: Bool
+        if flags.tls { tls = true }
+        else if let u = flagURL { tls = u.tls }
+        else { tls = (envURL?.tls ?? false) || env["NODE_ENV"] == "production" }
+        if flags.cacert != nil || flags.cert != nil || flags.insecure || flags.sni != nil {
+            if !tls && flagURL != nil && !(flagURL!.tls) && !flags.tls {
+                throw RedisError.usage("TLS options (--cacert, --cert, --sni, --insecure) need TLS: use rediss:// or --tls")
+            }
+            tls = true
+        }
+        if flags.key != nil && flags.cert == nil { throw RedisError.usage("--key needs --cert") }
+
+        let tlsSettings = tls ? TLSSettings(caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key,
+                                             serverName: flags.sni, insecure: flags.insecure) : nil
+        let prefix: String
+        if let p = flags.prefix { prefix = p }
+        else if let p = env["REDIS_PREFIX"], !p.isEmpty { prefix = p + ":" }
+        else { prefix = "app:" }
+
+        let config = ConnectionConfig(host: host, port: port ?? 6379, user: user,
+                                      password: password.map(Secret.init), db: db, tls: tlsSettings)
+        return ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly)
+    }
+}

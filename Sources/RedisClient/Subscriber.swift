@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+import RedisProtocol
+
+/// One thing a subscriber connection can report.
+public enum PubSubEvent: Sendable, Equatable {
+    /// A message; `pattern` is set for pattern subscriptions (pmessage).
+    case message(channel: Bytes, pattern: Bytes?, payload: Bytes)
+    case subscribed(name: Bytes, isPattern: Bool, count: Int)
+    case unsubscribed(name: Bytes, isPattern: Bool, count: Int)
+    case pong
+    /// The server refused a (P)SUBSCRIBE; the subscription is dropped.
+    case refused(name: Bytes?, isPattern: Bool, error: ServerError)
+}
+
+/// A dedicated connection in subscribed mode: SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE /
+/// PUNSUBSCRIBE, `message` and `pmessage` decoding, PING as a health check.
+public final class Subscriber: @unchecked Sendable {
+    public let connection: RedisConnection
+    /// Commands sent whose confirmation has not arrived, to attribute error replies.
+    private var inFlight: [(name: Bytes?, isPattern: Bool)] = []
+
+    public init(_ config: ConnectionConfig) throws {
+        var c = config
+        c.clientName = config.clientName.map { $0 + "-sub" }
+        connection = try RedisConnection(c)
+    }
+
+    public var fd: Int32 { connection.transport.fd }
+
+    private static let SUBSCRIBE = Bytes(utf8: "SUBSCRIBE"), PSUBSCRIBE = Bytes(utf8: "PSUBSCRIBE")
+    private static let UNSUBSCRIBE = Bytes(utf8: "UNSUBSCRIBE"), PUNSUBSCRIBE = Bytes(utf8: "PUNSUBSCRIBE")
+
+    public func subscribe(_ channels: [Bytes]) throws {
+        guard !channels.isEmpty else { return }
+        for c in channels { inFlight.append((c, false)) }
+        try send([Self.SUBSCRIBE] + channels)
+    }
+    public func psubscribe(_ patterns: [Bytes]) throws {
+        guard !patterns.isEmpty else { return }
+        for p in patterns { inFlight.append((p, true)) }
+        try send([Self.PSUBSCRIBE] + patterns)
+    }
+    public func unsubscribe(_ channels: [Bytes]) throws {
+        guard !channels.isEmpty else { return }
+        try send([Self.UNSUBSCRIBE] + channels)
+    }
+    public func punsubscribe(_ patterns: [Bytes]) throws {
+        guard !patterns.isEmpty else { return }
+        try send([Self.PUNSUBSCRIBE] + patterns)
+    }
+    public func ping() throws { try send([Bytes(utf8: "PING")]) }
+
+    private func send(_ argv: [Bytes]) throws {
+        do { try connection.transport.writeAll(RESPEncoder.encode(argv), timeout: connection.config.timeouts.io) }
+        catch let e as RedisError { throw connection.breakConnection(e) }
+    }
+
+    /// Waits up to `timeout` for data, then decodes every event available without
+    /// blocking further. Appends to `out`; returns how many were appended.
+    @discardableResult
+    public func read(timeout: Double, into out: inout [PubSubEvent]) throws -> Int {
+        let before = out.count
+        do {
+            try decodeAll(into: &out)
+            if out.count > before { return out.count - before }
+            if !connection.transport.hasBufferedInput {
+                if !connection.transport.waitFor(POLLIN, seconds: timeout) { return 0 }
+            }
+            _ = try connection.fillAvailable()
+            try decodeAll(into: &out)
+        } catch let e as ProtocolError {
+            throw connection.breakConnection(.protocolViolation(e.message))
+        } catch let e as RedisError {
+            throw connection.breakConnection(e)
+        }
+        return out.count - before
+    }
+
+    private static let MESSAGE = Bytes(utf8: "message"), PMESSAGE = Bytes(utf8: "pmessage")
+    private static let SUBSCRIBED = Bytes(utf8: "subscribe"), PSUBSCRIBED = Bytes(utf8: "psubscribe")
+    private static let UNSUBSCRIBED = Bytes(utf8: "unsubscribe"), PUNSUBSCRIBED = Bytes(utf8: "punsubscribe")
+    private static let PONG = Bytes(utf8: "pong")
+
+    private func decodeAll(into out: inout [PubSubEvent]) throws {
+        while let v = try connection.decoder.next() {
+            if let ev = try interpret(v) { out.append(ev) }
+        }
+    }
+
+    func interpret(_ v: RESPValue) throws -> PubSubEvent? {
+        switch v {
+        case .array(let items?):
+            guard let kind = items.first?.bytes else { throw ProtocolError("pub/sub reply without a kind") }
+            if kind == Self.MESSAGE, items.count == 3, let ch = items[1].bytes, let p = items[2].bytes {
+                return .message(channel: ch, pattern: nil, payload: p)
+            }
+            if kind == Self.PMESSAGE, items.count == 4, let pat = items[1].bytes, let ch = items[2].bytes, let p = items[3].bytes {
+                return .message(channel: ch, pattern: pat, payload: p)
+            }
+            if kind == Self.SUBSCRIBED || kind == Self.PSUBSCRIBED, items.count == 3 {
+                if !inFlight.isEmpty { inFlight.removeFirst() }
+                return .subscribed(name: items[1].bytes ?? [], isPattern: kind == Self.PSUBSCRIBED, count: Int(items[2].int ?? 0))
+            }
+            if kind == Self.UNSUBSCRIBED || kind == Self.PUNSUBSCRIBED, items.count == 3 {
+                return .unsubscribed(name: items[1].bytes ?? [], isPattern: kind == Self.PUNSUBSCRIBED, count: Int(items[2].int ?? 0))
+            }
+            if kind == Self.PONG { return .pong }
+            throw ProtocolError("unexpected pub/sub reply '\(kind.lossyString.prefix(32))'")
+        case .simpleString(let s) where s == Bytes(utf8: "PONG"):
+            return .pong
+        case .error(let b):
+            // A refused (P)SUBSCRIBE answers each argument with one error; attribute it.
+            let e = ServerError(b.lossyString)
+            let what = inFlight.isEmpty ? (name: nil, isPattern: false) : inFlight.removeFirst()
+            return .refused(name: what.name, isPattern: what.isPattern, error: e)
+        default:
+            throw ProtocolError("unexpected reply on a subscriber connection")
+        }
+    }
+
+    public func close() { connection.close() }
+}

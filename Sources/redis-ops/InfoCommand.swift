@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "info", abstract: "Server overview: role, memory, hit ratio, evictions, clients.")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Flag(name: .long, help: "One JSON object.")
+    var json = false
+
+    func run() throws {
+        let opts = try connection.resolve()
+        let conn = try RedisConnection(opts.config)
+        let ov = try ServerOverview.fetch(conn)
+        if json { Output.line(ov.json.serialized()); return }
+        if let e = ov.infoError { Output.warn("note: INFO is not permitted: \(e)") }
+        let i = ov.info
+        func v(_ k: String) -> String { i[k] ?? "unknown" }
+        var rows: [(String, String)] = []
+        rows += [
+            ("server", opts.summary),
+            ("role", v("role")),
+            ("version", v("redis_version")),
+            ("uptime", i.int("uptime_in_seconds").map { formatDuration($0 * 1000) } ?? "unknown"),
+            ("used memory", i.int("used_memory").map(formatBytes) ?? "unknown"),
+            ("peak memory", i.int("used_memory_peak").map(formatBytes) ?? "unknown"),
+            ("maxmemory", i.int("maxmemory").map { $0 == 0 ? "no limit" : formatBytes($0) } ?? "unknown"),
+            ("maxmemory-policy", ov.maxmemoryPolicy ?? "unknown (not in INFO, CONFIG not permitted)"),
+            ("fragmentation", v("mem_fragmentation_ratio")),
+        ]
+        rows += [
+            ("hit ratio", i.hitRatio.map { String(format: "%.1f%% (since start)", $0 * 100) } ?? "no lookups yet"),
+            ("keyspace hits", v("keyspace_hits")),
+            ("keyspace misses", v("keyspace_misses")),
+            ("evicted keys", v("evicted_keys")),
+            ("expired keys", v("expired_keys")),
+            ("clients", v("connected_clients") + " connected, " + v("blocked_clients") + " blocked"),
+            ("ops/s", v("instantaneous_ops_per_sec")),
+            ("pub/sub", v("pubsub_channels") + " channels, " + v("pubsub_patterns") + " patterns"),
+        ]
+        for k in i.keyspace { rows.append((k.db, "\(k.keys) keys, \(k.expires) with TTL")) }
+        for (k, val) in rows { Output.line(pad(k, 18) + val) }
+    }
+}

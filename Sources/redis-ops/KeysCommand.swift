@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleUI
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "List keys under the prefix with type, TTL and size (SCAN, never KEYS).")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Option(name: .long, help: "Glob relative to the prefix (default '*').")
+    var match: String = "*"
+    @Option(name: .long, help: "Stop after N keys.")
+    var limit: Int?
+    @Flag(name: .long, help: "One JSON object per line.")
+    var json = false
+
+    func validate() throws {
+        if let l = limit, l < 0 { throw ValidationError("--limit must be 0 or more") }
+    }
+
+    func run() throws {
+        let opts = try connection.resolve()
+        let schema = KeySchema(prefix: opts.prefix)
+        let conn = try RedisConnection(opts.config)
+        let scanner = KeyScanner(match: schema.fullGlob(match), count: 1000)
+        let fetcher = MetadataFetcher()
+        var emitted = 0
+        if !json { Output.line(pad("TTL", 10) + "  " + pad("TYPE", 7) + "  " + pad("SIZE", 9) + "  KEY") }
+        scanLoop: while let keys = try scanner.next(on: conn) {
+            if keys.isEmpty { continue }
+            for m in try fetcher.fetch(keys, on: conn) {
+                if let l = limit, emitted >= l { break scanLoop }
+                guard let type = m.type, type != "none" else { continue }   // gone meanwhile
+                if m.ttl == .gone { continue }
+                emitted += 1
+                if json { Output.line(Self.jsonLine(m, type: type)) }
+                else {
+                    Output.line(pad(formatTTL(m.ttl), 10) + "  " + pad(type, 7) + "  " + pad(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
+                }
+            }
+            if let l = limit, emitted >= l { break }
+        }
+        if !json && !fetcher.memoryUsageAllowed {
+            Output.flush()
+            Output.warn("note: MEMORY USAGE is not permitted for this user; sizes are unknown")
+        }
+    }
+
+    static func jsonLine(_ m: KeyMetadata, type: String) -> String {
+        var f: [(String, JSON)] = [("key", .bytes(m.key))]
+        f.append(("type", .string(type)))
+        f.append(("ttl_ms", m.ttl.map { .int($0.jsonMilliseconds) } ?? .null))
+        f.append(("bytes", m.bytes.map { .int($0) } ?? .null))
+        if !m.key.isValidUTF8 { f.append(("key_base64", .string(m.key.base64))) }
+        return JSON.object(f).serialized()
+    }
+}
+
+func pad(_ s: String, _ w: Int) -> String {
+    let d = displayWidth(s)
+    return d >= w ? s : s + String(repeating: " ", count: w - d)
+}
+
+func formatTTL(_ t: TTLState?) -> String {
+    guard let t else { return "?" }
+    switch t {
+    case .gone: return "gone"
+    case .persistent: return "none"
+    case .expiresIn(let ms): return formatDuration(ms)
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import OpsCore
+
+/// The connection options every subcommand accepts (DESIGN.md section 3).
+struct ConnectionOptionGroup: ParsableArguments {
+    @Option(name: .long, help: "redis://[user[:password]@]host[:port][/db]; rediss:// means TLS.")
+    var url: String?
+    @Option(name: .long, help: "Server host (default 127.0.0.1).")
+    var host: String?
+    @Option(name: .long, help: "Server port (default 6379).")
+    var port: Int?
+    @Option(name: .long, help: "ACL user (default: the default user).")
+    var user: String?
+    @Option(name: .customLong("password-file"), help: "Read the password from this file.")
+    var passwordFile: String?
+    @Flag(name: .long, help: "Use TLS.")
+    var tls = false
+    @Option(name: .long, help: "CA certificate bundle (PEM) to verify the server with.")
+    var cacert: String?
+    @Option(name: .long, help: "Client certificate (PEM).")
+    var cert: String?
+    @Option(name: .long, help: "Client private key (PEM).")
+    var key: String?
+    @Option(name: .long, help: "Server name for SNI and the certificate host-name check.")
+    var sni: String?
+    @Flag(name: .long, help: "Skip certificate verification (shows a warning).")
+    var insecure = false
+    @Option(name: .long, help: "The application's key prefix (default REDIS_PREFIX + ':' or 'app:'; '' for none).")
+    var prefix: String?
+    @Flag(name: .customLong("read-only"), help: "Refuse every write (delete, reset, publish).")
+    var readOnly = false
+
+    var flags: ConnectionFlags {
+        var f = ConnectionFlags()
+        f.url = url; f.host = host; f.port = port; f.user = user; f.passwordFile = passwordFile
+        f.tls = tls; f.cacert = cacert; f.cert = cert; f.key = key; f.sni = sni; f.insecure = insecure
+        f.prefix = prefix; f.readOnly = readOnly
+        return f
+    }
+
+    func resolve() throws -> ConnectionOptions {
+        let o = try ConnectionOptions.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        if o.insecure {
+            Output.warn("warning: --insecure: the server's certificate is NOT verified; anyone on the path can impersonate it")
+        }
+        return o
+    }
+
+    /// Options that take a value (used to move global options after the subcommand name).
+    static let valued: Set<String> = ["--url", "--host", "--port", "--user", "--password-file", "--cacert", "--cert",
+                                      "--key", "--sni", "--prefix", "--profile", "--config"]
+}
+
+/// A failure with its exit status: 1 for connection/server problems, 2 for usage and refused writes.
+struct CLIError: Error {
+    let message: String
+    let status: Int32
+    static func usage(_ m: String) -> CLIError { CLIError(message: m, status: 2) }
+    static func runtime(_ m: String) -> CLIError { CLIError(message: m, status: 1) }
+}
+
+/// Buffered standard output that copes with a closed pipe (`| head`).
+enum Output {
+    nonisolated(unsafe) static var buffer: [UInt8] = { var b = [UInt8](); b.reserveCapacity(1 << 17); return b }()
+
+    static func line(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    static func flush() {
+        var off = 0
+        while off < buffer.count {
+            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { exit(0) }
+                break
+            }
+            off += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    static func warn(_ s: String) {
+        let line = s + "\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+    }
+}

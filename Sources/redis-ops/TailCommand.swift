@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleUI
+
+struct TailCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print live pub/sub messages until interrupted, N messages or S seconds.")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Flag(name: .long, help: "Every CHANNEL argument is a glob pattern (PSUBSCRIBE).")
+    var pattern = false
+    @Option(name: .long, help: "Exit after N messages.")
+    var count: Int?
+    @Option(name: .long, help: "Exit after S seconds.")
+    var timeout: Double?
+    @Flag(name: .long, help: "One JSON object per line.")
+    var json = false
+    @Argument(help: "Channels (or patterns with --pattern). Channel names never get the key prefix.")
+    var channels: [String] = []
+
+    func validate() throws {
+        if channels.isEmpty { throw ValidationError("give at least one CHANNEL (or a pattern with --pattern)") }
+        if let c = count, c <= 0 { throw ValidationError("--count must be at least 1") }
+        if let t = timeout, t <= 0 { throw ValidationError("--timeout must be more than 0") }
+    }
+
+    func run() throws {
+        let opts = try connection.resolve()
+        // Fail fast with one clear line if the server cannot be reached or refuses us.
+        try RedisConnection(opts.config).close()
+        let printer = TailPrinter(json: json, limit: count)
+        let names = channels.map { Bytes(utf8: $0) }
+        let worker = SubscriptionWorker(config: opts.config, channels: pattern ? [] : names, patterns: pattern ? names : [], sink: printer)
+        printer.expected = names.count
+        worker.start()
+        let deadline: DispatchTime = timeout.map { .now() + $0 } ?? .distantFuture
+        let r = printer.done.wait(timeout: deadline)
+        worker.stop()
+        printer.flush()
+        if r == .success, let failure = printer.failure {
+            throw CLIError.runtime(failure)
+        }
+    }
+}
+
+/// Prints messages as the worker delivers them (on its thread), flushing each batch.
+final class TailPrinter: SubscriberSink, @unchecked Sendable {
+    let json: Bool
+    let limit: Int?
+    let done = DispatchSemaphore(value: 0)
+    private let state = Mutex<(printed: Int, finished: Bool, refused: Int)>((0, false, 0))
+    nonisolated(unsafe) var failure: String?
+    nonisolated(unsafe) var expected = 0
+    private var buffer: [UInt8] = []
+
+    init(json: Bool, limit: Int?) { self.json = json; self.limit = limit; buffer.reserveCapacity(1 << 16) }
+
+    func deliver(_ messages: [ReceivedMessage]) {
+        var take = messages.count
+        let finish = state.withLock { s -> Bool in
+            if s.finished { take = 0; return false }
+            if let l = limit { take = min(take, l - s.printed) }
+            s.printed += take
+            if let l = limit, s.printed >= l { s.finished = true; return true }
+            return false
+        }
+        for m in messages.prefix(take) { format(m) }
+        flush()
+        if finish { done.signal() }
+    }
+
+    private func format(_ m: ReceivedMessage) {
+        if json {
+            var f: [(String, JSON)] = [("channel", .bytes(m.channel)), ("pattern", m.pattern.map { .bytes($0) } ?? .null),
+                                       ("payload", .bytes(m.payload)), ("ts", .string(isoTimestamp(m.receivedAt)))]
+            if !m.channel.isValidUTF8 { f.append(("channel_base64", .string(m.channel.base64))) }
+            if !m.payload.isValidUTF8 { f.append(("payload_base64", .string(m.payload.base64))) }
+            buffer.append(contentsOf: JSON.object(f).serialized().utf8)
+        } else {
+            var line = isoTimestamp(m.receivedAt) + " " + Escaper.string(m.channel)
+            if let p = m.pattern { line += " (" + Escaper.string(p) + ")" }
+            line += " " + Escaper.string(m.payload)
+            buffer.append(contentsOf: line.utf8)
+        }
+        buffer.append(10)
+        if buffer.count > 1 << 16 { flush() }
+    }
+
+    func flush() {
+        var off = 0
+        while off < buffer.count {
+            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { exit(0) }
+                break
+            }
+            off += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func notice(_ n: SubscriberNotice) {
+        switch n {
+        case .connected, .subscribed, .unsubscribed: break
+        case .disconnected(let reason, let retry):
+            Output.warn("redis-ops: subscriber disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retry)) s")
+        case .gap(let from, let to):
+            Output.warn("redis-ops: reconnected and resubscribed; messages published between \(isoTimestamp(from)) and \(isoTimestamp(to)) were lost (pub/sub is at-most-once)")
+        case .refused(let name, let isPattern, let reason):
+            Output.warn("redis-ops: \(isPattern ? "PSUBSCRIBE" : "SUBSCRIBE") \(name.map { Escaper.string($0) } ?? "") refused: \(Escaper.string(reason))")
+            let all = state.withLock { s -> Bool in s.refused += 1; return s.refused >= expected }
+            if all { failure = "every subscription was refused by the server"; done.signal() }
+        case .fatal(let reason):
+            failure = reason
+            done.signal()
+        }
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import RedisClient
+import RedisProtocol
+
+/// A real `redis-server` on a free loopback port, started for a test and always stopped.
+public final class RedisServer: @unchecked Sendable {
+    public enum Mode: Sendable {
+        case plain
+        case password(String)
+        /// ACL users: each line is an ACL rule set, e.g. "alice on >pw ~app:* +@all".
+        case acl(users: [String], defaultPassword: String?)
+        case tls(TestCerts, requireClientCert: Bool)
+    }
+
+    public private(set) var port: Int = 0
+    public let dir: URL
+    public let mode: Mode
+    private var process: Process?
+    private let extraConfig: [String]
+
+    public var host: String { "127.0.0.1" }
+
+    /// Starts a server; `extraConfig` lines go into its config file verbatim.
+    public init(_ mode: Mode = .plain, extraConfig: [String] = [], port fixedPort: Int? = nil) throws {
+        self.mode = mode
+        self.extraConfig = extraConfig
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("redis-ops-test-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var lastError: Error = TestSupportError("redis-server did not start")
+        for _ in 0..<5 {
+            let p = fixedPort ?? freePort()
+            do {
+                try launch(port: p)
+                self.port = p
+                return
+            } catch { lastError = error }
+            if fixedPort != nil { break }
+        }
+        throw lastError
+    }
+
+    private func configText(port: Int) -> String {
+        var lines = [
+            "bind 127.0.0.1",
+            "protected-mode no",
+            "save \"\"",
+            "appendonly no",
+            "dir \(dir.path)",
+            "logfile \(dir.appendingPathComponent("redis.log").path)",
+            "daemonize no",
+            "enable-debug-command local",
+        ]
+        switch mode {
+        case .plain:
+            lines.append("port \(port)")
+        case .password(let pw):
+            lines.append("port \(port)")
+            lines.append("requirepass \(pw)")
+        case .acl(let users, let defaultPassword):
+            lines.append("port \(port)")
+            if let pw = defaultPassword { lines.append("requirepass \(pw)") }
+            for u in users { lines.append("user \(u)") }
+        case .tls(let certs, let requireClient):
+            lines.append("port 0")
+            lines.append("tls-port \(port)")
+            lines.append("tls-cert-file \(certs.serverCert)")
+            lines.append("tls-key-file \(certs.serverKey)")
+            lines.append("tls-ca-cert-file \(certs.caCert)")
+            lines.append("tls-auth-clients \(requireClient ? "yes" : "no")")
+        }
+        lines += extraConfig
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func launch(port: Int) throws {
+        let conf = dir.appendingPathComponent("redis.conf")
+        try configText(port: port).write(to: conf, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try which("redis-server"))
+        p.arguments = [conf.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        process = p
+        // Wait until it accepts connections.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if !p.isRunning {
+                let log = (try? String(contentsOf: dir.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
+                throw TestSupportError("redis-server exited: \(log.suffix(400))")
+            }
+            if canConnect(port: port) { return }
+            usleep(20_000)
+        }
+        p.terminate()
+        throw TestSupportError("redis-server did not listen on \(port)")
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL) and removes its directory.
+    public func stop() {
+        if let p = process, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        process = nil
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// Kills the server and starts it again on the same port (for reconnect tests).
+    public func restart(downFor seconds: Double = 0) throws {
+        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        if seconds > 0 { usleep(UInt32(seconds * 1_000_000)) }
+        try launch(port: port)
+    }
+
+    deinit { stop() }
+
+    /// A connection config for this server with the given credentials.
+    public func config(user: String? = nil, password: String? = nil, tls: TLSSettings? = nil) -> ConnectionConfig {
+        var pw = password
+        if pw == nil, case .password(let p) = mode { pw = p }
+        var t = tls
+        if t == nil, case .tls(let certs, _) = mode { t = TLSSettings(caFile: certs.caCert, serverName: "localhost") }
+        return ConnectionConfig(host: "127.0.0.1", port: port, user: user, password: pw.map(Secret.init), tls: t)
+    }
+
+    /// An administrative connection (the default user, full rights).
+    public func admin() throws -> RedisConnection {
+        switch mode {
+        case .acl(_, let pw): return try RedisConnection(config(password: pw))
+        default: return try RedisConnection(config())
+        }
+    }
+
+    /// Runs redis-cli against this server (a real client, independent of ours).
+    @discardableResult
+    public func cli(_ args: [String], stdin: String? = nil) throws -> String {
+        var base = ["-h", "127.0.0.1", "-p", String(port)]
+        switch mode {
+        case .password(let pw): base += ["-a", pw, "--no-auth-warning"]
+        case .acl(_, let pw?): base += ["-a", pw, "--no-auth-warning"]
+        case .tls(let certs, _): base += ["--tls", "--cacert", certs.caCert, "--sni", "localhost"]
+        default: break
+        }
+        return try run(try which("redis-cli"), base + args, stdin: stdin).stdout
+    }
+
+    private func canConnect(port: Int) -> Bool {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(s) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+public func freePort() -> Int {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(s) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+public func which(_ name: String) throws -> String {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") + ["/usr/sbin", "/usr/bin"] {
+        let p = "\(dir)/\(name)"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    throw TestSupportError("\(name) not found on PATH")
+}
+
+public struct RunResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public var stdoutBytes: Data
+}
+
+/// Runs a program to completion and collects its output.
+@discardableResult
+public func run(_ path: String, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
+                timeout: Double = 60) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let inPipe = Pipe()
+    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
+    try p.run()
+    if let stdin {
+        inPipe.fileHandleForWriting.write(Data(stdin.utf8))
+        try? inPipe.fileHandleForWriting.close()
+    }
+    // Read both pipes concurrently so a chatty child never blocks.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let eb = Box()
+    let g = DispatchGroup()
+    g.enter()
+    DispatchQueue.global().async { eb.data = err.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+    let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    g.wait()
+    p.waitUntilExit()
+    timer.cancel()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                     stderr: String(decoding: eb.data, as: UTF8.self), stdoutBytes: o)
+}
