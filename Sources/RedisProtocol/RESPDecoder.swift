@@ -125,33 +125,47 @@ public final class RESPDecoder {
     private func checkPending() throws {
         let pending = pendingBytes
         guard pending > 0, let buf = reader.pointee.buf else { return }
-        let start = UnsafeRawPointer(buf).advanced(by: Int(reader.pointee.pos)).assumingMemoryBound(to: UInt8.self)
-        let type = start[0]
-        let scan = min(pending, 24)
-        var crlf = -1
-        for i in 0..<scan where start[i] == 13 { crlf = i; break }
+        var start = UnsafeRawPointer(buf).advanced(by: Int(reader.pointee.pos)).assumingMemoryBound(to: UInt8.self)
+        var avail = pending
+        // hiredis consumes an item's type byte before its header line is complete;
+        // the task on top of its stack then says what the item is.
+        var type: UInt8
+        let ridx = Int(reader.pointee.ridx)
+        let taskType: Int32 = ridx >= 0 ? withUnsafeBytes(of: &reader.pointee.rstack) { raw in
+            raw.bindMemory(to: redisReadTask.self)[ridx].type
+        } : -1
+        switch taskType {
+        case REDIS_REPLY_STRING: type = UInt8(ascii: "$")
+        case REDIS_REPLY_ARRAY: type = UInt8(ascii: "*")
+        case REDIS_REPLY_STATUS, REDIS_REPLY_ERROR, REDIS_REPLY_INTEGER: type = UInt8(ascii: "+")
+        default:
+            type = start[0]
+            start += 1
+            avail -= 1
+        }
         if type == UInt8(ascii: "$") || type == UInt8(ascii: "*") {
+            let scan = min(avail, 22)
+            var crlf = -1
+            for i in 0..<scan where start[i] == 13 { crlf = i; break }
             if crlf < 0 {
-                if pending >= 24 { throw violation("length header is not terminated") }
+                if avail >= 22 { throw violation("length header is not terminated") }
                 return
             }
             var n: Int64 = 0
-            var neg = false
-            for i in 1..<crlf {
+            for i in 0..<crlf {
                 let c = start[i]
-                if c == UInt8(ascii: "-") && i == 1 { neg = true; continue }
+                if c == UInt8(ascii: "-") && i == 0 { return }  // null values are tiny
                 guard c >= 48 && c <= 57 else { throw violation("malformed length header") }
                 n = n &* 10 &+ Int64(c - 48)
             }
-            if neg { return }  // null values are tiny
             if type == UInt8(ascii: "$"), n > Int64(state.limits.maxBulkBytes) {
                 throw violation("bulk string of \(n) bytes exceeds the limit of \(state.limits.maxBulkBytes)")
             }
             if type == UInt8(ascii: "*"), n > Int64(state.limits.maxElements) {
                 throw violation("array of \(n) elements exceeds the limit of \(state.limits.maxElements)")
             }
-        } else if pending > state.limits.maxBulkBytes + 64 {
-            throw violation("reply line longer than \(state.limits.maxBulkBytes) bytes")
+        } else if pending > min(state.limits.maxBulkBytes, 1 << 20) + 64 {
+            throw violation("reply line longer than \(min(state.limits.maxBulkBytes, 1 << 20)) bytes")
         }
     }
 

@@ -1,0 +1,233 @@
+import XCTest
+import Foundation
+@testable import RedisClient
+import RedisProtocol
+import TestSupport
+
+final class PlainConnectionTests: XCTestCase {
+    static let server = try! RedisServer(.plain)
+    var server: RedisServer { Self.server }
+    override class func tearDown() { server.stop() }
+
+    func testPipelineRepliesInOrder() throws {
+        let c = try RedisConnection(server.config())
+        var cmds: [[Bytes]] = []
+        for i in 0..<500 { cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "pipe:\(i)"), Bytes(utf8: "v\(i)")]) }
+        for i in 0..<500 { cmds.append([Bytes(utf8: "GET"), Bytes(utf8: "pipe:\(i)")]) }
+        cmds.append([Bytes(utf8: "INCR"), Bytes(utf8: "pipe:0")])  // an error in the middle of a pipeline
+        cmds.append([Bytes(utf8: "PING")])
+        let r = try c.pipeline(cmds)
+        XCTAssertEqual(r.count, 1002)
+        for i in 0..<500 { XCTAssertEqual(r[500 + i], .bulk(Bytes(utf8: "v\(i)"))) }
+        XCTAssertNotNil(r[1000].errorReply)
+        XCTAssertEqual(r[1001], .simpleString(Bytes(utf8: "PONG")))
+    }
+
+    func testBinarySafeKeysAndValues() throws {
+        let c = try RedisConnection(server.config())
+        let key: Bytes = [0x6B, 0x00, 0x0A, 0xFF, 0x20, 0x2A]
+        let val: Bytes = (0...255).map { UInt8($0) }
+        try c.call([Bytes(utf8: "SET"), key, val])
+        XCTAssertEqual(try c.call([Bytes(utf8: "GET"), key]), .bulk(val))
+    }
+
+    func testTypedServerErrors() throws {
+        let c = try RedisConnection(server.config())
+        XCTAssertThrowsError(try c.call("NOSUCHCOMMAND")) { e in
+            guard case RedisError.server(let se) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(se.kind, .unknownCommand)
+        }
+        try c.call("SET", "str", "x")
+        XCTAssertThrowsError(try c.call("LPUSH", "str", "y")) { e in
+            guard case RedisError.server(let se) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(se.kind, .wrongType)
+        }
+        XCTAssertEqual(try c.call("PING"), .simpleString(Bytes(utf8: "PONG")), "still usable after error replies")
+    }
+
+    func testSelectDatabase() throws {
+        var cfg = server.config()
+        cfg.db = 3
+        let c = try RedisConnection(cfg)
+        try c.call("SET", "dbkey", "3")
+        let admin = try server.admin()
+        XCTAssertEqual(try admin.call("GET", "dbkey"), .bulk(nil))
+        try admin.call("SELECT", "3")
+        XCTAssertEqual(try admin.call("GET", "dbkey"), .bulk(Bytes(utf8: "3")))
+    }
+
+    func testConnectionRefusedSaysSo() {
+        let port = freePort()
+        XCTAssertThrowsError(try RedisConnection(ConnectionConfig(host: "127.0.0.1", port: port))) { e in
+            XCTAssertTrue("\(e)".contains("connection refused"), "\(e)")
+        }
+    }
+
+    func testUnresolvableHostSaysSo() {
+        XCTAssertThrowsError(try RedisConnection(ConnectionConfig(host: "no-such-host.invalid", port: 6379))) { e in
+            XCTAssertTrue("\(e)".contains("not resolved"), "\(e)")
+        }
+    }
+
+    func testPasswordGivenToServerWithoutOne() {
+        XCTAssertThrowsError(try RedisConnection(server.config(password: "x"))) { e in
+            guard case RedisError.auth = e else { return XCTFail("\(e)") }
+        }
+    }
+
+    func testScanTraversesEverythingWithDuplicatesRemovedAndEmptyPages() throws {
+        let admin = try server.admin()
+        var cmds: [[Bytes]] = []
+        for i in 0..<2500 { cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "scan:\(i)"), Bytes(utf8: "1")]) }
+        for i in 0..<3000 { cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "noise:\(i)"), Bytes(utf8: "1")]) }
+        _ = try admin.pipeline(cmds)
+        // COUNT 10 with a sparse MATCH yields many empty pages.
+        let s = KeyScanner(match: Bytes(utf8: "scan:1*"), count: 10)
+        var got = Set<Bytes>()
+        var total = 0
+        var emptyPages = 0
+        while let page = try s.next(on: admin) {
+            if page.isEmpty { emptyPages += 1 }
+            total += page.count
+            got.formUnion(page)
+        }
+        let expected = (0..<2500).map { "scan:\($0)" }.filter { $0.hasPrefix("scan:1") }
+        XCTAssertEqual(got, Set(expected.map { Bytes(utf8: $0) }))
+        XCTAssertEqual(total, expected.count, "no duplicates")
+        XCTAssertGreaterThan(emptyPages, 0)
+        // Duplicates within a reply are dropped.
+        let d = KeyScanner(match: Bytes(utf8: "*"))
+        let dup = try d.consume(.array([.bulk(Bytes(utf8: "0")), .array([.bulk(Bytes(utf8: "a")), .bulk(Bytes(utf8: "a")), .bulk(Bytes(utf8: "b"))])]))
+        XCTAssertEqual(dup, [Bytes(utf8: "a"), Bytes(utf8: "b")])
+    }
+
+    func testMetadataInPipelinedBatches() throws {
+        let admin = try server.admin()
+        try admin.call("SET", "meta:s", "hello", "PX", "60000")
+        try admin.call("HSET", "meta:h", "f", "v")
+        let f = MetadataFetcher(batchSize: 1)
+        let m = try f.fetch([Bytes(utf8: "meta:s"), Bytes(utf8: "meta:h"), Bytes(utf8: "meta:none")], on: admin)
+        XCTAssertEqual(m[0].type, "string")
+        guard case .expiresIn(let ms)? = m[0].ttl else { return XCTFail() }
+        XCTAssertTrue(ms > 55000 && ms <= 60000)
+        XCTAssertNotNil(m[0].bytes)
+        XCTAssertEqual(m[1].type, "hash")
+        XCTAssertEqual(m[1].ttl, .persistent)
+        XCTAssertEqual(m[2].type, "none")
+        XCTAssertEqual(m[2].ttl, .gone)
+    }
+}
+
+final class AuthTests: XCTestCase {
+    func testPasswordRightAndWrong() throws {
+        let s = try RedisServer(.password("s3cret-pw"))
+        defer { s.stop() }
+        let c = try RedisConnection(s.config())
+        XCTAssertEqual(try c.call("PING"), .simpleString(Bytes(utf8: "PONG")))
+        XCTAssertThrowsError(try RedisConnection(s.config(password: "wrong-pw"))) { e in
+            guard case RedisError.auth(let m) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("WRONGPASS") || m.contains("invalid password"), m)
+            XCTAssertFalse(m.contains("wrong-pw"))
+        }
+        var none = s.config(); none.password = nil
+        XCTAssertThrowsError(try RedisConnection(none)) { e in
+            XCTAssertTrue("\(e)".contains("requires a password"), "\(e)")
+        }
+    }
+
+    func testACLUserAndNOPERM() throws {
+        let s = try RedisServer(.acl(users: ["alice on >alicepw ~app:* &* +@all -flushall -memory", "default off"], defaultPassword: nil))
+        defer { s.stop() }
+        let c = try RedisConnection(s.config(user: "alice", password: "alicepw"))
+        try c.call("SET", "app:x", "1")
+        XCTAssertThrowsError(try c.call("SET", "other:x", "1")) { e in
+            guard case RedisError.server(let se) = e else { return XCTFail("\(e)") }
+            XCTAssertEqual(se.kind, .noPerm)
+        }
+        // MEMORY is not permitted: sizes become unknown, the listing still works.
+        let f = MetadataFetcher()
+        let m = try f.fetch([Bytes(utf8: "app:x")], on: c)
+        XCTAssertEqual(m[0].type, "string")
+        XCTAssertNil(m[0].bytes)
+        XCTAssertFalse(f.memoryUsageAllowed)
+        XCTAssertThrowsError(try RedisConnection(s.config(user: "alice", password: "nope"))) { e in
+            guard case RedisError.auth = e else { return XCTFail("\(e)") }
+            XCTAssertFalse("\(e)".contains("nope"))
+        }
+    }
+}
+
+final class TLSTests: XCTestCase {
+    static let certs = TestCerts.shared
+    static let server = try! RedisServer(.tls(certs, requireClientCert: false), extraConfig: ["requirepass tlspw"])
+    override class func tearDown() { server.stop() }
+
+    func cfg(_ tls: TLSSettings, host: String = "127.0.0.1") -> ConnectionConfig {
+        ConnectionConfig(host: host, port: Self.server.port, password: Secret("tlspw"), tls: tls)
+    }
+
+    func testVerifiedConnectionByIPAndByName() throws {
+        let c = try RedisConnection(cfg(TLSSettings(caFile: Self.certs.caCert)))
+        XCTAssertTrue(c.transport.isTLS)
+        XCTAssertEqual(try c.call("PING"), .simpleString(Bytes(utf8: "PONG")))
+        let d = try RedisConnection(cfg(TLSSettings(caFile: Self.certs.caCert), host: "localhost"))
+        XCTAssertEqual(try d.call("PING"), .simpleString(Bytes(utf8: "PONG")))
+    }
+
+    func testWrongCAIsNotTrusted() {
+        XCTAssertThrowsError(try RedisConnection(cfg(TLSSettings(caFile: Self.certs.otherCACert)))) { e in
+            guard case RedisError.tls(_, let why) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(why.contains("certificate not trusted"), why)
+        }
+    }
+
+    func testSystemStoreDoesNotTrustTestCA() {
+        XCTAssertThrowsError(try RedisConnection(cfg(TLSSettings()))) { e in
+            XCTAssertTrue("\(e)".contains("not trusted"), "\(e)")
+        }
+    }
+
+    func testHostNameMismatchViaSNI() {
+        XCTAssertThrowsError(try RedisConnection(cfg(TLSSettings(caFile: Self.certs.caCert, serverName: "other.example")))) { e in
+            XCTAssertTrue("\(e)".contains("host name mismatch"), "\(e)")
+        }
+    }
+
+    func testInsecureSkipsVerification() throws {
+        let c = try RedisConnection(cfg(TLSSettings(caFile: Self.certs.otherCACert, serverName: "other.example", insecure: true)))
+        XCTAssertEqual(try c.call("PING"), .simpleString(Bytes(utf8: "PONG")))
+    }
+
+    func testPlainClientOnTLSPortFailsClearly() {
+        var c = cfg(TLSSettings())
+        c.tls = nil
+        c.timeouts = Timeouts(connect: 2, io: 2)
+        XCTAssertThrowsError(try RedisConnection(c))
+    }
+
+    func testCertificateForAnotherHostIsRejected() throws {
+        let other = try RedisServer(.tls(Self.certs.withOtherHostServerCert, requireClientCert: false))
+        defer { other.stop() }
+        let c = ConnectionConfig(host: "127.0.0.1", port: other.port, tls: TLSSettings(caFile: Self.certs.caCert))
+        XCTAssertThrowsError(try RedisConnection(c)) { e in
+            XCTAssertTrue("\(e)".contains("host name mismatch"), "\(e)")
+        }
+        var byName = c; byName.host = "localhost"
+        XCTAssertThrowsError(try RedisConnection(byName)) { e in
+            XCTAssertTrue("\(e)".contains("host name mismatch"), "\(e)")
+        }
+        var sni = c; sni.tls?.serverName = "other.example"
+        XCTAssertEqual(try RedisConnection(sni).call("PING"), .simpleString(Bytes(utf8: "PONG")), "the right name verifies")
+    }
+
+    func testClientCertificate() throws {
+        let s = try RedisServer(.tls(Self.certs, requireClientCert: true))
+        defer { s.stop() }
+        var c = ConnectionConfig(host: "127.0.0.1", port: s.port, tls: TLSSettings(caFile: Self.certs.caCert))
+        c.timeouts = Timeouts(connect: 3, io: 3)
+        XCTAssertThrowsError(try RedisConnection(c).call("PING"))
+        c.tls?.certFile = Self.certs.clientCert
+        c.tls?.keyFile = Self.certs.clientKey
+        XCTAssertEqual(try RedisConnection(c).call("PING"), .simpleString(Bytes(utf8: "PONG")))
+    }
+}

@@ -1,0 +1,142 @@
+import XCTest
+@testable import RedisClient
+import RedisProtocol
+
+final class OptionsTests: XCTestCase {
+    func resolve(_ f: ConnectionFlags = ConnectionFlags(), env: [String: String] = [:], files: [String: String] = [:]) throws -> ConnectionOptions {
+        try ConnectionOptions.resolve(flags: f, environment: env, readFile: { p in
+            guard let t = files[p] else { throw CocoaErrorStub() }
+            return t
+        })
+    }
+    struct CocoaErrorStub: Error {}
+
+    func testDefaults() throws {
+        let o = try resolve()
+        XCTAssertEqual(o.config.host, "127.0.0.1")
+        XCTAssertEqual(o.config.port, 6379)
+        XCTAssertNil(o.config.user)
+        XCTAssertNil(o.config.password)
+        XCTAssertNil(o.config.tls)
+        XCTAssertEqual(o.prefix, "app:")
+        XCTAssertFalse(o.readOnly)
+    }
+
+    func testURLParsing() throws {
+        let u = try RedisURL(parsing: "rediss://alice:p%40ss%3Aw@cache.example.com:6380/2")
+        XCTAssertTrue(u.tls)
+        XCTAssertEqual(u.user, "alice")
+        XCTAssertEqual(u.password, "p@ss:w")
+        XCTAssertEqual(u.host, "cache.example.com")
+        XCTAssertEqual(u.port, 6380)
+        XCTAssertEqual(u.db, 2)
+        let v = try RedisURL(parsing: "redis://:secret@10.1.2.3")
+        XCTAssertNil(v.user)
+        XCTAssertEqual(v.password, "secret")
+        XCTAssertNil(v.port)
+        let w = try RedisURL(parsing: "redis://[::1]:7000")
+        XCTAssertEqual(w.host, "::1")
+        XCTAssertEqual(w.port, 7000)
+        XCTAssertThrowsError(try RedisURL(parsing: "http://x"))
+        XCTAssertThrowsError(try RedisURL(parsing: "redis://h:99999"))
+        XCTAssertThrowsError(try RedisURL(parsing: "redis://h/abc"))
+    }
+
+    func testRedactedURLNeverShowsPassword() {
+        XCTAssertEqual(RedisURL.redact("redis://u:hunter2@h:1"), "redis://u:***@h:1")
+        XCTAssertFalse("\(try RedisURL(parsing: "redis://u:hunter2@h:1"))".isEmpty)
+    }
+
+    func testFlagsWinOverURLWhichWinsOverEnvironment() throws {
+        var f = ConnectionFlags()
+        f.url = "redis://urluser:urlpw@urlhost:7001/3"
+        f.port = 7002
+        let env = ["REDIS_URL": "redis://envurl:envpw@envurlhost:7003", "REDIS_HOST": "envhost", "REDIS_PORT": "7004",
+                   "REDIS_AUTH_TOKEN": "token", "REDIS_USER": "envuser"]
+        let o = try resolve(f, env: env)
+        XCTAssertEqual(o.config.host, "urlhost")
+        XCTAssertEqual(o.config.port, 7002)
+        XCTAssertEqual(o.config.user, "urluser")
+        XCTAssertEqual(o.config.password?.value, "urlpw")
+        XCTAssertEqual(o.config.db, 3)
+    }
+
+    func testREDIS_URLWinsOverSeparateVariables() throws {
+        let env = ["REDIS_URL": "redis://envurlhost:7003", "REDIS_HOST": "envhost", "REDIS_PORT": "7004", "REDIS_AUTH_TOKEN": "token"]
+        let o = try resolve(env: env)
+        XCTAssertEqual(o.config.host, "envurlhost")
+        XCTAssertEqual(o.config.port, 7003)
+        XCTAssertEqual(o.config.password?.value, "token", "the URL has no password, so the token still applies")
+    }
+
+    func testSeparateVariables() throws {
+        let o = try resolve(env: ["REDIS_HOST": "h", "REDIS_PORT": "6380", "REDIS_AUTH_TOKEN": "tok", "REDIS_USER": "bob", "REDIS_PREFIX": "myapp"])
+        XCTAssertEqual(o.config.host, "h")
+        XCTAssertEqual(o.config.port, 6380)
+        XCTAssertEqual(o.config.password?.value, "tok")
+        XCTAssertEqual(o.config.user, "bob")
+        XCTAssertEqual(o.prefix, "myapp:")
+        XCTAssertThrowsError(try resolve(env: ["REDIS_PORT": "abc"]))
+    }
+
+    func testNodeEnvProductionTurnsTLSOn() throws {
+        XCTAssertNotNil(try resolve(env: ["NODE_ENV": "production", "REDIS_HOST": "h"]).config.tls)
+        XCTAssertNil(try resolve(env: ["NODE_ENV": "development"]).config.tls)
+        XCTAssertNotNil(try resolve(env: ["REDIS_URL": "rediss://h"]).config.tls)
+        var f = ConnectionFlags(); f.url = "redis://h"
+        XCTAssertNil(try resolve(f, env: ["NODE_ENV": "production"]).config.tls, "an explicit redis:// flag URL is plain")
+        var g = ConnectionFlags(); g.tls = true
+        XCTAssertNotNil(try resolve(g).config.tls)
+    }
+
+    func testTLSFlagsAndVerificationDefaults() throws {
+        var f = ConnectionFlags()
+        f.cacert = "/ca.pem"; f.sni = "cache.example.com"
+        let o = try resolve(f)
+        XCTAssertEqual(o.config.tls?.caFile, "/ca.pem")
+        XCTAssertEqual(o.config.tls?.serverName, "cache.example.com")
+        XCTAssertEqual(o.config.tls?.insecure, false, "verification is on by default")
+        var k = ConnectionFlags(); k.key = "/k.pem"
+        XCTAssertThrowsError(try resolve(k))
+    }
+
+    func testPrefixRules() throws {
+        var f = ConnectionFlags(); f.prefix = ""
+        XCTAssertEqual(try resolve(f, env: ["REDIS_PREFIX": "x"]).prefix, "")
+        f.prefix = "svc:"
+        XCTAssertEqual(try resolve(f, env: ["REDIS_PREFIX": "x"]).prefix, "svc:")
+        XCTAssertEqual(try resolve(env: ["REDIS_PREFIX": "x"]).prefix, "x:")
+    }
+
+    func testPasswordFile() throws {
+        var f = ConnectionFlags(); f.passwordFile = "/pw"
+        let o = try resolve(f, env: ["REDIS_AUTH_TOKEN": "other"], files: ["/pw": "s3cret\n"])
+        XCTAssertEqual(o.config.password?.value, "s3cret")
+        f.passwordFile = "/missing"
+        XCTAssertThrowsError(try resolve(f)) { e in XCTAssertTrue("\(e)".contains("/missing")) }
+    }
+
+    func testPasswordNeverInDescriptions() throws {
+        var f = ConnectionFlags(); f.url = "redis://u:hunter2@h:1"
+        let o = try resolve(f)
+        XCTAssertFalse("\(o)".contains("hunter2"))
+        XCTAssertFalse(String(reflecting: o).contains("hunter2"))
+        XCTAssertFalse(o.summary.contains("hunter2"))
+    }
+
+    func testBackoffIsCappedAndJittered() {
+        var b = Backoff(base: 0.1, cap: 2, seed: 42)
+        var delays: [Double] = []
+        for _ in 0..<20 { delays.append(b.nextDelay()) }
+        XCTAssertTrue(delays.allSatisfy { $0 <= 2 && $0 >= 0.05 })
+        XCTAssertLessThan(delays[0], 0.11)
+        XCTAssertGreaterThan(delays[19], 0.99, "the ceiling grows to the cap")
+        XCTAssertGreaterThan(Set(delays.suffix(10)).count, 5, "jittered, not constant")
+        b.reset()
+        XCTAssertLessThan(b.nextDelay(), 0.11)
+    }
+
+    func testGlobEscape() {
+        XCTAssertEqual(globEscape(Bytes(utf8: "a*b?[c]\\")), Bytes(utf8: "a\\*b\\?\\[c\\]\\\\"))
+    }
+}
