@@ -16,93 +16,128 @@ public indirect enum JSON: Sendable, Equatable {
     public static func == (a: JSON, b: JSON) -> Bool { a.serialized() == b.serialized() }
 
     public func serialized() -> String {
-        var out = ""
+        var out = Bytes()
+        out.reserveCapacity(128)
         write(to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    public func write(to out: inout String) {
+    /// Appends the UTF-8 bytes of this value's JSON text.
+    public func write(to out: inout Bytes) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
+        case .null: out.append(contentsOf: JSON.nullBytes)
+        case .bool(let b): out.append(contentsOf: b ? JSON.trueBytes : JSON.falseBytes)
+        case .int(let i): JSON.appendInt(i, to: &out)
         case .double(let d):
-            if d.isFinite { out += d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : String(d) } else { out += "null" }
-        case .string(let s): JSON.writeString(Array(s.utf8), to: &out)
-        case .bytes(let b): JSON.writeString(b, to: &out)
+            if d.isFinite {
+                let s = d == d.rounded() && abs(d) < 1e15 ? String(format: "%.1f", d) : String(d)
+                out.append(contentsOf: s.utf8)
+            } else { out.append(contentsOf: JSON.nullBytes) }
+        case .string(let s):
+            var s = s
+            s.withUTF8 { JSON.writeString($0, to: &out) }
+        case .bytes(let b): b.withUnsafeBufferPointer { JSON.writeString($0, to: &out) }
         case .array(let items):
-            out += "["
-            for (i, v) in items.enumerated() { if i > 0 { out += "," }; v.write(to: &out) }
-            out += "]"
+            out.append(UInt8(ascii: "["))
+            for (i, v) in items.enumerated() { if i > 0 { out.append(UInt8(ascii: ",")) }; v.write(to: &out) }
+            out.append(UInt8(ascii: "]"))
         case .object(let fields):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, (k, v)) in fields.enumerated() {
-                if i > 0 { out += "," }
-                JSON.writeString(Array(k.utf8), to: &out)
-                out += ":"
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                var k = k
+                k.withUTF8 { JSON.writeString($0, to: &out) }
+                out.append(UInt8(ascii: ":"))
                 v.write(to: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static let hex: [Character] = Array("0123456789abcdef")
+    static let nullBytes = Array("null".utf8), trueBytes = Array("true".utf8), falseBytes = Array("false".utf8)
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// Writes a JSON string. Valid UTF-8 sequences pass through (escaped as JSON
+    static func appendInt(_ i: Int64, to out: inout Bytes) {
+        if i == 0 { out.append(UInt8(ascii: "0")); return }
+        var v = i.magnitude
+        if i < 0 { out.append(UInt8(ascii: "-")) }
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0)
+        var n = 0
+        withUnsafeMutableBytes(of: &tmp) { buf in
+            while v > 0 { buf[n] = UInt8(48 + v % 10); v /= 10; n += 1 }
+            for j in stride(from: n - 1, through: 0, by: -1) { out.append(buf[j]) }
+        }
+    }
+
+    /// Writes a JSON string. Valid UTF-8 passes through as bytes (escaped as JSON
     /// requires); each byte of an invalid sequence becomes `\u00XX`.
-    public static func writeString(_ b: Bytes, to out: inout String) {
-        out += "\""
+    public static func writeString(_ b: UnsafeBufferPointer<UInt8>, to out: inout Bytes) {
+        out.append(UInt8(ascii: "\""))
         var i = 0
         let n = b.count
-        var scalars = String.UnicodeScalarView()
-        func flushScalars() { if !scalars.isEmpty { out += String(scalars); scalars = String.UnicodeScalarView() } }
-        func u00(_ x: UInt8) {
-            flushScalars()
-            out += "\\u00"; out.append(hex[Int(x >> 4)]); out.append(hex[Int(x & 15)])
+        var runStart = 0
+        @inline(__always) func flush(_ upTo: Int) {
+            if upTo > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: b[runStart..<upTo])) }
+        }
+        @inline(__always) func escaped(_ at: Int, _ len: Int, _ esc: () -> Void) {
+            flush(at); esc(); runStart = at + len
         }
         while i < n {
             let c = b[i]
+            if c >= 0x20 && c < 0x7F && c != 0x22 && c != 0x5C { i += 1; continue }
             if c < 0x80 {
-                switch c {
-                case 0x22: flushScalars(); out += "\\\""
-                case 0x5C: flushScalars(); out += "\\\\"
-                case 0x0A: flushScalars(); out += "\\n"
-                case 0x0D: flushScalars(); out += "\\r"
-                case 0x09: flushScalars(); out += "\\t"
-                case 0x08: flushScalars(); out += "\\b"
-                case 0x0C: flushScalars(); out += "\\f"
-                case 0..<0x20, 0x7F: u00(c)
-                default: scalars.append(Unicode.Scalar(c))
+                escaped(i, 1) {
+                    switch c {
+                    case 0x22: out.append(0x5C); out.append(0x22)
+                    case 0x5C: out.append(0x5C); out.append(0x5C)
+                    case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+                    case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+                    case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+                    default: u00(c, &out)
+                    }
                 }
                 i += 1
                 continue
             }
             let len = utf8SequenceLength(b, i)
-            if len == 0 { u00(c); i += 1; continue }
-            var v: UInt32 = 0
-            switch len {
-            case 2: v = UInt32(c & 0x1F) << 6 | UInt32(b[i+1] & 0x3F)
-            case 3: v = UInt32(c & 0x0F) << 12 | UInt32(b[i+1] & 0x3F) << 6 | UInt32(b[i+2] & 0x3F)
-            default: v = UInt32(c & 0x07) << 18 | UInt32(b[i+1] & 0x3F) << 12 | UInt32(b[i+2] & 0x3F) << 6 | UInt32(b[i+3] & 0x3F)
-            }
-            if v == 0x2028 || v == 0x2029 || (v >= 0x80 && v < 0xA0) {
-                flushScalars(); out += String(format: "\\u%04x", v)
-            } else {
-                scalars.append(Unicode.Scalar(v)!)
+            if len == 0 { escaped(i, 1) { u00(c, &out) }; i += 1; continue }
+            // U+2028/2029 break JavaScript; C1 controls are escaped too.
+            if (len == 3 && c == 0xE2 && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9)) || (len == 2 && c == 0xC2 && b[i+1] < 0xA0) {
+                let cp: UInt32 = len == 3 ? (b[i+2] == 0xA8 ? 0x2028 : 0x2029) : UInt32(b[i+1])
+                escaped(i, len) {
+                    out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
+                    for shift in [12, 8, 4, 0] { out.append(hex[Int((cp >> UInt32(shift)) & 15)]) }
+                }
+                i += len
+                continue
             }
             i += len
         }
-        flushScalars()
-        out += "\""
+        flush(n)
+        out.append(UInt8(ascii: "\""))
     }
 
-    public static func stringLiteral(_ b: Bytes) -> String { var s = ""; writeString(b, to: &s); return s }
+    @inline(__always) private static func u00(_ x: UInt8, _ out: inout Bytes) {
+        out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(x >> 4)], hex[Int(x & 15)]])
+    }
+
+    public static func writeString(_ b: Bytes, to out: inout Bytes) {
+        b.withUnsafeBufferPointer { writeString($0, to: &out) }
+    }
+
+    public static func stringLiteral(_ b: Bytes) -> String { var o = Bytes(); writeString(b, to: &o); return String(decoding: o, as: UTF8.self) }
 }
 
 /// Length of the valid UTF-8 sequence starting at `i`, or 0 if the bytes there are invalid
 /// (overlongs, surrogates and values above U+10FFFF are invalid).
 @inline(__always)
 public func utf8SequenceLength(_ b: Bytes, _ i: Int) -> Int {
+    b.withUnsafeBufferPointer { utf8SequenceLength($0, i) }
+}
+
+@inline(__always)
+public func utf8SequenceLength(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> Int {
     let n = b.count
     let c = b[i]
     func cont(_ j: Int) -> Bool { j < n && b[j] & 0xC0 == 0x80 }

@@ -16,21 +16,23 @@ public enum RESPEncoder {
     public static func append(_ argv: [Bytes], to out: inout Bytes) {
         precondition(!argv.isEmpty, "empty command")
         let n = argv.count
-        let lens = UnsafeMutablePointer<Int>.allocate(capacity: n)
-        let ptrs = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: n)
-        defer { lens.deallocate(); ptrs.deallocate() }
-        // Keep every argument alive and pinned while hiredis reads it.
-        var storage: [UnsafeMutablePointer<UInt8>] = []
-        storage.reserveCapacity(n)
-        defer { for p in storage { p.deallocate() } }
-        for (i, a) in argv.enumerated() {
-            let p = UnsafeMutablePointer<UInt8>.allocate(capacity: max(a.count, 1))
-            a.withUnsafeBufferPointer { src in
-                if let base = src.baseAddress { p.initialize(from: base, count: a.count) }
+        // One contiguous copy of every argument, pinned while hiredis reads it.
+        var total = 0
+        for a in argv { total += a.count }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1) + n * (MemoryLayout<Int>.stride + MemoryLayout<UnsafePointer<CChar>?>.stride), alignment: 16)
+        defer { storage.deallocate() }
+        let lens = storage.bindMemory(to: Int.self, capacity: n)
+        let ptrs = (storage + n * MemoryLayout<Int>.stride).bindMemory(to: UnsafePointer<CChar>?.self, capacity: n)
+        let data = storage + n * (MemoryLayout<Int>.stride + MemoryLayout<UnsafePointer<CChar>?>.stride)
+        var off = 0
+        for i in 0..<n {
+            let a = argv[i]
+            a.withUnsafeBytes { src in
+                if let base = src.baseAddress { (data + off).copyMemory(from: base, byteCount: src.count) }
             }
-            storage.append(p)
             lens[i] = a.count
-            ptrs[i] = UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self)
+            ptrs[i] = UnsafePointer((data + off).assumingMemoryBound(to: CChar.self))
+            off += a.count
         }
         var target: UnsafeMutablePointer<CChar>? = nil
         let len = redisFormatCommandArgv(&target, Int32(n), ptrs, lens)

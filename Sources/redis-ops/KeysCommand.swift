@@ -35,7 +35,7 @@ struct KeysCommand: ParsableCommand {
                 guard let type = m.type, type != "none" else { continue }   // gone meanwhile
                 if m.ttl == .gone { continue }
                 emitted += 1
-                if json { Output.line(Self.jsonLine(m, type: type)) }
+                if json { Output.line(bytes: Self.jsonLine(m, type: type)) }
                 else {
                     Output.line(pad(formatTTL(m.ttl), 10) + "  " + pad(type, 7) + "  " + pad(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
                 }
@@ -48,13 +48,16 @@ struct KeysCommand: ParsableCommand {
         }
     }
 
-    static func jsonLine(_ m: KeyMetadata, type: String) -> String {
+    static func jsonLine(_ m: KeyMetadata, type: String) -> Bytes {
         var f: [(String, JSON)] = [("key", .bytes(m.key))]
         f.append(("type", .string(type)))
         f.append(("ttl_ms", m.ttl.map { .int($0.jsonMilliseconds) } ?? .null))
         f.append(("bytes", m.bytes.map { .int($0) } ?? .null))
         if !m.key.isValidUTF8 { f.append(("key_base64", .string(m.key.base64))) }
-        return JSON.object(f).serialized()
+        var out = Bytes()
+        out.reserveCapacity(96 + m.key.count)
+        JSON.object(f).write(to: &out)
+        return out
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RedisClient
 import OpsCore
+import RedisProtocol
 
 /// The connection options every subcommand accepts (DESIGN.md section 3).
 struct ConnectionOptionGroup: ParsableArguments {
@@ -67,6 +68,12 @@ enum Output {
 
     static func line(_ s: String) {
         buffer.append(contentsOf: s.utf8)
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    static func line(bytes: Bytes) {
+        buffer.append(contentsOf: bytes)
         buffer.append(10)
         if buffer.count >= 1 << 16 { flush() }
     }

@@ -232,3 +232,54 @@ public func run(_ path: String, _ args: [String], stdin: String? = nil, environm
     return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
                      stderr: String(decoding: eb.data, as: UTF8.self), stdoutBytes: o)
 }
+
+/// The redis-ops binary under test: $REDIS_OPS_BIN, or the one built next to the test bundle.
+public func redisOpsBinary() -> String {
+    if let p = ProcessInfo.processInfo.environment["REDIS_OPS_BIN"], !p.isEmpty { return p }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    if dir.lastPathComponent == "MacOS" { dir = dir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    return dir.appendingPathComponent("redis-ops").path
+}
+
+/// Runs redis-ops with a clean environment (plus `env`).
+@discardableResult
+public func redisOps(_ args: [String], env: [String: String] = [:], stdin: String? = nil, timeout: Double = 60) throws -> RunResult {
+    var e = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8"]
+    for (k, v) in env { e[k] = v }
+    return try run(redisOpsBinary(), args, stdin: stdin, environment: e, timeout: timeout)
+}
+
+/// The application's rate-limit script, verbatim (DESIGN.md section 4).
+public let rateLimitLua = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local current = redis.call('INCR', key)
+if current == 1 then
+redis.call('EXPIRE', key, window)
+end
+if current > limit then
+local ttl = redis.call('TTL', key)
+return {0, current, ttl}
+end
+return {1, current, window}
+"""
+
+extension RedisServer {
+    /// Fills the server the way the application does, through redis-cli (a real, independent client).
+    public func fillLikeTheApp(workspaces: Int = 20) throws {
+        var script = ""
+        for i in 1...workspaces {
+            script += "SET app:workspace:\(i) '{\"id\":\(i),\"name\":\"Workspace \(i)\",\"plan\":\"pro\"}' EX 300\n"
+        }
+        script += "SET app:lock:app:workspace:3 owner-1 NX EX 10\n"
+        script += "SET app:lock:app:workspace:4 stuck NX\n"
+        script += "SET app:session:abc xyz\n"
+        script += "HSET app:user:1 name Ann email ann@example.com\n"
+        script += "SET other:workspace:1 outside-prefix\n"
+        script += "SET workspace:1 no-prefix\n"
+        try cli([], stdin: script)
+        for _ in 0..<75 { try cli(["EVAL", rateLimitLua, "1", "app:ratelimit:ip:10.0.0.1", "60", "60"]) }
+        for _ in 0..<10 { try cli(["EVAL", rateLimitLua, "1", "app:ratelimit:user:42", "60", "60"]) }
+    }
+}

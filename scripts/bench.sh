@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Benchmarks redis-ops side by side with redis-cli on the same private server, in one run.
+#   keys: listing 1,000,000 keys (time and peak RSS)
+#   tail: a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
+# Usage: scripts/bench.sh [keys|tail|all]   (KEYS_N=1000000 FLOOD_SECONDS=10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHAT="${1:-all}"
+BIN="${REDIS_OPS_BIN:-.build/release/redis-ops}"
+KEYS_N="${KEYS_N:-1000000}"
+FLOOD_SECONDS="${FLOOD_SECONDS:-10}"
+[ -x "$BIN" ] || { echo "build first: make release" >&2; exit 1; }
+TMP="$(mktemp -d)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --enable-debug-command local \
+    --dir "$TMP" --logfile "$TMP/redis.log" --daemonize no &
+SERVER=$!
+cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+# Runs a command, prints "seconds peak_rss_kb".
+measure() {
+    /usr/bin/time -f "%e %M" -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err" || true
+    cat "$TMP/time" | tail -1
+}
+ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b>0 else 'n/a')"; }
+
+if [ "$WHAT" = keys ] || [ "$WHAT" = all ]; then
+    echo "== keys: $KEYS_N keys under app:bench: (DEBUG POPULATE, 64-byte values) =="
+    redis-cli -p "$PORT" DEBUG POPULATE "$KEYS_N" app:bench 64 >/dev/null
+    redis-cli -p "$PORT" DBSIZE | sed 's/^/dbsize: /'
+    read -r ro_t ro_m < <(measure "$BIN" --port "$PORT" keys --match 'bench:*' --json)
+    ro_n=$(wc -l <"$TMP/out")
+    read -r cli_t cli_m < <(measure redis-cli -p "$PORT" --scan --pattern 'app:bench:*')
+    cli_n=$(wc -l <"$TMP/out")
+    read -r ron_t ron_m < <(measure "$BIN" --port "$PORT" keys --match 'bench:*')
+    printf '%-46s %8s s %9s KB peak RSS %8s lines\n' "redis-ops keys --json (type+PTTL+MEMORY USAGE)" "$ro_t" "$ro_m" "$ro_n"
+    printf '%-46s %8s s %9s KB peak RSS\n' "redis-ops keys (table)" "$ron_t" "$ron_m"
+    printf '%-46s %8s s %9s KB peak RSS %8s lines\n' "redis-cli --scan (names only)" "$cli_t" "$cli_m" "$cli_n"
+    echo "ratio time redis-ops/redis-cli: $(ratio "$ro_t" "$cli_t")  (redis-ops also fetches 3 fields per key)"
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+fi
+
+if [ "$WHAT" = tail ] || [ "$WHAT" = all ]; then
+    echo "== tail: ${FLOOD_SECONDS} s flood of PUBLISH on one channel (redis-benchmark, pipelined) =="
+    "$BIN" bench-tail --port "$PORT" --channel bench:flood --seconds "$((FLOOD_SECONDS + 2))" >"$TMP/ro.json" 2>"$TMP/ro.err" &
+    RO=$!
+    /usr/bin/time -f "%M" -o "$TMP/cli.time" timeout "$((FLOOD_SECONDS + 2))" redis-cli -p "$PORT" subscribe bench:flood >"$TMP/cli.out" 2>/dev/null &
+    CLI=$!
+    sleep 1
+    PAYLOAD='{"type":"member.added","workspaceId":123,"userId":"u-42","at":"2026-11-26T16:00:00.123Z"}'
+    timeout "$FLOOD_SECONDS" redis-benchmark -p "$PORT" -c 4 -P 64 -n 2000000000 -q PUBLISH bench:flood "$PAYLOAD" >/dev/null 2>&1 || true
+    wait "$RO" || true
+    wait "$CLI" || true
+    cli_lines=$(wc -l <"$TMP/cli.out")
+    cli_msgs=$(( (cli_lines - 3) / 3 ))
+    cli_rss=$(tail -1 "$TMP/cli.time")
+    python3 - "$TMP/ro.json" "$cli_msgs" "$cli_rss" "$FLOOD_SECONDS" "$TMP/redis.log" <<'PY'
+import json, sys
+ro = json.load(open(sys.argv[1]))
+cli_msgs, cli_rss, secs = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+log = open(sys.argv[5], errors="replace").read()
+disc = "scheduled to be closed ASAP for overcoming of output buffer limits" in log
+print(f"{'':34} {'messages':>12} {'msg/s':>12} {'dropped':>9} {'peak RSS':>10} {'disconnected':>13}")
+print(f"{'redis-ops console tail':34} {ro['received']:>12} {ro['received']/secs:>12.0f} {ro['dropped']:>9} {ro['peak_rss_kb']/1024:>8.1f}MB {str(ro['disconnects']>0):>13}")
+print(f"{'redis-cli subscribe':34} {cli_msgs:>12} {cli_msgs/secs:>12.0f} {'n/a':>9} {cli_rss/1024:>8.1f}MB {'':>13}")
+print(f"ratio received redis-ops/redis-cli: {ro['received']/max(cli_msgs,1):.2f}x; server log mentions an output-buffer disconnect: {disc}")
+PY
+fi
