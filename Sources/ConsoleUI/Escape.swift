@@ -10,7 +10,9 @@ import Glibc
 public struct TextRun: Sendable, Equatable {
     public var text: String
     public var isEscape: Bool
-    public init(_ text: String, isEscape: Bool = false) { self.text = text; self.isEscape = isEscape }
+    /// A role of its own (syntax colouring); nil means the caller's.
+    public var role: Role?
+    public init(_ text: String, isEscape: Bool = false, role: Role? = nil) { self.text = text; self.isEscape = isEscape; self.role = role }
 }
 
 private let localeReady: Bool = {
@@ -54,7 +56,7 @@ func mustEscape(_ v: UInt32) -> Bool {
 /// UTF-8, bidi overrides and zero-width characters become visible escapes such as
 /// `\e`, `\x9b`, `\u202e`; a backslash is doubled so that escapes stay unambiguous.
 public enum Escaper {
-    public static func runs(_ b: Bytes, maxScalars: Int = .max) -> [TextRun] {
+    public static func runs(_ b: Bytes, maxScalars: Int = .max, escapeBackslash: Bool = true) -> [TextRun] {
         var out: [TextRun] = []
         var plain = String.UnicodeScalarView()
         var esc = ""
@@ -77,7 +79,7 @@ public enum Escaper {
                 case 0x09: escape("\\t")
                 case 0x0D: escape("\\r")
                 case 0x1B: escape("\\e")
-                case 0x5C: flushEsc(); plain.append("\\"); plain.append("\\"); prevPrintable = true; combiners = 0
+                case 0x5C: flushEsc(); plain.append("\\"); if escapeBackslash { plain.append("\\") }; prevPrintable = true; combiners = 0
                 case 0..<0x20, 0x7F: escape("\\x" + hex2(c))
                 default: keep(Unicode.Scalar(c)); prevPrintable = true; combiners = 0
                 }
@@ -108,8 +110,8 @@ public enum Escaper {
     }
 
     /// The escaped text as one string (escapes inline).
-    public static func string(_ b: Bytes, maxScalars: Int = .max) -> String {
-        runs(b, maxScalars: maxScalars).map(\.text).joined()
+    public static func string(_ b: Bytes, maxScalars: Int = .max, escapeBackslash: Bool = true) -> String {
+        runs(b, maxScalars: maxScalars, escapeBackslash: escapeBackslash).map(\.text).joined()
     }
 
     public static func string(_ s: String) -> String { string(Bytes(utf8: s)) }

@@ -27,7 +27,7 @@ public struct Timeouts: Sendable, Equatable {
 
 private let ignoreSigpipeOnce: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
-func monotonicNow() -> Double {
+public func monotonicNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9

@@ -76,18 +76,14 @@ final class TailPrinter: SubscriberSink, @unchecked Sendable {
 
     private func format(_ m: ReceivedMessage) {
         if json {
-            var f: [(String, JSON)] = [("channel", .bytes(m.channel)), ("pattern", m.pattern.map { .bytes($0) } ?? .null),
-                                       ("payload", .bytes(m.payload)), ("ts", .string(isoTimestamp(m.receivedAt)))]
-            if !m.channel.isValidUTF8 { f.append(("channel_base64", .string(m.channel.base64))) }
-            if !m.payload.isValidUTF8 { f.append(("payload_base64", .string(m.payload.base64))) }
-            buffer.append(contentsOf: JSON.object(f).serialized().utf8)
+            TailJSON.line(m, into: &buffer)
         } else {
             var line = isoTimestamp(m.receivedAt) + " " + Escaper.string(m.channel)
             if let p = m.pattern { line += " (" + Escaper.string(p) + ")" }
             line += " " + Escaper.string(m.payload)
             buffer.append(contentsOf: line.utf8)
+            buffer.append(10)
         }
-        buffer.append(10)
         if buffer.count > 1 << 16 { flush() }
     }
 

@@ -1,0 +1,202 @@
+import Foundation
+import Synchronization
+import RedisProtocol
+import RedisClient
+import OpsCore
+import ConsoleUI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A self-pipe that wakes the input loop; wake-ups coalesce.
+final class WakePipe: Sendable {
+    let readFD: Int32
+    let writeFD: Int32
+    private let pending = Atomic<Bool>(false)
+    init() {
+        var fds: [Int32] = [0, 0]
+        _ = pipe(&fds)
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        readFD = fds[0]; writeFD = fds[1]
+    }
+    func wake() {
+        if pending.exchange(true, ordering: .acquiringAndReleasing) { return }
+        var b: UInt8 = 1
+        _ = write(writeFD, &b, 1)
+    }
+    func drain() {
+        pending.store(false, ordering: .releasing)
+        var buf = [UInt8](repeating: 0, count: 256)
+        while read(readFD, &buf, 256) > 0 {}
+    }
+}
+
+/// Events from worker threads, waiting for the input loop.
+final class Inbox: Sendable {
+    private let events = Mutex<[AppEvent]>([])
+    func post(_ evs: [AppEvent]) { events.withLock { $0 += evs } }
+    func take() -> [AppEvent] { events.withLock { e in let out = e; e.removeAll(); return out } }
+}
+
+/// Signals that end the console cleanly (Ctrl-C, SIGTERM, SIGHUP), via a pipe.
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+private func onQuitSignal(_ sig: Int32) {
+    var b = UInt8(truncatingIfNeeded: sig)
+    _ = write(signalPipeWrite, &b, 1)
+}
+
+public struct ConsoleSettings: Sendable {
+    public var options: ConnectionOptions
+    public var channels: [Bytes]
+    public var patterns: [Bytes]
+    public var bufferSize: Int
+    public init(options: ConnectionOptions, channels: [Bytes], patterns: [Bytes], bufferSize: Int = 10_000) {
+        self.options = options; self.channels = channels; self.patterns = patterns; self.bufferSize = bufferSize
+    }
+}
+
+/// The interactive console: one thread owns ncurses and runs one poll() loop over
+/// stdin, a wake pipe (subscriber and command workers) and a signal pipe.
+public final class Console {
+    let settings: ConsoleSettings
+    let wake = WakePipe()
+    let store: TailStore
+    let inbox = Inbox()
+
+    public init(_ settings: ConsoleSettings) {
+        self.settings = settings
+        let w = wake
+        store = TailStore(capacity: settings.bufferSize, wake: { w.wake() })
+    }
+
+    public func run() throws {
+        var sigFDs: [Int32] = [0, 0]
+        _ = pipe(&sigFDs)
+        _ = fcntl(sigFDs[0], F_SETFL, fcntl(sigFDs[0], F_GETFL) | O_NONBLOCK)
+        signalPipeWrite = sigFDs[1]
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, onQuitSignal) }
+        defer {
+            for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+            close(sigFDs[0]); close(sigFDs[1])
+        }
+
+        let o = settings.options
+        let term = try Terminal()
+        defer { term.shutdown() }
+
+        var session = SessionInfo(endpoint: o.config.endpoint, tls: o.isTLS, insecure: o.insecure, user: o.config.user,
+                                  prefix: o.prefix, readOnly: o.readOnly)
+        session.command = .connecting
+        let (w0, h0) = term.size
+        var state = AppState(width: w0, height: h0, now: wallClockNow(), session: session)
+        state.subscriptions = settings.channels.map { Subscription(name: $0, isPattern: false) }
+            + settings.patterns.map { Subscription(name: $0, isPattern: true) }
+        if o.insecure {
+            state.flash = Flash(text: "TLS certificate verification is OFF (--insecure)", level: .warning, until: state.now + 15)
+        }
+
+        let inbox = self.inbox, wake = self.wake
+        let post: @Sendable ([AppEvent]) -> Void = { evs in
+            if evs.isEmpty { return }
+            inbox.post(evs)
+            wake.wake()
+        }
+        let infoJob = CommandWorker.Job(run: { c in
+            let r = try c.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "server")], [Bytes(utf8: "INFO"), Bytes(utf8: "replication")]])
+            let text = (r[0].string ?? "") + "\n" + (r[1].string ?? "")
+            let info = ServerInfo(text: text)
+            return [.serverInfo(role: info["role"], version: info["redis_version"])]
+        }, onError: { e in
+            if case .server = e { return [.serverInfo(role: nil, version: nil)] }  // INFO not permitted: the header says less
+            return []
+        })
+        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob)], post: post)
+        let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: store)
+        commands.start()
+        subscriber.start()
+        defer {
+            subscriber.stop()
+            commands.stop()
+        }
+
+        var lastRender = 0.0
+        var dirty = true
+        var nextTick = monotonicNow() + 1
+        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: sigFDs[0], events: Int16(POLLIN), revents: 0)]
+
+        func apply(_ ev: AppEvent) {
+            let effects = store.tail.withLock { t in Reducer.reduce(&state, ev, tail: t) }
+            dirty = true
+            for e in effects { perform(e, &state, subscriber: subscriber, post: post) }
+        }
+
+        while !state.quitting {
+            let now = monotonicNow()
+            var timeout = max(0, nextTick - now)
+            if dirty { timeout = min(timeout, max(0, lastRender + 1.0 / 30 - now)) }
+            for i in fds.indices { fds[i].revents = 0 }
+            let r = poll(&fds, 3, Int32(timeout * 1000))
+            if r < 0 && errno != EINTR { break }
+            if fds[2].revents != 0 { state.quitting = true; break }
+            if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 { break }
+            // Keys (and resizes: a resize interrupts poll and get_wch reports it).
+            while let k = term.readKey() {
+                switch k {
+                case .key(let key): apply(.key(key))
+                case .resize:
+                    let (w, h) = term.size
+                    term.invalidate()
+                    apply(.resize(width: w, height: h))
+                case .ignored: break
+                }
+                if state.quitting { break }
+            }
+            if fds[1].revents != 0 {
+                wake.drain()
+                let evs = inbox.take()
+                for ev in evs { apply(ev) }
+                for n in store.takeNotices() { apply(.subscriber(n)) }
+                apply(.tailChanged)
+            }
+            let t = monotonicNow()
+            if t >= nextTick {
+                apply(.tick(wallClockNow()))
+                nextTick = t + 1
+            }
+            if dirty && t - lastRender >= 1.0 / 30 {
+                let grid = store.tail.withLock { tail in Screen.render(state, tail: tail) }
+                term.draw(grid)
+                lastRender = t
+                dirty = false
+            }
+        }
+    }
+
+    func perform(_ e: Effect, _ state: inout AppState, subscriber: SubscriptionWorker, post: @escaping @Sendable ([AppEvent]) -> Void) {
+        switch e {
+        case .quit:
+            state.quitting = true
+        case .subscribe(let name, let p):
+            subscriber.subscribe(name, pattern: p)
+        case .unsubscribe(let name, let p):
+            subscriber.unsubscribe(name, pattern: p)
+        case .writeTail(let path, let filter, let upTo):
+            let entries = store.tail.withLock { $0.entries(upTo: upTo, filter: filter) }
+            do {
+                var out = Bytes()
+                var n = 0
+                for entry in entries {
+                    guard let m = entry.message else { continue }
+                    TailJSON.line(m, truncatedFrom: entry.originalSize, into: &out)
+                    n += 1
+                }
+                try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
+                post([.wrote(path: path, count: n)])
+            } catch {
+                post([.failed("cannot write \(path): \((error as NSError).localizedDescription)")])
+            }
+        }
+    }
+}

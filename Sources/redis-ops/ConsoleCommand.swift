@@ -1,0 +1,37 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleTerminal
+
+struct ConsoleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "console",
+        abstract: "Open the interactive console (the default when no subcommand is given).")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Option(name: .customLong("channel"), help: "Subscribe to this channel (repeatable). Channel names never get the key prefix.")
+    var channels: [String] = []
+    @Option(name: .customLong("pattern"), help: "Subscribe to this pattern (repeatable; default workspace:*:events).")
+    var patterns: [String] = []
+    @Option(name: .long, help: "Messages kept in the live tail's ring buffer.")
+    var buffer: Int = 10_000
+
+    func validate() throws {
+        if buffer < 10 || buffer > 5_000_000 { throw ValidationError("--buffer must be between 10 and 5000000") }
+    }
+
+    func run() throws {
+        guard isatty(0) == 1 && isatty(1) == 1 else {
+            throw CLIError.usage("the console needs a terminal; for scripts use the subcommands (keys, tail, info, …)")
+        }
+        let opts = try connection.resolve()
+        // Fail before taking over the screen if the server cannot be reached at all.
+        try RedisConnection(opts.config).close()
+        var pats = patterns.map { Bytes(utf8: $0) }
+        let chans = channels.map { Bytes(utf8: $0) }
+        if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: KeySchema(prefix: opts.prefix).eventsPattern)] }
+        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer)).run()
+    }
+}
