@@ -35,7 +35,7 @@ public enum Bindings {
         Binding(keys: [.pageDown, .ctrl("f")], label: "PgDn", help: "page down", scope: .global, footer: nil, action: .pageDown),
         Binding(keys: [.char("g"), .home], label: "g", help: "first row", scope: .global, footer: nil, action: .top),
         Binding(keys: [.char("G"), .end], label: "G", help: "last row (and follow new messages)", scope: .global, footer: nil, action: .bottom),
-        Binding(keys: [.char("/")], label: "/", help: "filter: text, or field=value for JSON payloads (type=member.added); Enter keeps, Esc clears", scope: .view(.events), footer: "filter", action: .filter),
+        Binding(keys: [.char("/")], label: "/", help: "filter: text, or field=value in JSON (type=member.added); Enter keeps, Esc clears", scope: .view(.events), footer: "filter", action: .filter),
         Binding(keys: [.escape], label: "Esc", help: "clear the filter / close the detail pane", scope: .global, footer: nil, action: .clearFilter),
         Binding(keys: [.enter], label: "Enter", help: "details of the selected row (JSON pretty-printed)", scope: .view(.events), footer: "details", action: .details),
         Binding(keys: [.char(" ")], label: "space", help: "pause / resume the live view (the buffer keeps filling)", scope: .view(.events), footer: "pause", action: .pause),

@@ -11,8 +11,8 @@ public enum Screen {
     public static func render(_ s: AppState, tail: ChannelTail, timeZone: TimeZone = .current) -> CellGrid {
         var g = CellGrid(width: s.width, height: s.height)
         if s.width < minWidth || s.height < minHeight {
-            g.put(0, 0, "terminal too small", .warning)
-            g.put(0, 1, "\(s.width)x\(s.height), need \(minWidth)x\(minHeight)", .dim)
+            g.put(0, 0, "too small", .warning)
+            g.put(0, 1, "\(s.width)x\(s.height)<\(minWidth)x\(minHeight)", .dim)
             g.put(0, 2, "q quits", .dim)
             return g
         }
@@ -110,15 +110,23 @@ public enum Screen {
 
     static func help(_ g: inout CellGrid, _ s: AppState) {
         let rows = Bindings.all.filter { $0.scope == .global || $0.scope == .view(s.view) }
-        let w = min(g.width - 2, 86)
-        let h = min(g.height - 2, rows.count + 4)
+        let w = min(g.width, 84)
+        let h = min(g.height, rows.count + 4)
         let x0 = (g.width - w) / 2, y0 = max(0, (g.height - h) / 2)
         for y in y0..<(y0 + h) { g.fill(y: y, from: x0, to: x0 + w, role: .normal) }
-        g.put(x0 + 2, y0, "Keys — \(s.view.title)  (any key closes)", .title)
-        var y = y0 + 2
+        // A frame, so the help stands apart from the view under it.
+        g.put(x0, y0, "┌" + String(repeating: "─", count: max(0, w - 2)) + "┐", .dim)
+        g.put(x0, y0 + h - 1, "└" + String(repeating: "─", count: max(0, w - 2)) + "┘", .dim)
+        for y in (y0 + 1)..<max(y0 + 1, y0 + h - 1) { g.put(x0, y, "│", .dim); g.put(x0 + w - 1, y, "│", .dim) }
+        g.put(x0 + 2, y0, " Keys — \(s.view.title) · any key closes ", .title, maxX: x0 + w - 1)
+        var y = y0 + 1
         for b in rows {
-            if y >= y0 + h - 1 { g.put(x0 + 2, y, "… (enlarge the terminal for the rest)", .dim); break }
-            g.put(x0 + 2, y, padRight(b.label, 7), .footerKey)
+            if y >= y0 + h - 1 { break }
+            if y == y0 + h - 2 && b.label != rows.last?.label {
+                g.put(x0 + 2, y, "… enlarge the terminal for the rest", .dim, maxX: x0 + w - 1)
+                break
+            }
+            g.put(x0 + 2, y, padRight(b.label, 7), .footerKey, maxX: x0 + w - 1)
             g.put(x0 + 10, y, b.help, .normal, maxX: x0 + w - 1)
             y += 1
         }
@@ -127,8 +135,9 @@ public enum Screen {
 
 enum EventsView {
     static func timeText(_ t: Double, _ tz: TimeZone) -> String {
-        var secs = time_t(t.rounded(.down))
-        let ms = Int((t - Double(secs)) * 1000)
+        let totalMs = Int64((t * 1000).rounded())
+        var secs = time_t(totalMs / 1000)
+        let ms = Int(totalMs % 1000)
         var tmv = tm()
         secs += time_t(tz.secondsFromGMT(for: Date(timeIntervalSince1970: t)))
         gmtime_r(&secs, &tmv)
@@ -163,7 +172,8 @@ enum EventsView {
         let showPattern = g.width >= 100 && s.subscriptions.contains { $0.isPattern }
         let timeW = 12
         let chanW = min(28, max(10, g.width / 4))
-        let patW = showPattern ? min(22, g.width / 6) : 0
+        let longest = s.subscriptions.filter(\.isPattern).map { displayWidth(Escaper.string($0.name)) }.max() ?? 0
+        let patW = showPattern ? min(24, max(10, longest)) : 0
         let payX = timeW + 1 + chanW + 1 + (showPattern ? patW + 1 : 0)
         let hy = s.bodyTop
         g.fill(y: hy, role: .columnHeader)
@@ -187,7 +197,7 @@ enum EventsView {
             let selected = seq == s.events.selectedSeq
             switch entry.kind {
             case .gap(let from, let to):
-                let text = "── gap: subscriber reconnected after \(String(format: "%.1f", to - from)) s; messages published between \(timeText(from, timeZone)) and \(timeText(to, timeZone)) were lost "
+                let text = "── gap \(String(format: "%.1f", to - from)) s: messages published \(timeText(from, timeZone))–\(timeText(to, timeZone)) were lost (reconnected) "
                 g.fill(y: y, role: .gap)
                 g.put(0, y, text + String(repeating: "─", count: max(0, g.width)), .gap)
             case .note(let t):
@@ -202,7 +212,7 @@ enum EventsView {
                 }
                 let size = entry.originalSize ?? m.payload.count
                 var maxX = g.width
-                if size > 1024 {
+                if size > 1024 && g.width - payX >= 24 {
                     let tag = " [\(formatBytes(Int64(size)))]"
                     maxX = g.width - displayWidth(tag)
                     g.put(maxX, y, tag, selected ? .selected : .dim)

@@ -170,9 +170,9 @@ extension Array where Element == UInt8 {
 
 /// ISO 8601 UTC with milliseconds: 2026-11-26T16:00:00.123Z
 public func isoTimestamp(_ unixSeconds: Double) -> String {
-    var t = time_t(unixSeconds.rounded(.down))
-    var ms = Int(((unixSeconds - Double(t)) * 1000).rounded(.down))
-    if ms >= 1000 { ms = 999 }
+    let totalMs = Int64((unixSeconds * 1000).rounded())
+    var t = time_t(totalMs / 1000)
+    let ms = Int(totalMs % 1000)
     var tmv = tm()
     gmtime_r(&t, &tmv)
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,

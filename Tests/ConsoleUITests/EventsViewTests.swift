@@ -1,0 +1,294 @@
+import XCTest
+import Foundation
+@testable import ConsoleUI
+import OpsCore
+import RedisClient
+import RedisProtocol
+
+let t0 = 1_795_708_800.0   // 2026-11-26T16:00:00Z
+let utc = TimeZone(identifier: "UTC")!
+
+func msg(_ ch: String, _ payload: String, pattern: String? = "workspace:*:events", at: Double) -> ReceivedMessage {
+    ReceivedMessage(channel: Bytes(utf8: ch), pattern: pattern.map { Bytes(utf8: $0) }, payload: Bytes(utf8: payload), receivedAt: at)
+}
+
+func session() -> SessionInfo {
+    var s = SessionInfo(endpoint: "127.0.0.1:6379", tls: false, user: nil, prefix: "app:", readOnly: false)
+    s.role = "master"; s.command = .connected; s.subscriber = .connected
+    return s
+}
+
+func makeState(_ w: Int = 100, _ h: Int = 16) -> AppState {
+    var s = AppState(width: w, height: h, now: t0 + 10, session: session())
+    s.subscriptions = [Subscription(name: Bytes(utf8: "workspace:*:events"), isPattern: true, active: true)]
+    return s
+}
+
+func sampleTail() -> ChannelTail {
+    var t = ChannelTail(capacity: 100)
+    t.append(messages: [
+        msg("workspace:1:events", #"{"type":"member.added","userId":"u1"}"#, at: t0 + 1.123),
+        msg("workspace:2:events", #"{ "type": "plan.changed", "plan": "pro", "seats": 12 }"#, at: t0 + 2.5),
+    ])
+    t.append(messages: [msg("workspace:9:events", "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{202E}evil", at: t0 + 3)])
+    t.append(gapFrom: t0 + 3.5, to: t0 + 5.75)
+    t.append(messages: [
+        ReceivedMessage(channel: Bytes(utf8: "workspace:日本:events"), pattern: Bytes(utf8: "workspace:*:events"),
+                        payload: [0xFF, 0xFE, 0x41, 0x00], receivedAt: t0 + 6),
+        msg("workspace:3:events", #"{"type":"member.removed","userId":"u3","note":""# + String(repeating: "x", count: 3000) + #""}"#, at: t0 + 7),
+    ])
+    return t
+}
+
+@discardableResult
+func send(_ s: inout AppState, _ keys: [Key], _ tail: ChannelTail) -> [Effect] {
+    var effects: [Effect] = []
+    for k in keys { effects += Reducer.reduce(&s, .key(k), tail: tail) }
+    return effects
+}
+
+func typed(_ text: String) -> [Key] { text.map { Key.char($0) } }
+
+final class EventsViewTests: XCTestCase {
+    func render(_ s: AppState, _ t: ChannelTail) -> CellGrid { Screen.render(s, tail: t, timeZone: utc) }
+
+    func testLiveList() {
+        let t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        assertSnapshot(render(s, t), named: "events-live")
+    }
+
+    func testDetailPanePrettyPrintsJSON() {
+        let t = sampleTail()
+        var s = makeState(100, 24)
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        send(&s, [.char("g"), .down, .enter], t)
+        XCTAssertTrue(s.events.detailOpen)
+        let g = render(s, t)
+        assertSnapshot(g, named: "events-detail")
+        // JSON syntax colouring: the key is in its role.
+        let row = g.lines().firstIndex { $0.contains("\"plan\": \"pro\"") }!
+        XCTAssertEqual(g[3, row].role, .jsonKey)
+        XCTAssertEqual(g[11, row].role, .jsonString)
+    }
+
+    func testHostileBytesAreEscapedAndMarked() {
+        let t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        let g = render(s, t)
+        let line = g.lines().first { $0.contains("pwned") }!
+        XCTAssertTrue(line.contains("\\e]0;pwned\\x07\\e[2J\\u202eevil"), line)
+        for y in 0..<g.height { for x in 0..<g.width {
+            for u in g[x, y].text.unicodeScalars { XCTAssertFalse(u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x202E) }
+        } }
+        let y = g.lines().firstIndex { $0.contains("pwned") }!
+        let x = Array(g.lines()[y]).firstIndex(of: "\\")!
+        XCTAssertEqual(g[x, y].role, .escape)
+    }
+
+    func testFilterPromptNarrowsThenEnterKeepsAndSelectsFirstMatch() {
+        let t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        send(&s, [.char("/")] + typed("type=member"), t)
+        XCTAssertEqual(s.events.rows.filter { t[$0 - t.oldestSeq].message != nil }.count, 0, "no payload has type=member exactly")
+        send(&s, typed(".added"), t)
+        XCTAssertEqual(s.prompt?.text, "type=member.added")
+        assertSnapshot(render(s, t), named: "events-filter-prompt")
+        send(&s, [.enter], t)
+        XCTAssertNil(s.prompt)
+        XCTAssertEqual(s.events.filter.text, "type=member.added")
+        XCTAssertEqual(s.events.selectedSeq, 1)
+        XCTAssertFalse(s.events.follow)
+        // Substring filters match channels and payloads, case-insensitively.
+        send(&s, [.char("/"), .ctrl("u")] + typed("PLAN.changed") + [.enter], t)
+        XCTAssertEqual(s.events.rows.compactMap { t[$0 - t.oldestSeq].message?.channel }, [Bytes(utf8: "workspace:2:events")])
+        // The gap marker stays visible whatever the filter.
+        XCTAssertTrue(s.events.rows.contains { t[$0 - t.oldestSeq].message == nil })
+        send(&s, [.escape], t)
+        XCTAssertTrue(s.events.filter.isEmpty)
+        XCTAssertEqual(s.events.rows.count, 6)
+    }
+
+    func testEscInPromptClearsTheFilter() {
+        let t = sampleTail()
+        var s = makeState()
+        send(&s, [.char("/")] + typed("u1"), t)
+        XCTAssertEqual(s.events.rows.compactMap { t[$0 - t.oldestSeq].message }.count, 1)
+        send(&s, [.escape], t)
+        XCTAssertNil(s.prompt)
+        XCTAssertTrue(s.events.filter.isEmpty)
+    }
+
+    func testPauseFreezesTheListWhileTheBufferFills() {
+        var t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        send(&s, [.char(" ")], t)
+        XCTAssertEqual(s.events.pausedAt, 6)
+        t.append(messages: (0..<5).map { msg("workspace:4:events", "{\"n\":\($0)}", at: t0 + 8 + Double($0) / 10) })
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        XCTAssertEqual(s.events.rows.count, 6, "frozen")
+        let g = render(s, t)
+        XCTAssertTrue(g.lines()[2].contains("PAUSED +5 new"), g.lines()[2])
+        assertSnapshot(g, named: "events-paused")
+        send(&s, [.char(" ")], t)
+        XCTAssertEqual(s.events.rows.count, 11)
+        XCTAssertEqual(s.events.selectedSeq, 11, "following again")
+    }
+
+    func testScrollBackStopsFollowingAndGResumes() {
+        var t = ChannelTail(capacity: 1000)
+        t.append(messages: (0..<50).map { msg("c", "{\"n\":\($0)}", pattern: nil, at: t0 + Double($0)) })
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        XCTAssertEqual(s.events.selectedSeq, 50)
+        send(&s, [.up, .up, .pageUp], t)
+        XCTAssertFalse(s.events.follow)
+        let sel = s.events.selectedSeq!
+        XCTAssertLessThan(sel, 48)
+        t.append(messages: [msg("c", "{\"n\":50}", pattern: nil, at: t0 + 60)])
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        XCTAssertEqual(s.events.selectedSeq, sel, "new messages do not move the selection")
+        XCTAssertTrue(s.events.scrollTop <= s.events.rows.firstIndex(of: sel)!)
+        send(&s, [.char("g")], t)
+        XCTAssertEqual(s.events.selectedSeq, 1)
+        XCTAssertEqual(s.events.scrollTop, 0)
+        send(&s, [.char("G")], t)
+        XCTAssertTrue(s.events.follow)
+        XCTAssertEqual(s.events.selectedSeq, 51)
+        send(&s, [.pageDown, .pageDown], t)
+        XCTAssertEqual(s.events.selectedSeq, 51)
+    }
+
+    func testSelectionSurvivesEviction() {
+        var t = ChannelTail(capacity: 10)
+        t.append(messages: (0..<10).map { msg("c", "\($0)", pattern: nil, at: t0) })
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        send(&s, [.char("g")], t)
+        t.append(messages: (0..<5).map { msg("c", "new\($0)", pattern: nil, at: t0 + 1) })
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        XCTAssertEqual(s.events.selectedSeq, t.oldestSeq)
+        XCTAssertEqual(s.events.rows.count, 10)
+    }
+
+    func testSubscribeAndUnsubscribeEffects() {
+        let t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        var fx = send(&s, [.char("s")] + typed("billing:*") + [.enter], t)
+        XCTAssertEqual(fx, [.subscribe(Bytes(utf8: "billing:*"), pattern: true)])
+        fx = send(&s, [.char("s")] + typed("audit") + [.enter], t)
+        XCTAssertEqual(fx, [.subscribe(Bytes(utf8: "audit"), pattern: false)])
+        XCTAssertEqual(s.subscriptions.count, 3)
+        // u offers the selected message's pattern.
+        send(&s, [.char("g")], t)
+        send(&s, [.char("u")], t)
+        XCTAssertEqual(s.prompt?.text, "workspace:*:events")
+        fx = send(&s, [.enter], t)
+        XCTAssertEqual(fx, [.unsubscribe(Bytes(utf8: "workspace:*:events"), pattern: true)])
+        fx = send(&s, [.char("u"), .ctrl("u")] + typed("nope") + [.enter], t)
+        XCTAssertEqual(fx, [])
+        XCTAssertEqual(s.flash?.level, .warning)
+    }
+
+    func testWriteUsesTheFilter() {
+        let t = sampleTail()
+        var s = makeState()
+        send(&s, [.char("/")] + typed("u1") + [.enter], t)
+        let fx = send(&s, [.char("w"), .ctrl("u")] + typed("/tmp/out.ndjson") + [.enter], t)
+        XCTAssertEqual(fx, [.writeTail(path: "/tmp/out.ndjson", filter: TailFilter("u1"), upTo: Int.max)])
+    }
+
+    func testSubscriberNoticesUpdateHeaderAndFlash() {
+        let t = sampleTail()
+        var s = makeState()
+        _ = Reducer.reduce(&s, .subscriber(.disconnected(reason: "connection closed", retryIn: 0.4)), tail: t)
+        XCTAssertEqual(s.session.subscriber, .reconnecting("connection closed"))
+        XCTAssertEqual(s.flash?.level, .warning)
+        XCTAssertFalse(s.subscriptions[0].active)
+        assertSnapshot(render(s, t), named: "events-reconnecting")
+        _ = Reducer.reduce(&s, .subscriber(.subscribed(name: Bytes(utf8: "workspace:*:events"), isPattern: true)), tail: t)
+        XCTAssertTrue(s.subscriptions[0].active)
+        _ = Reducer.reduce(&s, .subscriber(.refused(name: Bytes(utf8: "workspace:*:events"), isPattern: true, reason: "NOPERM no")), tail: t)
+        XCTAssertTrue(s.subscriptions.isEmpty)
+        XCTAssertEqual(s.flash?.level, .error)
+        _ = Reducer.reduce(&s, .tick(s.now + 11), tail: t)
+        XCTAssertNil(s.flash, "flash messages clear themselves")
+    }
+
+    func testChannelsPane() {
+        var t = ChannelTail(capacity: 100)
+        for sec in 0..<6 {
+            t.append(messages: (0..<(sec + 1)).map { _ in msg("workspace:1:events", "{}", at: t0 + Double(sec) + 0.5) })
+            t.append(messages: [msg("workspace:2:events", "{}", at: t0 + Double(sec) + 0.6)])
+        }
+        var s = makeState()
+        s.now = t0 + 6.2
+        send(&s, [.char("c")], t)
+        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.total, 21)
+        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 4.0, accuracy: 0.01)
+        assertSnapshot(render(s, t), named: "events-channels")
+    }
+}
+
+final class ShellTests: XCTestCase {
+    func testViewSwitching() {
+        let t = ChannelTail()
+        var s = makeState()
+        send(&s, [.char("3")], t); XCTAssertEqual(s.view, .rateLimits)
+        send(&s, [.tab], t); XCTAssertEqual(s.view, .locks)
+        send(&s, [.tab, .tab], t); XCTAssertEqual(s.view, .events)
+        send(&s, [.backTab], t); XCTAssertEqual(s.view, .server)
+        send(&s, [.char("2")], t); XCTAssertEqual(s.view, .keys)
+        assertSnapshot(Screen.render(s, tail: t, timeZone: utc), named: "keys-not-yet")
+    }
+
+    func testQuitAndHelp() {
+        let t = ChannelTail()
+        var s = makeState(100, 34)
+        send(&s, [.char("?")], t)
+        XCTAssertTrue(s.helpOpen)
+        let g = Screen.render(s, tail: t, timeZone: utc)
+        assertSnapshot(g, named: "help")
+        // Help is generated from the same table that dispatches keys.
+        for b in Bindings.all where b.scope == .global || b.scope == .view(.events) {
+            XCTAssertTrue(g.text.contains(b.label), "help lacks \(b.label)")
+            XCTAssertNotNil(Bindings.action(for: b.keys[0], in: .events))
+        }
+        send(&s, [.char("x")], t)
+        XCTAssertFalse(s.helpOpen)
+        XCTAssertEqual(send(&s, [.char("q")], t), [.quit])
+        XCTAssertTrue(s.quitting)
+    }
+
+    func testHeaderBadges() {
+        var s = makeState(100, 8)
+        s.session.tls = true
+        s.session.readOnly = true
+        s.session.user = "ops"
+        let g = Screen.render(s, tail: ChannelTail(), timeZone: utc)
+        XCTAssertTrue(g.lines()[0].contains("TLS · user ops · prefix app:"), g.lines()[0])
+        XCTAssertTrue(g.lines()[0].contains("READ-ONLY  ● live"), g.lines()[0])
+    }
+
+    func testTinyTerminalsNeverCrash() {
+        let t = sampleTail()
+        for (w, h) in [(0, 0), (1, 1), (10, 3), (19, 6), (20, 6), (30, 8), (45, 9), (300, 100)] {
+            var s = makeState(w, h)
+            _ = Reducer.reduce(&s, .tailChanged, tail: t)
+            send(&s, [.enter, .char("c"), .char("?"), .up, .pageDown], t)
+            let g = Screen.render(s, tail: t, timeZone: utc)
+            XCTAssertEqual(g.width, w); XCTAssertEqual(g.height, h)
+        }
+        var s = makeState(30, 8)
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        assertSnapshot(Screen.render(s, tail: t, timeZone: utc), named: "events-30x8")
+        var tiny = makeState(12, 4)
+        _ = Reducer.reduce(&tiny, .resize(width: 12, height: 4), tail: t)
+        assertSnapshot(Screen.render(tiny, tail: t, timeZone: utc), named: "too-small")
+    }
+}

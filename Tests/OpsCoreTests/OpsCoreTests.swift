@@ -1,0 +1,136 @@
+import XCTest
+import Foundation
+@testable import OpsCore
+import RedisClient
+import RedisProtocol
+
+func m(_ ch: String, _ p: String, at t: Double = 1000) -> ReceivedMessage {
+    ReceivedMessage(channel: Bytes(utf8: ch), pattern: nil, payload: Bytes(utf8: p), receivedAt: t)
+}
+
+final class ChannelTailTests: XCTestCase {
+    func testBoundedAndCountsEvictions() {
+        var t = ChannelTail(capacity: 100)
+        for i in 0..<25 { t.append(messages: (0..<10).map { m("c", "\(i)-\($0)") }) }
+        XCTAssertEqual(t.count, 100)
+        XCTAssertEqual(t.received, 250)
+        XCTAssertEqual(t.evicted, 150)
+        XCTAssertEqual(t[0].message?.payload, Bytes(utf8: "15-0"))
+        XCTAssertEqual(t[99].message?.payload, Bytes(utf8: "24-9"))
+        XCTAssertEqual(t.oldestSeq, 151)
+        XCTAssertEqual(t.nextSeq, 251)
+    }
+
+    func testBatchLargerThanCapacityKeepsTheNewest() {
+        var t = ChannelTail(capacity: 10)
+        t.append(messages: (0..<1000).map { m("c", "\($0)") })
+        XCTAssertEqual(t.count, 10)
+        XCTAssertEqual(t.evicted, 990)
+        XCTAssertEqual(t[9].message?.payload, Bytes(utf8: "999"))
+        XCTAssertEqual(t[0].message?.payload, Bytes(utf8: "990"))
+        XCTAssertEqual(t.channels[Bytes(utf8: "c")]?.total, 1000)
+    }
+
+    func testByteBudgetAndTruncation() {
+        var t = ChannelTail(capacity: 1000, maxBytes: 10_000, maxStoredPayload: 1000)
+        t.append(messages: (0..<50).map { _ in m("c", String(repeating: "x", count: 5000)) })
+        XCTAssertLessThanOrEqual(t.bytes, 10_000)
+        XCTAssertEqual(t[t.count - 1].originalSize, 5000)
+        XCTAssertEqual(t[t.count - 1].message?.payload.count, 1000)
+    }
+
+    func testGapsAndFilters() {
+        var t = ChannelTail()
+        t.append(messages: [m("workspace:1:events", #"{"type":"member.added","data":{"user":{"id":7}}}"#)])
+        t.append(gapFrom: 1, to: 2)
+        t.append(messages: [m("workspace:2:events", "plain TEXT")])
+        XCTAssertEqual(t.gaps, 1)
+        XCTAssertEqual(t.entries(filter: TailFilter("type=member.added")).count, 1)
+        XCTAssertEqual(t.entries(filter: TailFilter("data.user.id=7")).count, 1)
+        XCTAssertEqual(t.entries(filter: TailFilter("data.user.id=8")).count, 0)
+        XCTAssertEqual(t.entries(filter: TailFilter("text")).count, 1)
+        XCTAssertEqual(t.entries(filter: TailFilter("WORKSPACE:2")).count, 1)
+        XCTAssertEqual(t.entries(upTo: 2).count, 2)
+    }
+
+    func testStoreIsThreadSafeUnderConcurrentAppendsAndReads() {
+        let store = TailStore(capacity: 1000)
+        let g = DispatchGroup()
+        for w in 0..<4 {
+            g.enter()
+            DispatchQueue.global().async {
+                for i in 0..<500 { store.deliver([m("c\(w)", "\(i)")]) }
+                g.leave()
+            }
+        }
+        for _ in 0..<200 { _ = store.tail.withLock { $0.entries().count } }
+        g.wait()
+        store.tail.withLock { t in
+            XCTAssertEqual(t.received, 2000)
+            XCTAssertEqual(t.count, 1000)
+            XCTAssertEqual(t.evicted, 1000)
+        }
+    }
+}
+
+final class JSONTests: XCTestCase {
+    func testParseAndCompact() {
+        let j = JSONParser.parse(Bytes(utf8: #" { "a" : [1, -2.5, true, null, "x\"y\u00e9\ud83d\ude00"], "b": {} } "#))!
+        XCTAssertEqual(j.serialized(), #"{"a":[1,-2.5,true,null,"x\"yé😀"],"b":{}}"#)
+        XCTAssertNil(JSONParser.parse(Bytes(utf8: "{\"a\":}")))
+        XCTAssertNil(JSONParser.parse(Bytes(utf8: "[1,]")))
+        XCTAssertNil(JSONParser.parse(Bytes(utf8: "{} x")))
+        XCTAssertNil(JSONParser.parse(Bytes(utf8: String(repeating: "[", count: 100) + String(repeating: "]", count: 100))), "depth is bounded")
+    }
+
+    func testPretty() {
+        let j = JSONParser.parse(Bytes(utf8: #"{"type":"member.added","ids":[1,2],"empty":[]}"#))!
+        XCTAssertEqual(j.prettyLines(), ["{", #"  "type": "member.added","#, #"  "ids": ["#, "    1,", "    2", "  ],", #"  "empty": []"#, "}"])
+    }
+
+    func testStringEscapingOfInvalidBytesAndControls() {
+        XCTAssertEqual(JSON.stringLiteral([0x61, 0xFF, 0x0A, 0x1B, 0x22, 0x5C]), #""a\u00ff\n\u001b\"\\""#)
+        XCTAssertEqual(JSON.stringLiteral(Bytes(utf8: "é\u{2028}\u{85}")), #""é\u2028\u0085""#)
+        XCTAssertEqual(JSON.int(-1234567890123).serialized(), "-1234567890123")
+        XCTAssertEqual(JSON.object([("k", .bytes([0xC3]))]).serialized(), #"{"k":"\u00c3"}"#)
+    }
+
+    func testTimestamps() {
+        XCTAssertEqual(isoTimestamp(1_795_708_800.123), "2026-11-26T16:00:00.123Z")
+        XCTAssertEqual(isoTimestamp(1_795_708_800.9996), "2026-11-26T16:00:01.000Z")
+    }
+}
+
+final class SchemaTests: XCTestCase {
+    func testGlob() {
+        XCTAssertTrue(globMatch(Bytes(utf8: "workspace:*"), Bytes(utf8: "workspace:12")))
+        XCTAssertFalse(globMatch(Bytes(utf8: "workspace:*"), Bytes(utf8: "lock:workspace:1")))
+        XCTAssertTrue(globMatch(Bytes(utf8: "a?c"), Bytes(utf8: "abc")))
+        XCTAssertTrue(globMatch(Bytes(utf8: "[a-c]x"), Bytes(utf8: "bx")))
+        XCTAssertFalse(globMatch(Bytes(utf8: "[^a-c]x"), Bytes(utf8: "bx")))
+        XCTAssertTrue(globMatch(Bytes(utf8: "a\\*"), Bytes(utf8: "a*")))
+        XCTAssertFalse(globMatch(Bytes(utf8: "a\\*"), Bytes(utf8: "ab")))
+        XCTAssertTrue(globMatch(Bytes(utf8: "*:events"), Bytes(utf8: "workspace:1:events")))
+    }
+
+    func testKindsAndPrefix() {
+        let s = KeySchema(prefix: "app:")
+        XCTAssertEqual(s.kind(of: Bytes(utf8: "app:workspace:1")), .cache)
+        XCTAssertEqual(s.kind(of: Bytes(utf8: "app:lock:app:workspace:1")), .lock)
+        XCTAssertEqual(s.kind(of: Bytes(utf8: "app:ratelimit:ip:1.2.3.4")), .rateLimit)
+        XCTAssertEqual(s.kind(of: Bytes(utf8: "app:session:1")), .other)
+        XCTAssertEqual(s.kind(of: Bytes(utf8: "workspace:1")), .other)
+        XCTAssertEqual(s.fullGlob("workspace:*"), Bytes(utf8: "app:workspace:*"))
+        XCTAssertEqual(KeySchema(prefix: "a*b:").fullGlob("x"), Bytes(utf8: "a\\*b:x"))
+        XCTAssertTrue(s.isProtected(Bytes(utf8: "app:lock:x")))
+        XCTAssertFalse(s.isProtected(Bytes(utf8: "app:workspace:1")))
+    }
+
+    func testFormats() {
+        XCTAssertEqual(formatDuration(299_512), "4m59s")
+        XCTAssertEqual(formatDuration(850), "850ms")
+        XCTAssertEqual(formatDuration(3_720_000), "1h02m")
+        XCTAssertEqual(formatBytes(93), "93 B")
+        XCTAssertEqual(formatBytes(1536), "1.5 KB")
+    }
+}
