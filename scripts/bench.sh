@@ -56,15 +56,19 @@ if [ "$WHAT" = tail ] || [ "$WHAT" = all ]; then
     cli_lines=$(wc -l <"$TMP/cli.out")
     cli_msgs=$(( (cli_lines - 3) / 3 ))
     cli_rss=$(tail -1 "$TMP/cli.time")
-    python3 - "$TMP/ro.json" "$cli_msgs" "$cli_rss" "$FLOOD_SECONDS" "$TMP/redis.log" <<'PY'
+    published=$(redis-cli -p "$PORT" INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')
+    python3 - "$TMP/ro.json" "$cli_msgs" "$cli_rss" "$FLOOD_SECONDS" "$TMP/redis.log" "${published:-0}" <<'PY'
 import json, sys
 ro = json.load(open(sys.argv[1]))
 cli_msgs, cli_rss, secs = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 log = open(sys.argv[5], errors="replace").read()
-disc = "scheduled to be closed ASAP for overcoming of output buffer limits" in log
-print(f"{'':34} {'messages':>12} {'msg/s':>12} {'dropped':>9} {'peak RSS':>10} {'disconnected':>13}")
-print(f"{'redis-ops console tail':34} {ro['received']:>12} {ro['received']/secs:>12.0f} {ro['dropped']:>9} {ro['peak_rss_kb']/1024:>8.1f}MB {str(ro['disconnects']>0):>13}")
-print(f"{'redis-cli subscribe':34} {cli_msgs:>12} {cli_msgs/secs:>12.0f} {'n/a':>9} {cli_rss/1024:>8.1f}MB {'':>13}")
-print(f"ratio received redis-ops/redis-cli: {ro['received']/max(cli_msgs,1):.2f}x; server log mentions an output-buffer disconnect: {disc}")
+published = int(sys.argv[6])
+disc = "for overcoming of output buffer limits" in log
+print(f"published: {published} messages in {secs:.0f} s ({published/secs:.0f}/s)")
+print(f"{'':26} {'received':>10} {'msg/s':>10} {'dropped':>9} {'peak RSS':>10} {'disconnected':>13}")
+print(f"{'redis-ops console tail':26} {ro['received']:>10} {ro['received']/secs:>10.0f} {published-ro['received']:>9} {ro['peak_rss_kb']/1024:>8.1f}MB {str(ro['disconnects']>0):>13}")
+print(f"{'redis-cli subscribe':26} {cli_msgs:>10} {cli_msgs/secs:>10.0f} {published-cli_msgs:>9} {cli_rss/1024:>8.1f}MB {'':>13}")
+print(f"ratio received redis-ops/redis-cli: {ro['received']/max(cli_msgs,1):.2f}x; RSS ratio: {ro['peak_rss_kb']/max(cli_rss,1):.2f}x")
+print(f"server log mentions a client closed for output-buffer limits: {disc}; console frames rendered: {ro['frames']}")
 PY
 fi

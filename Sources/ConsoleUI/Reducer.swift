@@ -233,10 +233,15 @@ public enum Reducer {
         }
         let limit = min(e.pausedAt ?? Int.max, tail.nextSeq - 1)
         var seq = max(e.scannedUpTo + 1, oldest)
-        while seq <= limit {
-            let entry = tail[seq - oldest]
-            if entry.message == nil || e.filter.matches(entry) { e.rows.append(seq) }
-            seq += 1
+        if e.filter.isEmpty {
+            // Every entry is shown: no need to look at them (this runs under the tail's lock).
+            if seq <= limit { e.rows.append(contentsOf: seq...limit) }
+        } else {
+            while seq <= limit {
+                let entry = tail[seq - oldest]
+                if entry.message == nil || e.filter.matches(entry) { e.rows.append(seq) }
+                seq += 1
+            }
         }
         e.scannedUpTo = max(e.scannedUpTo, limit)
         if e.follow || e.selectedSeq == nil {

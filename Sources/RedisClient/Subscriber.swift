@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Synchronization
 import RedisProtocol
+import CHiredis
 
 /// One thing a subscriber connection can report.
 public enum PubSubEvent: Sendable, Equatable {
@@ -88,6 +89,65 @@ public final class Subscriber: @unchecked Sendable {
     private func decodeAll(into out: inout [PubSubEvent]) throws {
         while let v = try connection.decoder.next() {
             if let ev = try interpret(v) { out.append(ev) }
+        }
+    }
+
+    /// The hot path of a tail: messages go straight from hiredis's objects into
+    /// `ReceivedMessage`s; everything else becomes a `PubSubEvent`.
+    public func read(timeout: Double, messages: inout [ReceivedMessage], events: inout [PubSubEvent], now: () -> Double) throws {
+        do {
+            if !connection.transport.hasBufferedInput {
+                if !connection.transport.waitFor(POLLIN, seconds: timeout) { return }
+            }
+            _ = try connection.fillAvailable()
+            let t = now()
+            let decoder = connection.decoder
+            while let other = try decoder.nextRaw({ r -> RESPValue? in
+                let rep = r.pointee
+                if rep.type == REDIS_REPLY_ARRAY, rep.elements == 3 || rep.elements == 4,
+                   let k = rep.element[0], k.pointee.type == REDIS_REPLY_STRING {
+                    let kind = k.pointee
+                    if rep.elements == 3, kind.len == 7, memcmp(kind.str, "message", 7) == 0,
+                       let ch = rep.element[1], let p = rep.element[2] {
+                        messages.append(ReceivedMessage(channel: interned(ch, &lastChannel), pattern: nil, payload: Self.bytes(p), receivedAt: t))
+                        return nil
+                    }
+                    if rep.elements == 4, kind.len == 8, memcmp(kind.str, "pmessage", 8) == 0,
+                       let pat = rep.element[1], let ch = rep.element[2], let p = rep.element[3] {
+                        messages.append(ReceivedMessage(channel: interned(ch, &lastChannel), pattern: interned(pat, &lastPattern), payload: Self.bytes(p), receivedAt: t))
+                        return nil
+                    }
+                }
+                return decoder.value(of: r)
+            }) {
+                if let v = other, let ev = try interpret(v) { events.append(ev) }
+            }
+        } catch let e as ProtocolError {
+            throw connection.breakConnection(.protocolViolation(e.message))
+        } catch let e as RedisError {
+            throw connection.breakConnection(e)
+        }
+    }
+
+    /// Channel and pattern names repeat message after message: share one array.
+    private var lastChannel = Bytes()
+    private var lastPattern = Bytes()
+
+    @inline(__always)
+    private func interned(_ r: UnsafeMutablePointer<redisReply>, _ last: inout Bytes) -> Bytes {
+        let n = r.pointee.len
+        if n == last.count, n > 0, last.withUnsafeBytes({ memcmp($0.baseAddress!, r.pointee.str, n) == 0 }) { return last }
+        last = Self.bytes(r)
+        return last
+    }
+
+    @inline(__always)
+    static func bytes(_ r: UnsafeMutablePointer<redisReply>) -> Bytes {
+        let n = r.pointee.len
+        guard n > 0, let p = r.pointee.str else { return [] }
+        return Bytes(unsafeUninitializedCapacity: n) { buf, count in
+            memcpy(buf.baseAddress!, p, n)
+            count = n
         }
     }
 

@@ -242,20 +242,22 @@ public final class SubscriptionWorker: Sendable {
             }
             events.removeAll(keepingCapacity: true)
             do {
-                try sub.read(timeout: 0, into: &events)
+                try sub.read(timeout: 0, messages: &batch, events: &events, now: wallClockNow)
             } catch let e as RedisError {
+                flush(&batch)
                 return .transient(e.description)
             } catch {
+                flush(&batch)
                 return .transient("\(error)")
             }
-            if events.isEmpty { continue }
+            if events.isEmpty && batch.isEmpty { continue }
             lastData = monotonicNow()
             pingSentAt = nil
-            let now = wallClockNow()
+            if !batch.isEmpty && !healthy { healthy = true; backoff.reset() }
             for ev in events {
                 switch ev {
                 case .message(let ch, let pat, let payload):
-                    batch.append(ReceivedMessage(channel: ch, pattern: pat, payload: payload, receivedAt: now))
+                    batch.append(ReceivedMessage(channel: ch, pattern: pat, payload: payload, receivedAt: wallClockNow()))
                 case .subscribed(let n, let p, _):
                     if !healthy { healthy = true; backoff.reset() }
                     flush(&batch); sink.notice(.subscribed(name: n, isPattern: p))

@@ -85,14 +85,35 @@ public final class RESPDecoder {
     public var limits: DecoderLimits { state.limits }
 
     /// Bytes received but not yet turned into a reply.
-    public var pendingBytes: Int { Int(reader.pointee.len) - Int(reader.pointee.pos) }
+    public var pendingBytes: Int { Int(reader.pointee.len) - Int(reader.pointee.pos) + staging.count - stagingPos }
+
+    /// Bytes received but not yet handed to hiredis. hiredis 0.14 compacts its buffer
+    /// (a memmove of everything unread) after each reply once 1 KB has been read, so
+    /// feeding it a large read at once is quadratic; we hand it `feedChunk` at a time.
+    private var staging = Bytes()
+    private var stagingPos = 0
+    private let feedChunk = 1024
 
     public func feed(_ bytes: UnsafeRawBufferPointer) throws {
         if let b = broken { throw b }
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        if redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count) != REDIS_OK {
-            throw fail()
+        guard bytes.count > 0 else { return }
+        if stagingPos == staging.count { staging.removeAll(keepingCapacity: true); stagingPos = 0 }
+        staging.append(contentsOf: bytes)
+    }
+
+    /// Hands hiredis the next chunk of staged bytes; false when there are none.
+    private func feedReader() throws -> Bool {
+        let remaining = staging.count - stagingPos
+        if remaining == 0 { return false }
+        let n = min(remaining, feedChunk)
+        let ok = staging.withUnsafeBytes { raw in
+            redisReaderFeed(reader, raw.baseAddress!.advanced(by: stagingPos).assumingMemoryBound(to: CChar.self), n)
         }
+        if ok != REDIS_OK { throw fail() }
+        stagingPos += n
+        if stagingPos == staging.count { staging.removeAll(keepingCapacity: true); stagingPos = 0 }
+        else if stagingPos > 1 << 20 { staging.removeFirst(stagingPos); stagingPos = 0 }
+        return true
     }
 
     public func feed(_ bytes: Bytes) throws {
@@ -103,17 +124,37 @@ public final class RESPDecoder {
     public func next() throws -> RESPValue? {
         if let b = broken { throw b }
         var raw: UnsafeMutableRawPointer? = nil
-        if redisReaderGetReply(reader, &raw) != REDIS_OK {
-            throw fail()
-        }
-        guard let r = raw else {
+        while true {
+            if redisReaderGetReply(reader, &raw) != REDIS_OK {
+                throw fail()
+            }
+            if raw != nil { break }
             try checkPending()
-            return nil
+            if try !feedReader() { return nil }
         }
+        let r = raw!
         let reply = r.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(r) }
         return convert(reply)
     }
+
+    /// The next complete reply, handed to `body` as hiredis's own object (valid only
+    /// inside `body`), for hot paths that want to skip building a `RESPValue`.
+    public func nextRaw<T>(_ body: (UnsafeMutablePointer<redisReply>) throws -> T) throws -> T? {
+        if let b = broken { throw b }
+        var raw: UnsafeMutableRawPointer? = nil
+        while true {
+            if redisReaderGetReply(reader, &raw) != REDIS_OK { throw fail() }
+            if raw != nil { break }
+            try checkPending()
+            if try !feedReader() { return nil }
+        }
+        defer { freeReplyObject(raw) }
+        return try body(raw!.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Converts a hiredis reply object (e.g. from `nextRaw`).
+    public func value(of r: UnsafeMutablePointer<redisReply>) -> RESPValue { convert(r) }
 
     /// Every complete reply currently buffered.
     public func drain(into out: inout [RESPValue]) throws {
@@ -123,7 +164,7 @@ public final class RESPDecoder {
     /// Looks at the header of the incomplete item hiredis is waiting on and refuses
     /// it if it announces more than the caps allow, before its bytes arrive.
     private func checkPending() throws {
-        let pending = pendingBytes
+        let pending = Int(reader.pointee.len) - Int(reader.pointee.pos)
         guard pending > 0, let buf = reader.pointee.buf else { return }
         var start = UnsafeRawPointer(buf).advanced(by: Int(reader.pointee.pos)).assumingMemoryBound(to: UInt8.self)
         var avail = pending
