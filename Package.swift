@@ -29,7 +29,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["RedisClient", "RedisProtocol"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["RedisClient", "RedisProtocol", "OpsCore"], path: "Tests/TestSupport"),
         .testTarget(name: "RedisProtocolTests", dependencies: ["RedisProtocol"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "TestSupport"]),

@@ -1,5 +1,6 @@
 import CNcurses
 import ConsoleUI
+import OpsCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,6 +10,9 @@ nonisolated(unsafe) var savedTermios = termios()
 nonisolated(unsafe) var terminalActive: Int32 = 0
 
 private func restoreTerminalFromSignal(_ sig: Int32) {
+    // A crash must not leave the demo's private redis-server behind.
+    let demo = demoServerPID.load(ordering: .relaxed)
+    if demo > 0 { kill(demo, SIGKILL) }
     if terminalActive != 0 {
         // Leave the alternate screen, show the cursor, reset attributes; restore modes.
         let seq: StaticString = "\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l\r\n"

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import RedisClient
+import OpsCore
 import RedisProtocol
 
 /// A real `redis-server` on a free loopback port, started for a test and always stopped.
@@ -250,20 +251,7 @@ public func redisOps(_ args: [String], env: [String: String] = [:], stdin: Strin
 }
 
 /// The application's rate-limit script, verbatim (DESIGN.md section 4).
-public let rateLimitLua = """
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local current = redis.call('INCR', key)
-if current == 1 then
-redis.call('EXPIRE', key, window)
-end
-if current > limit then
-local ttl = redis.call('TTL', key)
-return {0, current, ttl}
-end
-return {1, current, window}
-"""
+public let rateLimitLua = rateLimitScript
 
 extension RedisServer {
     /// Fills the server the way the application does, through redis-cli (a real, independent client).

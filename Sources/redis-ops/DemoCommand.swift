@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleTerminal
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Start a private redis-server with the application's keyspace and live traffic, and open the console on it.")
+
+    @Option(name: .long, help: "Port for the private server (default: a free one).")
+    var port: Int?
+    @Option(name: .long, help: "Random seed, for a reproducible keyspace and traffic.")
+    var seed: UInt64 = 42
+    @Option(name: .long, help: "Workspace cache entries to create.")
+    var workspaces: Int = 3000
+    @Flag(name: .customLong("no-console"), help: "Leave the server running for other tools until Ctrl-C.")
+    var noConsole = false
+    @Option(name: .long, help: "The application's key prefix.")
+    var prefix: String = "app:"
+
+    func validate() throws {
+        if let p = port, !(1...65535).contains(p) { throw ValidationError("--port must be 1-65535") }
+        if workspaces < 1 || workspaces > 1_000_000 { throw ValidationError("--workspaces must be 1-1000000") }
+    }
+
+    func run() throws {
+        if !noConsole && !(isatty(0) == 1 && isatty(1) == 1) {
+            throw CLIError.usage("the console needs a terminal; use --no-console to only run the demo server")
+        }
+        let server = try DemoServer(port: port)
+        defer { server.stop() }
+        // Until the console takes over the signals, an interrupt still stops the server.
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, demoInterrupted) }
+        let config = ConnectionConfig(host: "127.0.0.1", port: server.port)
+        let schema = KeySchema(prefix: prefix)
+        let traffic = DemoTraffic(config: config, schema: schema, workspaces: workspaces, seed: seed)
+        try traffic.fill()
+        traffic.start()
+        defer { traffic.stop() }
+        if noConsole {
+            Output.line("demo redis-server on 127.0.0.1:\(server.port) (prefix \(prefix), seed \(seed)); try: redis-cli -p \(server.port), redis-ops --port \(server.port)")
+            Output.line("Ctrl-C stops the server and the traffic")
+            Output.flush()
+            var set = sigset_t()
+            sigemptyset(&set)
+            for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+            pthread_sigmask(SIG_BLOCK, &set, nil)
+            var sig: Int32 = 0
+            sigwait(&set, &sig)
+            return
+        }
+        var flags = ConnectionFlags()
+        flags.port = server.port
+        flags.prefix = prefix
+        let opts = try ConnectionOptions.resolve(flags: flags, environment: [:])
+        try Console(ConsoleSettings(options: opts, channels: [], patterns: [Bytes(utf8: schema.eventsPattern)])).run()
+    }
+}
+
+private func demoInterrupted(_ sig: Int32) {
+    let pid = demoServerPID.load(ordering: .relaxed)
+    if pid > 0 { kill(pid, SIGTERM) }
+    _exit(128 + sig)
+}
