@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Native libraries: module maps plus header-only shims for macros and globals.
@@ -20,19 +21,20 @@ let package = Package(
         .target(name: "RedisProtocol", dependencies: ["CHiredis"]),
         .target(name: "RedisClient", dependencies: ["RedisProtocol", "COpenSSL"]),
         .target(name: "OpsCore", dependencies: ["RedisClient", "RedisProtocol"]),
+        .target(name: "OpsConfig", dependencies: ["OpsCore", "RedisClient", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "ConsoleUI", dependencies: ["OpsCore", "RedisProtocol", "CWidth"]),
         .target(name: "ConsoleTerminal", dependencies: ["ConsoleUI", "OpsCore", "RedisClient", "CNcurses"]),
         .executableTarget(
             name: "redis-ops",
             dependencies: [
-                "ConsoleTerminal", "ConsoleUI", "OpsCore", "RedisClient", "RedisProtocol",
+                "ConsoleTerminal", "ConsoleUI", "OpsCore", "OpsConfig", "RedisClient", "RedisProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(name: "TestSupport", dependencies: ["RedisClient", "RedisProtocol", "OpsCore"], path: "Tests/TestSupport"),
         .testTarget(name: "RedisProtocolTests", dependencies: ["RedisProtocol"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
-        .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "TestSupport"]),
+        .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "OpsConfig", "TestSupport"]),
         .testTarget(name: "ConsoleUITests", dependencies: ["ConsoleUI", "OpsCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "redis-ops"]),
     ],

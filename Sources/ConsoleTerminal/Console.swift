@@ -31,6 +31,17 @@ final class WakePipe: Sendable {
     }
 }
 
+/// The view on screen, read by background jobs that only work for it.
+final class CurrentView: Sendable {
+    private let raw = Atomic<Int>(ViewID.events.rawValue)
+    func set(_ v: ViewID) { raw.store(v.rawValue, ordering: .relaxed) }
+    func get() -> Int { raw.load(ordering: .relaxed) }
+}
+
+final class KnownCounters: Sendable {
+    let state = Mutex<(keys: [Bytes], lastFull: Double)>(([], 0))
+}
+
 /// Events from worker threads, waiting for the input loop.
 final class Inbox: Sendable {
     private let events = Mutex<[AppEvent]>([])
@@ -50,8 +61,10 @@ public struct ConsoleSettings: Sendable {
     public var channels: [Bytes]
     public var patterns: [Bytes]
     public var bufferSize: Int
-    public init(options: ConnectionOptions, channels: [Bytes], patterns: [Bytes], bufferSize: Int = 10_000) {
+    public var schema: KeySchema
+    public init(options: ConnectionOptions, channels: [Bytes], patterns: [Bytes], bufferSize: Int = 10_000, schema: KeySchema? = nil) {
         self.options = options; self.channels = channels; self.patterns = patterns; self.bufferSize = bufferSize
+        self.schema = schema ?? KeySchema(prefix: options.prefix)
     }
 }
 
@@ -110,7 +123,10 @@ public final class Console {
             if case .server = e { return [.serverInfo(role: nil, version: nil)] }  // INFO not permitted: the header says less
             return []
         })
-        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob)], post: post)
+        let viewNow = CurrentView()
+        let rateJob = Self.rateLimitsJob(settings.schema, view: viewNow)
+        let serverJob = Self.serverJob(view: viewNow)
+        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob), (1, rateJob), (2, serverJob)], post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: store)
         commands.start()
         subscriber.start()
@@ -127,9 +143,16 @@ public final class Console {
                    pollfd(fd: sigFDs[0], events: Int16(POLLIN), revents: 0)]
 
         func apply(_ ev: AppEvent) {
+            let before = state.view
             let effects = store.tail.withLock { t in Reducer.reduce(&state, ev, tail: t) }
             dirty = true
-            for e in effects { perform(e, &state, subscriber: subscriber, post: post) }
+            for e in effects { perform(e, &state, subscriber: subscriber, commands: commands, post: post) }
+            if state.view != before {
+                viewNow.set(state.view)
+                // Show the new view's data at once rather than at the next period.
+                if state.view == .rateLimits { commands.submit(rateJob) }
+                if state.view == .server { commands.submit(serverJob) }
+            }
         }
 
         while !state.quitting {
@@ -174,8 +197,49 @@ public final class Console {
         }
     }
 
-    func perform(_ e: Effect, _ state: inout AppState, subscriber: SubscriptionWorker, post: @escaping @Sendable ([AppEvent]) -> Void) {
+    /// Rate limits: a full rescan every 10 s, otherwise the known counters re-read in one pipeline.
+    static func rateLimitsJob(_ schema: KeySchema, view: CurrentView) -> CommandWorker.Job {
+        let reader = RateLimitReader(schema: schema)
+        let known = KnownCounters()
+        return CommandWorker.Job(run: { c in
+            guard view.get() == ViewID.rateLimits.rawValue else { return [] }
+            let now = wallClockNow()
+            let (keys, lastFull) = known.state.withLock { ($0.keys, $0.lastFull) }
+            let full = keys.isEmpty || now - lastFull >= 10
+            var list = full ? try reader.scanAll(c) : try reader.read(Array(keys.prefix(5000)), c)
+            list.sort(by: RateLimitCounter.ordered)
+            known.state.withLock { k in
+                if full { k.keys = list.map(\.key); k.lastFull = now }
+            }
+            return [.rateLimits(list, full: full, at: now)]
+        }, onError: { e in [.rateLimitsFailed(e.description)] })
+    }
+
+    /// Server: INFO (and SLOWLOG where allowed) every 2 s while the view is open.
+    static func serverJob(view: CurrentView) -> CommandWorker.Job {
+        CommandWorker.Job(run: { c in
+            guard view.get() == ViewID.server.rawValue else { return [] }
+            let ov = try ServerOverview.fetch(c)
+            var out: [AppEvent] = [.serverSample(ServerSample(at: wallClockNow(), overview: ov))]
+            let sl = try c.pipeline([[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")]])[0]
+            if let e = sl.errorReply { out.append(.slowlog(nil, error: e.message)) }
+            else { out.append(.slowlog(SlowlogEntry.parse(sl), error: nil)) }
+            return out
+        })
+    }
+
+    func perform(_ e: Effect, _ state: inout AppState, subscriber: SubscriptionWorker, commands: CommandWorker,
+                 post: @escaping @Sendable ([AppEvent]) -> Void) {
         switch e {
+        case .resetCounter(let key):
+            guard !settings.options.readOnly else {
+                post([.failed("read-only mode: nothing was changed")])
+                return
+            }
+            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
+                let r = try c.call([Bytes(utf8: "DEL"), key])
+                return [.deleted(key: key, existed: r.int == 1)]
+            }, onError: { e in [.failed("reset of \(Escaper.string(key)) failed: \(e.description)")] }))
         case .quit:
             state.quitting = true
         case .subscribe(let name, let p):

@@ -5,6 +5,7 @@ public enum Action: Sendable, Equatable {
     case up, down, pageUp, pageDown, top, bottom
     case filter, clearFilter, details
     case pause, subscribe, unsubscribe, write, channels
+    case reset
 }
 
 public struct Binding: Sendable {
@@ -43,6 +44,9 @@ public enum Bindings {
         Binding(keys: [.char("u")], label: "u", help: "unsubscribe (the selected message's channel or pattern is offered)", scope: .view(.events), footer: "unsub", action: .unsubscribe),
         Binding(keys: [.char("c")], label: "c", help: "per-channel totals and rates", scope: .view(.events), footer: "channels", action: .channels),
         Binding(keys: [.char("w")], label: "w", help: "write the buffer (or its filtered part) to an NDJSON file", scope: .view(.events), footer: "write", action: .write),
+        Binding(keys: [.char("/")], label: "/", help: "filter counters by identifier (an IP, a user id)", scope: .view(.rateLimits), footer: "filter", action: .filter),
+        Binding(keys: [.enter], label: "Enter", help: "the selected counter in detail, with its count sampled while the view is open", scope: .view(.rateLimits), footer: "details", action: .details),
+        Binding(keys: [.char("r")], label: "r", help: "reset the selected counter (DEL; asks first; refused in read-only mode)", scope: .view(.rateLimits), footer: "reset", action: .reset),
     ]
 
     public static func action(for key: Key, in view: ViewID) -> Action? {

@@ -98,6 +98,44 @@ public struct EventsState: Sendable, Equatable {
     public init() {}
 }
 
+/// State of the Rate limits view.
+public struct RateLimitsState: Sendable, Equatable {
+    public var counters: [RateLimitCounter] = []
+    /// Wall-clock time of the reading the TTLs come from (for live countdowns).
+    public var readAt: Double = 0
+    public var lastFullScan: Double = 0
+    public var loaded = false
+    public var error: String?
+    public var filter = ""
+    public var selectedKey: Bytes?
+    public var detailOpen = false
+    public var scrollTop = 0
+    /// Counts sampled while the view is open, per key (newest last).
+    public var history: [Bytes: [Int64]] = [:]
+    public init() {}
+
+    public var visible: [RateLimitCounter] {
+        if filter.isEmpty { return counters }
+        let f = filter.lowercased()
+        return counters.filter { $0.identifier.lossyString.lowercased().contains(f) || $0.key.lossyString.lowercased().contains(f) }
+    }
+}
+
+/// State of the Server view.
+public struct ServerState: Sendable, Equatable {
+    public var series = ServerSeries()
+    public var slowlog: [SlowlogEntry] = []
+    public var slowlogError: String?
+    public var error: String?
+    public init() {}
+}
+
+/// A yes/no question; `y` carries out the effect.
+public struct Confirmation: Sendable, Equatable {
+    public var question: String
+    public var effect: Effect
+}
+
 public struct AppState: Sendable, Equatable {
     public var width: Int
     public var height: Int
@@ -109,6 +147,9 @@ public struct AppState: Sendable, Equatable {
     public var helpOpen = false
     public var subscriptions: [Subscription] = []
     public var events = EventsState()
+    public var rateLimits = RateLimitsState()
+    public var server = ServerState()
+    public var confirm: Confirmation?
     public var quitting = false
 
     public init(width: Int, height: Int, now: Double, session: SessionInfo) {
@@ -132,6 +173,13 @@ public enum AppEvent: Sendable {
     case commandLink(LinkState)
     case wrote(path: String, count: Int)
     case failed(String)
+    /// A reading of the rate-limit counters (`full`: a complete rescan).
+    case rateLimits([RateLimitCounter], full: Bool, at: Double)
+    case rateLimitsFailed(String)
+    case serverSample(ServerSample)
+    case slowlog([SlowlogEntry]?, error: String?)
+    /// A key was deleted on the operator's request (`existed`: it was there).
+    case deleted(key: Bytes, existed: Bool)
 }
 
 /// Things the console asks the outside world to do.
@@ -141,4 +189,6 @@ public enum Effect: Sendable, Equatable {
     case unsubscribe(Bytes, pattern: Bool)
     /// Write the rows currently shown (the filtered buffer) as NDJSON.
     case writeTail(path: String, filter: TailFilter, upTo: Int)
+    /// DEL a rate-limit counter (the next request of that client starts a new window).
+    case resetCounter(Bytes)
 }

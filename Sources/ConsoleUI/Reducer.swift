@@ -48,8 +48,37 @@ public enum Reducer {
             flash(&s, "wrote \(count) message\(count == 1 ? "" : "s") to \(path)", .info)
         case .failed(let why):
             flash(&s, why, .error)
+        case .rateLimits(let list, let full, let at):
+            var r = s.rateLimits
+            r.counters = list
+            r.readAt = at
+            if full { r.lastFullScan = at }
+            r.loaded = true
+            r.error = nil
+            for c in list {
+                guard let n = c.count else { continue }
+                var h = r.history[c.key] ?? []
+                h.append(n)
+                if h.count > 120 { h.removeFirst(h.count - 120) }
+                r.history[c.key] = h
+            }
+            s.rateLimits = r
+        case .rateLimitsFailed(let why):
+            s.rateLimits.error = why
+            s.rateLimits.loaded = true
+        case .serverSample(let sample):
+            s.server.series.add(sample)
+            s.server.error = sample.overview.infoError
+        case .slowlog(let entries, let error):
+            s.server.slowlog = entries ?? []
+            s.server.slowlogError = error
+        case .deleted(let key, let existed):
+            s.rateLimits.counters.removeAll { $0.key == key }
+            flash(&s, existed ? "reset \(Escaper.string(key)): the client's next request starts a new window"
+                              : "\(Escaper.string(key)) was already gone (its window had ended)", .info)
         }
         sync(&s, tail: tail)
+        syncRateLimits(&s)
         return effects
     }
 
@@ -89,6 +118,12 @@ public enum Reducer {
             if k == .char("q") { s.quitting = true; return [.quit] }
             return []
         }
+        if let c = s.confirm {
+            s.confirm = nil
+            if k == .char("y") || k == .char("Y") { return [c.effect] }
+            flash(&s, "cancelled — nothing was changed", .info)
+            return []
+        }
         if s.prompt != nil { return promptKey(&s, k, tail: tail) }
         if k == .ctrl("c") { s.quitting = true; return [.quit] }
         guard let action = Bindings.action(for: k, in: s.view) else { return [] }
@@ -104,13 +139,30 @@ public enum Reducer {
         case .previousView: s.view = ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!
         case .up, .down, .pageUp, .pageDown, .top, .bottom:
             if s.view == .events { move(&s, a) }
+            if s.view == .rateLimits { moveRateLimits(&s, a) }
         case .filter:
-            s.prompt = Prompt(purpose: .filter, text: s.events.filter.text)
+            s.prompt = Prompt(purpose: .filter, text: s.view == .rateLimits ? s.rateLimits.filter : s.events.filter.text)
         case .clearFilter:
-            if s.events.detailOpen || s.events.showChannels { s.events.detailOpen = false; s.events.showChannels = false }
+            if s.view == .rateLimits {
+                if s.rateLimits.detailOpen { s.rateLimits.detailOpen = false } else { s.rateLimits.filter = "" }
+            } else if s.events.detailOpen || s.events.showChannels { s.events.detailOpen = false; s.events.showChannels = false }
             else if !s.events.filter.isEmpty { s.events.filter = TailFilter("") }
         case .details:
-            if s.events.selectedSeq != nil { s.events.detailOpen.toggle(); s.events.showChannels = false; s.events.detailScroll = 0 }
+            if s.view == .rateLimits {
+                if s.rateLimits.selectedKey != nil { s.rateLimits.detailOpen.toggle() }
+            } else if s.events.selectedSeq != nil { s.events.detailOpen.toggle(); s.events.showChannels = false; s.events.detailScroll = 0 }
+        case .reset:
+            guard let key = s.rateLimits.selectedKey, let c = s.rateLimits.counters.first(where: { $0.key == key }) else {
+                flash(&s, "no counter selected", .info)
+                return []
+            }
+            if s.session.readOnly {
+                flash(&s, "read-only mode: resetting a counter is refused (start without --read-only to allow it)", .error)
+                return []
+            }
+            let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
+            s.confirm = Confirmation(question: "Reset \(Escaper.string(key)) (count \(count), \(ttlText(c, now: s.now, readAt: s.rateLimits.readAt)))? DEL lets the client through at once. y = yes, any other key = no",
+                                     effect: .resetCounter(key))
         case .pause:
             if s.events.pausedAt == nil { s.events.pausedAt = tail.nextSeq - 1 } else { s.events.pausedAt = nil }
         case .subscribe:
@@ -138,9 +190,10 @@ public enum Reducer {
 
     static func promptKey(_ s: inout AppState, _ k: Key, tail: ChannelTail) -> [Effect] {
         guard var p = s.prompt else { return [] }
+        let rl = s.view == .rateLimits
         switch k {
         case .escape:
-            if p.purpose == .filter { s.events.filter = TailFilter("") }
+            if p.purpose == .filter { if rl { s.rateLimits.filter = "" } else { s.events.filter = TailFilter("") } }
             s.prompt = nil
             return []
         case .enter:
@@ -156,13 +209,18 @@ public enum Reducer {
             return []
         }
         s.prompt = p
-        if p.purpose == .filter { s.events.filter = TailFilter(p.text) }
+        if p.purpose == .filter { if rl { s.rateLimits.filter = p.text } else { s.events.filter = TailFilter(p.text) } }
         return []
     }
 
     static func commit(_ s: inout AppState, _ p: Prompt, tail: ChannelTail) -> [Effect] {
         let text = p.text
         switch p.purpose {
+        case .filter where s.view == .rateLimits:
+            s.rateLimits.filter = text
+            s.rateLimits.selectedKey = s.rateLimits.visible.first?.key
+            if !text.isEmpty && s.rateLimits.visible.isEmpty { flash(&s, "no counter matches “\(text)”", .info) }
+            return []
         case .filter:
             s.events.filter = TailFilter(text)
             sync(&s, tail: tail)
@@ -262,4 +320,60 @@ public enum Reducer {
             s.events.scrollTop = max(0, s.events.rows.count - h)
         }
     }
+}
+
+extension Reducer {
+    static func moveRateLimits(_ s: inout AppState, _ a: Action) {
+        let rows = s.rateLimits.visible
+        guard !rows.isEmpty else { return }
+        let page = max(1, rateLimitsLayout(s).listHeight - 1)
+        let cur = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
+        var idx = cur
+        switch a {
+        case .up: idx -= 1
+        case .down: idx += 1
+        case .pageUp: idx -= page
+        case .pageDown: idx += page
+        case .top: idx = 0
+        case .bottom: idx = rows.count - 1
+        default: break
+        }
+        s.rateLimits.selectedKey = rows[max(0, min(rows.count - 1, idx))].key
+    }
+
+    /// Keeps a valid selection (by key, so it survives re-sorting) inside the window.
+    static func syncRateLimits(_ s: inout AppState) {
+        let rows = s.rateLimits.visible
+        if rows.isEmpty { s.rateLimits.selectedKey = nil; s.rateLimits.scrollTop = 0; s.rateLimits.detailOpen = false; return }
+        if s.rateLimits.selectedKey == nil || !rows.contains(where: { $0.key == s.rateLimits.selectedKey }) {
+            s.rateLimits.selectedKey = rows[0].key
+        }
+        let idx = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
+        let h = max(1, rateLimitsLayout(s).listHeight)
+        var top = s.rateLimits.scrollTop
+        if idx < top { top = idx }
+        if idx >= top + h { top = idx - h + 1 }
+        s.rateLimits.scrollTop = max(0, min(top, max(0, rows.count - h)))
+    }
+}
+
+/// "resets in 41s", counted down locally from the PTTL read at `readAt`.
+public func ttlText(_ c: RateLimitCounter, now: Double, readAt: Double) -> String {
+    switch c.ttl {
+    case .persistent?: return "no TTL"
+    case .expiresIn(let ms)?:
+        let left = ms - Int64(max(0, now - readAt) * 1000)
+        return left <= 0 ? "window over" : "resets in " + formatDuration(left)
+    default: return "TTL ?"
+    }
+}
+
+public func rateLimitsLayout(_ s: AppState) -> EventsLayout {
+    let top = s.bodyTop + 1
+    let total = max(0, s.bodyHeight - 1)
+    if s.rateLimits.detailOpen {
+        let pane = min(max(total / 2, 4), total)
+        return EventsLayout(listTop: top, listHeight: total - pane, paneTop: top + total - pane, paneHeight: pane)
+    }
+    return EventsLayout(listTop: top, listHeight: total, paneTop: top + total, paneHeight: 0)
 }

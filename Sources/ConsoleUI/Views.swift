@@ -21,9 +21,9 @@ public enum Screen {
         switch s.view {
         case .events: EventsView.render(&g, s, tail: tail, timeZone: timeZone)
         case .keys: notYet(&g, s, "Keys", "redis-ops keys --match 'workspace:*'")
-        case .rateLimits: notYet(&g, s, "Rate limits", "redis-ops keys --match 'ratelimit:*'")
+        case .rateLimits: RateLimitsView.render(&g, s)
         case .locks: notYet(&g, s, "Locks", "redis-ops keys --match 'lock:*'")
-        case .server: notYet(&g, s, "Server", "redis-ops info")
+        case .server: ServerView.render(&g, s)
         }
         footer(&g, s)
         if s.helpOpen { help(&g, s) }
@@ -88,7 +88,10 @@ public enum Screen {
             x = g.put(x, y, " " + label + " ", .footerText)
         }
         let y2 = g.height - 1
-        if let p = s.prompt {
+        if let c = s.confirm {
+            g.fill(y: y2, role: .danger)
+            g.put(0, y2, c.question, .readOnly)
+        } else if let p = s.prompt {
             let x1 = g.put(0, y2, p.label, .prompt)
             // Show the end of long input.
             let avail = g.width - x1 - 1

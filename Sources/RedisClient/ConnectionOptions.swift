@@ -15,6 +15,8 @@ public struct ConnectionFlags: Sendable, Equatable {
     public var insecure: Bool = false
     public var prefix: String?
     public var readOnly: Bool = false
+    /// A password from elsewhere (a profile's `password_env`); never from the command line.
+    public var password: Secret?
     public init() {}
 }
 
@@ -140,6 +142,8 @@ extension ConnectionOptions {
             var t = Substring(text)
             while let l = t.last, l == "\n" || l == "\r" { t = t.dropLast() }
             password = String(t)
+        } else if let p = flags.password {
+            password = p.value
         } else {
             password = flagURL?.password ?? envURL?.password ?? env["REDIS_AUTH_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         }

@@ -26,12 +26,12 @@ struct ConsoleCommand: ParsableCommand {
         guard isatty(0) == 1 && isatty(1) == 1 else {
             throw CLIError.usage("the console needs a terminal; for scripts use the subcommands (keys, tail, info, …)")
         }
-        let opts = try connection.resolve()
+        let (opts, schema) = try connection.resolveWithSchema()
         // Fail before taking over the screen if the server cannot be reached at all.
         try RedisConnection(opts.config).close()
         var pats = patterns.map { Bytes(utf8: $0) }
         let chans = channels.map { Bytes(utf8: $0) }
-        if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: KeySchema(prefix: opts.prefix).eventsPattern)] }
-        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer)).run()
+        if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
+        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema)).run()
     }
 }

@@ -15,8 +15,8 @@ struct InfoCommand: ParsableCommand {
         let opts = try connection.resolve()
         let conn = try RedisConnection(opts.config)
         let ov = try ServerOverview.fetch(conn)
+        if let e = ov.infoError { throw CLIError.runtime("INFO is not permitted for this user: \(e)") }
         if json { Output.line(ov.json.serialized()); return }
-        if let e = ov.infoError { Output.warn("note: INFO is not permitted: \(e)") }
         let i = ov.info
         func v(_ k: String) -> String { i[k] ?? "unknown" }
         var rows: [(String, String)] = []

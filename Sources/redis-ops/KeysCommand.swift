@@ -21,8 +21,7 @@ struct KeysCommand: ParsableCommand {
     }
 
     func run() throws {
-        let opts = try connection.resolve()
-        let schema = KeySchema(prefix: opts.prefix)
+        let (opts, schema) = try connection.resolveWithSchema()
         let conn = try RedisConnection(opts.config)
         let scanner = KeyScanner(match: schema.fullGlob(match), count: 1000)
         let fetcher = MetadataFetcher()

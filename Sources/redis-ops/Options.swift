@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RedisClient
 import OpsCore
+import OpsConfig
 import RedisProtocol
 
 /// The connection options every subcommand accepts (DESIGN.md section 3).
@@ -32,6 +33,10 @@ struct ConnectionOptionGroup: ParsableArguments {
     var prefix: String?
     @Flag(name: .customLong("read-only"), help: "Refuse every write (delete, reset, publish).")
     var readOnly = false
+    @Option(name: .long, help: "A connection profile from the config file.")
+    var profile: String?
+    @Option(name: .long, help: "The config file (default $REDIS_OPS_CONFIG or ~/.config/redis-ops/config.toml).")
+    var config: String?
 
     var flags: ConnectionFlags {
         var f = ConnectionFlags()
@@ -41,12 +46,20 @@ struct ConnectionOptionGroup: ParsableArguments {
         return f
     }
 
-    func resolve() throws -> ConnectionOptions {
-        let o = try ConnectionOptions.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+    func resolve() throws -> ConnectionOptions { try resolveWithSchema().0 }
+
+    /// Options and the application's conventions: flags, then the profile, then the environment, then the file's [conventions].
+    func resolveWithSchema() throws -> (ConnectionOptions, KeySchema) {
+        let env = ProcessInfo.processInfo.environment
+        let file = try OpsConfigFile.load(path: config, environment: env)
+        var (f, pw) = try file.flags(flags, profile: profile, environment: env)
+        if let pw { f.password = Secret(pw) }
+        if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
+        let o = try ConnectionOptions.resolve(flags: f, environment: env)
         if o.insecure {
             Output.warn("warning: --insecure: the server's certificate is NOT verified; anyone on the path can impersonate it")
         }
-        return o
+        return (o, file.schema(prefix: o.prefix, profile: profile))
     }
 
     /// Options that take a value (used to move global options after the subcommand name).

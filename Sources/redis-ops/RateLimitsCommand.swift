@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleUI
+
+struct RateLimitsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ratelimits",
+        abstract: "Rate-limit counters under the prefix (ratelimit:*), blocked first.")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Option(name: .long, help: "Requests allowed per window (default 60, as the application).")
+    var limit: Int64?
+    @Option(name: .long, help: "Window in seconds (default 60).")
+    var window: Int64?
+    @Flag(name: .long, help: "One JSON object per line.")
+    var json = false
+
+    func validate() throws {
+        if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1") }
+        if let w = window, w < 1 { throw ValidationError("--window must be at least 1") }
+    }
+
+    func run() throws {
+        var (opts, schema) = try connection.resolveWithSchema()
+        if let l = limit { schema.rateLimit = l }
+        if let w = window { schema.rateWindow = w }
+        let conn = try RedisConnection(opts.config)
+        let counters = try RateLimitReader(schema: schema).scanAll(conn)
+        if json {
+            for c in counters { Output.line(c.json.serialized()) }
+            return
+        }
+        let blocked = counters.filter(\.isBlocked).count
+        let broken = counters.filter(\.isBroken).count
+        Output.line("\(counters.count) counters · \(blocked) blocked · \(broken) broken (no TTL or TTL > window) · limit \(schema.rateLimit)/\(schema.rateWindow)s")
+        Output.line(pad("STATE", 8) + "  " + pad("COUNT", 11) + "  " + pad("RESETS IN", 10) + "  IDENTIFIER")
+        for c in counters {
+            let state: String
+            switch c.state { case .blocked: state = "BLOCKED"; case .near: state = "near"; case .ok: state = "ok"; case .unknown: state = "?" }
+            let count = c.count.map { "\($0)/\(c.limit)" } ?? "not a number"
+            var resets = formatTTL(c.ttl)
+            if c.isBroken { resets += " !" }
+            Output.line(pad(state, 8) + "  " + pad(count, 11) + "  " + pad(resets, 10) + "  " + Escaper.string(c.identifier))
+        }
+        if broken > 0 { Output.line("! broken: a counter without TTL (or with a TTL above the window) blocks its client forever") }
+    }
+}
