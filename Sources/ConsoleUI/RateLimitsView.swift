@@ -27,9 +27,9 @@ enum RateLimitsView {
 
         let hy = y0 + 1
         g.fill(y: hy, role: .columnHeader)
-        let idW = min(34, max(16, g.width / 3))
+        let idW = min(30, max(16, g.width / 4))
         let cols = (state: 0, id: 9, kind: 10 + idW, count: 16 + idW, bar: 28 + idW)
-        let barW = max(0, min(24, g.width - cols.bar - 20))
+        let barW = max(0, min(20, g.width - cols.bar - 32))
         g.put(cols.state, hy, "STATE", .columnHeader)
         g.put(cols.id, hy, "IDENTIFIER", .columnHeader)
         g.put(cols.kind, hy, "KIND", .columnHeader)

@@ -161,7 +161,7 @@ public enum Reducer {
                 return []
             }
             let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
-            s.confirm = Confirmation(question: "Reset \(Escaper.string(key)) (count \(count), \(ttlText(c, now: s.now, readAt: s.rateLimits.readAt)))? DEL lets the client through at once. y = yes, any other key = no",
+            s.confirm = Confirmation(question: "Reset \(Escaper.string(key)) (\(count), \(ttlText(c, now: s.now, readAt: s.rateLimits.readAt)))? y = yes · any other key = no",
                                      effect: .resetCounter(key))
         case .pause:
             if s.events.pausedAt == nil { s.events.pausedAt = tail.nextSeq - 1 } else { s.events.pausedAt = nil }

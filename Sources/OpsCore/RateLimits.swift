@@ -18,6 +18,11 @@ public struct RateLimitCounter: Sendable, Equatable {
     public var window: Int64
     public var ttl: TTLState?
 
+    public init(key: Bytes, identifier: Bytes, kind: Kind, count: Int64?, limit: Int64, window: Int64, ttl: TTLState?) {
+        self.key = key; self.identifier = identifier; self.kind = kind; self.count = count
+        self.limit = limit; self.window = window; self.ttl = ttl
+    }
+
     public var state: State {
         guard let c = count else { return .unknown }
         if c > limit { return .blocked }

@@ -61,6 +61,10 @@ public struct ServerOverview: Sendable, Equatable {
     public var maxmemoryPolicy: String?
     public var maxmemoryPolicySource: String?
 
+    public init(info: ServerInfo, infoError: String?, maxmemoryPolicy: String?, maxmemoryPolicySource: String?) {
+        self.info = info; self.infoError = infoError; self.maxmemoryPolicy = maxmemoryPolicy; self.maxmemoryPolicySource = maxmemoryPolicySource
+    }
+
     /// Reads INFO (and CONFIG GET maxmemory-policy only if INFO lacks it and CONFIG is allowed).
     public static func fetch(_ conn: RedisConnection) throws -> ServerOverview {
         let r = try conn.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "everything")]])[0]
