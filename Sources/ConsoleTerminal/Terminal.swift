@@ -61,7 +61,7 @@ final class Terminal {
             .normal: none, .dim: dim, .header: rev, .headerBadge: rev | bold, .tabActive: rev | bold, .tabInactive: none,
             .footerKey: rev | bold, .footerText: none, .selected: rev, .escape: ul, .gap: bold | rev, .note: dim,
             .warning: bold, .error: bold | ul, .info: none, .ok: bold, .title: bold, .columnHeader: ul | bold,
-            .jsonKey: bold, .jsonString: none, .jsonNumber: none, .jsonLiteral: none, .prompt: bold, .barFull: rev,
+            .jsonKey: bold, .jsonString: none, .jsonNumber: none, .jsonLiteral: none, .prompt: bold, .barFull: bold,
             .barEmpty: dim, .readOnly: rev | bold, .danger: bold | ul,
         ]
         for r in Role.allCases { attrs[r] = (mono[r] ?? none, 0) }
@@ -84,7 +84,7 @@ final class Terminal {
             (.jsonNumber, Int16(COLOR_MAGENTA), -1, none),
             (.jsonLiteral, Int16(COLOR_YELLOW), -1, none),
             (.prompt, Int16(COLOR_CYAN), -1, bold),
-            (.barFull, Int16(COLOR_RED), -1, rev),
+            (.barFull, Int16(COLOR_RED), -1, bold),
             (.readOnly, Int16(COLOR_WHITE), Int16(COLOR_RED), bold),
             (.danger, Int16(COLOR_RED), -1, bold),
         ]

@@ -66,8 +66,9 @@ enum RateLimitsView {
             if barW > 0, let n = c.count {
                 let frac = min(1.0, Double(n) / Double(c.limit))
                 let full = Int((frac * Double(barW)).rounded())
-                g.put(cols.bar, y, String(repeating: "█", count: full), sel ? .selected : (c.isBlocked ? .barFull : (c.state == .near ? .warning : .ok)))
-                g.put(cols.bar + full, y, String(repeating: "░", count: barW - full), sel ? .selected : .barEmpty)
+                // Bars keep their colour on the selected row (reverse video would hide them).
+                g.put(cols.bar, y, String(repeating: "█", count: full), c.isBlocked ? .barFull : (c.state == .near ? .warning : .ok))
+                g.put(cols.bar + full, y, String(repeating: "░", count: barW - full), .barEmpty)
                 g.put(cols.bar + barW + 1, y, padLeft("\(Int((Double(n) / Double(c.limit) * 100).rounded()))%", 5), base)
             }
             var reset = ttlText(c, now: s.now, readAt: r.readAt)
@@ -123,8 +124,9 @@ enum ServerView {
             guard y < g.height - 2 else { return }
             var x = g.put(0, y, padRight(label, 12), .title)
             for (t, r) in parts { x = g.put(x, y, t, r) ; x = g.put(x, y, "  ", .normal) }
-            if let spark, !spark.isEmpty, x < g.width - 4 {
-                g.put(max(x, g.width - min(40, g.width - x)), y, sparkline(spark, width: min(40, g.width - x) - 1, min: range?.0, max: range?.1), .info)
+            if let spark, spark.count >= 2, x < g.width - 4 {
+                let sx = max(x + 2, 64)
+                if sx < g.width - 4 { g.put(sx, y, sparkline(spark, width: min(40, g.width - sx - 1), min: range?.0, max: range?.1), .info) }
             }
             y += 1
         }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Regenerates screenshots/*.png from the real binary running the demo in a real terminal:
+# xterm under Xvfb, driven through tmux (keys), captured with ImageMagick's `import`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="$(pwd)/${REDIS_OPS_BIN:-.build/release/redis-ops}"
+OUT="$(pwd)/screenshots"
+[ -x "$BIN" ] || { echo "build first: make release" >&2; exit 1; }
+mkdir -p "$OUT"
+DISPLAY_NUM=":$((90 + RANDOM % 9))"
+SOCK="redis-ops-shots-$$"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+Xvfb "$DISPLAY_NUM" -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
+XVFB=$!
+cleanup() {
+    tmux -L "$SOCK" kill-server 2>/dev/null || true
+    kill "$XTERM" 2>/dev/null || true
+    kill "$XVFB" 2>/dev/null || true
+}
+trap cleanup EXIT
+sleep 1
+export DISPLAY="$DISPLAY_NUM"
+# The demo runs inside tmux (so keys can be sent) inside xterm (so it is a real terminal to capture).
+tmux -L "$SOCK" -f /dev/null new-session -d -x 132 -y 38 -s shots \
+    "env LANG=C.UTF-8 TERM=xterm-256color $BIN demo --port $PORT --seed 11"
+tmux -L "$SOCK" set -g status off
+xterm -geometry 132x38+0+0 -fa 'DejaVu Sans Mono' -fs 10 -bg '#1e1e1e' -fg '#dcdcdc' -T redis-ops \
+    -e tmux -L "$SOCK" attach -t shots >/dev/null 2>&1 &
+XTERM=$!
+sleep 4
+send() { tmux -L "$SOCK" send-keys -t shots "$@"; }
+WIN="$(xwininfo -root -tree | awk '/"redis-ops"/ {print $1; exit}')"
+[ -n "$WIN" ] || { echo "xterm window not found" >&2; exit 1; }
+shot() { sleep "${2:-1.5}"; import -window "$WIN" "$OUT/$1.png"; echo "wrote screenshots/$1.png"; }
+shot 01-events 3
+send '/' ; tmux -L "$SOCK" send-keys -t shots -l 'type=member.added'; send Enter
+shot 02-events-filter
+send Enter
+shot 03-events-detail
+send Escape Escape
+send '3'
+shot 04-ratelimits 3
+send Enter
+shot 05-ratelimits-detail 2
+send Escape 'r'
+shot 06-ratelimit-reset-confirm 1
+send 'n' '5'
+shot 07-server 5
+send '?'
+shot 08-help 1
+send Escape 'q'
+sleep 1
