@@ -38,6 +38,12 @@ final class CurrentView: Sendable {
     func get() -> Int { raw.load(ordering: .relaxed) }
 }
 
+final class CancelFlag: Sendable {
+    private let raw = Atomic<Bool>(false)
+    func set(_ v: Bool) { raw.store(v, ordering: .relaxed) }
+    var isSet: Bool { raw.load(ordering: .relaxed) }
+}
+
 final class KnownCounters: Sendable {
     let state = Mutex<(keys: [Bytes], lastFull: Double)>(([], 0))
 }
@@ -102,6 +108,7 @@ public final class Console {
         session.command = .connecting
         let (w0, h0) = term.size
         var state = AppState(width: w0, height: h0, now: wallClockNow(), session: session)
+        state.schemaOverride = settings.schema
         state.subscriptions = settings.channels.map { Subscription(name: $0, isPattern: false) }
             + settings.patterns.map { Subscription(name: $0, isPattern: true) }
         if o.insecure {
@@ -126,7 +133,8 @@ public final class Console {
         let viewNow = CurrentView()
         let rateJob = Self.rateLimitsJob(settings.schema, view: viewNow)
         let serverJob = Self.serverJob(view: viewNow)
-        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob), (1, rateJob), (2, serverJob)], post: post)
+        let locksJob = Self.locksJob(settings.schema, view: viewNow)
+        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob), (1, rateJob), (2, serverJob), (2, locksJob)], post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: store)
         commands.start()
         subscriber.start()
@@ -152,6 +160,7 @@ public final class Console {
                 // Show the new view's data at once rather than at the next period.
                 if state.view == .rateLimits { commands.submit(rateJob) }
                 if state.view == .server { commands.submit(serverJob) }
+                if state.view == .locks { commands.submit(locksJob) }
             }
         }
 
@@ -228,9 +237,83 @@ public final class Console {
         })
     }
 
+    static func locksJob(_ schema: KeySchema, view: CurrentView) -> CommandWorker.Job {
+        CommandWorker.Job(run: { c in
+            guard view.get() == ViewID.locks.rawValue else { return [] }
+            return [.locks(try LockRow.read(schema: schema, on: c), at: wallClockNow())]
+        }, onError: { e in [.locksFailed(e.description)] })
+    }
+
+    let cancelInvalidation = CancelFlag()
+
+    var audit: AuditLog {
+        let env = ProcessInfo.processInfo.environment
+        return AuditLog(path: AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// One step of the key browser: a SCAN page and its metadata; queues the next step itself.
+    static func scanStep(_ scanner: KeyScanner, _ fetcher: MetadataFetcher, session: Int, commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void,
+                  scanned: Int, first: Bool) {
+        let job = CommandWorker.Job(run: { c in
+            var estimate: Int? = nil
+            if first { estimate = try c.call("DBSIZE").int.map(Int.init) }
+            let keys = try scanner.next(on: c) ?? []
+            let metas = try fetcher.fetch(keys, on: c)
+            let total = scanned + keys.count
+            let done = scanner.done || total >= 200_000
+            if !done { Self.scanStep(scanner, fetcher, session: session, commands: commands, post: post, scanned: total, first: false) }
+            return [.keysPage(metas, scanned: total, done: done, estimate: estimate, session: session, at: wallClockNow())]
+        }, onError: { e in [.keysFailed(e.description)] })
+        commands.submit(job)
+    }
+
     func perform(_ e: Effect, _ state: inout AppState, subscriber: SubscriptionWorker, commands: CommandWorker,
                  post: @escaping @Sendable ([AppEvent]) -> Void) {
+        let o = settings.options
+        let schema = settings.schema
         switch e {
+        case .scanKeys(let session):
+            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), MetadataFetcher(), session: session,
+                          commands: commands, post: post, scanned: 0, first: true)
+        case .inspect(let key, let cursor):
+            commands.submit(CommandWorker.Job(run: { c in [.inspected(try KeyInspector.inspect(key, cursor: cursor, on: c))] },
+                                              onError: { e in [.failed("cannot inspect \(Escaper.string(key)): \(e.description)")] }))
+        case .deleteKey(let key):
+            guard !o.readOnly else { post([.failed("read-only mode: nothing was deleted")]); return }
+            let audit = self.audit
+            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
+                let r = try c.call([Bytes(utf8: "UNLINK"), key])
+                var rep = InvalidationReport(matched: 1)
+                rep.deleted = r.int == 1 ? 1 : 0
+                rep.alreadyGone = 1 - rep.deleted
+                try? audit.append(audit.record(server: o.summary, aclUser: o.config.user, what: InvalidationRequest(keys: [key]), report: rep), publishOn: c)
+                return [.deleted(key: key, existed: r.int == 1)]
+            }, onError: { e in [.failed("delete of \(Escaper.string(key)) failed: \(e.description) — nothing was deleted")] }))
+        case .planInvalidation(let glob):
+            cancelInvalidation.set(false)
+            let cancel = cancelInvalidation
+            commands.submit(CommandWorker.Job(run: { c in
+                let plan = try Invalidator(schema: schema).plan(InvalidationRequest(glob: glob), on: c,
+                                                                progress: { n in post([.invalidationPlanning(found: n)]) },
+                                                                cancelled: { cancel.isSet })
+                return cancel.isSet ? [] : [.invalidationPlanned(plan)]
+            }, onError: { e in [.invalidationFailed(e.description)] }))
+        case .executeInvalidation(let plan):
+            guard !o.readOnly else { post([.invalidationFailed("read-only mode: nothing was deleted")]); return }
+            cancelInvalidation.set(false)
+            let cancel = cancelInvalidation
+            let audit = self.audit
+            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
+                var last = 0.0
+                let rep = Invalidator(schema: schema).execute(plan, on: c, cancelled: { cancel.isSet }, progress: { p in
+                    let t = monotonicNow()
+                    if t - last > 0.1 || p.done == p.total { last = t; post([.invalidationProgress(p)]) }
+                })
+                try? audit.append(audit.record(server: o.summary, aclUser: o.config.user, what: plan.request, report: rep), publishOn: c)
+                return [.invalidationDone(rep)]
+            }, onError: { e in [.invalidationFailed("\(e.description) — nothing was deleted")] }))
+        case .cancelInvalidation:
+            cancelInvalidation.set(true)
         case .resetCounter(let key):
             guard !settings.options.readOnly else {
                 post([.failed("read-only mode: nothing was changed")])

@@ -5,7 +5,7 @@ public enum Action: Sendable, Equatable {
     case up, down, pageUp, pageDown, top, bottom
     case filter, clearFilter, details
     case pause, subscribe, unsubscribe, write, channels
-    case reset
+    case reset, delete, invalidate, sort, summary, nextPage, refresh
 }
 
 public struct Binding: Sendable {
@@ -44,6 +44,15 @@ public enum Bindings {
         Binding(keys: [.char("u")], label: "u", help: "unsubscribe (the selected message's channel or pattern is offered)", scope: .view(.events), footer: "unsub", action: .unsubscribe),
         Binding(keys: [.char("c")], label: "c", help: "per-channel totals and rates", scope: .view(.events), footer: "channels", action: .channels),
         Binding(keys: [.char("w")], label: "w", help: "write the buffer (or its filtered part) to an NDJSON file", scope: .view(.events), footer: "write", action: .write),
+        Binding(keys: [.char("/")], label: "/", help: "filter: a glob relative to the prefix (workspace:1*) or a substring", scope: .view(.keys), footer: "filter", action: .filter),
+        Binding(keys: [.enter], label: "Enter", help: "inspect the selected key's value (paged, never fetched whole)", scope: .view(.keys), footer: "inspect", action: .details),
+        Binding(keys: [.char("n")], label: "n", help: "next page of the inspected value", scope: .view(.keys), footer: nil, action: .nextPage),
+        Binding(keys: [.char("o")], label: "o", help: "sort by name, TTL or size", scope: .view(.keys), footer: "sort", action: .sort),
+        Binding(keys: [.char("N")], label: "N", help: "namespace summary: keys and memory per segment", scope: .view(.keys), footer: "namespaces", action: .summary),
+        Binding(keys: [.char("R")], label: "R", help: "rescan the keys", scope: .view(.keys), footer: nil, action: .refresh),
+        Binding(keys: [.char("d")], label: "d", help: "delete the selected key (UNLINK; asks first)", scope: .view(.keys), footer: "delete", action: .delete),
+        Binding(keys: [.char("D")], label: "D", help: "invalidate by pattern: dry run, typed confirmation, throttled UNLINK, report", scope: .view(.keys), footer: "invalidate", action: .invalidate),
+        Binding(keys: [.char("d")], label: "d", help: "release the selected lock (asks first)", scope: .view(.locks), footer: "release", action: .delete),
         Binding(keys: [.char("/")], label: "/", help: "filter counters by identifier (an IP, a user id)", scope: .view(.rateLimits), footer: "filter", action: .filter),
         Binding(keys: [.enter], label: "Enter", help: "the selected counter in detail, with its count sampled while the view is open", scope: .view(.rateLimits), footer: "details", action: .details),
         Binding(keys: [.char("r")], label: "r", help: "reset the selected counter (DEL; asks first; refused in read-only mode)", scope: .view(.rateLimits), footer: "reset", action: .reset),

@@ -57,7 +57,7 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// A line prompt at the bottom of the screen.
 public struct Prompt: Sendable, Equatable {
-    public enum Purpose: Sendable, Equatable { case filter, subscribe, unsubscribe, write }
+    public enum Purpose: Sendable, Equatable { case filter, subscribe, unsubscribe, write, invalidatePattern }
     public var purpose: Purpose
     public var text: String
     public var label: String {
@@ -66,6 +66,7 @@ public struct Prompt: Sendable, Equatable {
         case .subscribe: return "subscribe (channel, or pattern with * ? [): "
         case .unsubscribe: return "unsubscribe from: "
         case .write: return "write NDJSON to: "
+        case .invalidatePattern: return "invalidate keys matching (glob, relative to the prefix): "
         }
     }
 }
@@ -150,6 +151,11 @@ public struct AppState: Sendable, Equatable {
     public var rateLimits = RateLimitsState()
     public var server = ServerState()
     public var confirm: Confirmation?
+    public var keys = KeysState()
+    public var locks = LocksState()
+    public var invalidation: InvalidationUI?
+    /// The application's conventions when they differ from the defaults (config file).
+    public var schemaOverride: KeySchema?
     public var quitting = false
 
     public init(width: Int, height: Int, now: Double, session: SessionInfo) {
@@ -180,6 +186,17 @@ public enum AppEvent: Sendable {
     case slowlog([SlowlogEntry]?, error: String?)
     /// A key was deleted on the operator's request (`existed`: it was there).
     case deleted(key: Bytes, existed: Bool)
+    /// A page of the key browser's scan (`session` guards against stale pages).
+    case keysPage([KeyMetadata], scanned: Int, done: Bool, estimate: Int?, session: Int, at: Double)
+    case keysFailed(String)
+    case inspected(InspectedValue)
+    case locks([LockRow], at: Double)
+    case locksFailed(String)
+    case invalidationPlanning(found: Int)
+    case invalidationPlanned(InvalidationPlan)
+    case invalidationProgress(InvalidationProgress)
+    case invalidationDone(InvalidationReport)
+    case invalidationFailed(String)
 }
 
 /// Things the console asks the outside world to do.
@@ -191,4 +208,65 @@ public enum Effect: Sendable, Equatable {
     case writeTail(path: String, filter: TailFilter, upTo: Int)
     /// DEL a rate-limit counter (the next request of that client starts a new window).
     case resetCounter(Bytes)
+    /// Start (or restart) the key browser's scan.
+    case scanKeys(session: Int)
+    case inspect(Bytes, cursor: Bytes?)
+    /// UNLINK one key (after a confirmation), with an audit record.
+    case deleteKey(Bytes)
+    case planInvalidation(String)
+    case executeInvalidation(InvalidationPlan)
+    case cancelInvalidation
+}
+
+public enum KeySort: String, Sendable, CaseIterable { case name, ttl, size }
+
+public struct KeyRow: Sendable, Equatable {
+    public var meta: KeyMetadata
+    public var kind: KeyKind
+    public var readAt: Double
+}
+
+/// State of the Keys view (the key browser and its inspector).
+public struct KeysState: Sendable, Equatable {
+    public var rows: [KeyRow] = []
+    public var scanned = 0
+    public var estimate: Int?
+    public var done = false
+    public var started = false
+    public var session = 0
+    public var error: String?
+    public var filter = ""
+    public var sort: KeySort = .name
+    public var selectedKey: Bytes?
+    public var scrollTop = 0
+    public var showSummary = false
+    public var inspector: InspectedValue?
+    public var inspectorLoading: Bytes?
+    /// At most this many keys are kept in the browser (the rest: narrow the filter or use `redis-ops keys`).
+    public var cap = 200_000
+    public init() {}
+}
+
+public struct LocksState: Sendable, Equatable {
+    public var rows: [LockRow] = []
+    public var readAt: Double = 0
+    public var loaded = false
+    public var error: String?
+    public var selectedKey: Bytes?
+    public var scrollTop = 0
+    public init() {}
+}
+
+/// The pattern invalidation in progress: dry run → typed confirmation → deletion → report.
+public struct InvalidationUI: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        case planning(found: Int)
+        case confirming(InvalidationPlan, typed: String)
+        case running(InvalidationPlan, InvalidationProgress)
+        case cancelling(InvalidationPlan, InvalidationProgress)
+        case done(InvalidationReport)
+        case failed(String)
+    }
+    public var glob: String
+    public var phase: Phase
 }

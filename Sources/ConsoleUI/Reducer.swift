@@ -73,12 +73,23 @@ public enum Reducer {
             s.server.slowlog = entries ?? []
             s.server.slowlogError = error
         case .deleted(let key, let existed):
+            let wasCounter = s.rateLimits.counters.contains { $0.key == key }
             s.rateLimits.counters.removeAll { $0.key == key }
-            flash(&s, existed ? "reset \(Escaper.string(key)): the client's next request starts a new window"
-                              : "\(Escaper.string(key)) was already gone (its window had ended)", .info)
+            s.keys.rows.removeAll { $0.meta.key == key }
+            s.locks.rows.removeAll { $0.key == key }
+            if s.keys.inspector?.key == key { s.keys.inspector = nil }
+            if wasCounter {
+                flash(&s, existed ? "reset \(Escaper.string(key)): the client's next request starts a new window"
+                                  : "\(Escaper.string(key)) was already gone (its window had ended)", .info)
+            } else {
+                flash(&s, existed ? "deleted \(Escaper.string(key)) (UNLINK)" : "\(Escaper.string(key)) was already gone", .info)
+            }
+        default:
+            effects = keysEvent(&s, event)
         }
         sync(&s, tail: tail)
         syncRateLimits(&s)
+        syncKeys(&s)
         return effects
     }
 
@@ -118,6 +129,7 @@ public enum Reducer {
             if k == .char("q") { s.quitting = true; return [.quit] }
             return []
         }
+        if s.invalidation != nil { return invalidationKey(&s, k) }
         if let c = s.confirm {
             s.confirm = nil
             if k == .char("y") || k == .char("Y") { return [c.effect] }
@@ -134,14 +146,22 @@ public enum Reducer {
         switch a {
         case .quit: s.quitting = true; return [.quit]
         case .help: s.helpOpen = true
-        case .show(let v): s.view = v
-        case .nextView: s.view = ViewID(rawValue: s.view.rawValue % ViewID.allCases.count + 1)!
-        case .previousView: s.view = ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!
+        case .show(let v): s.view = v; return enteredView(&s)
+        case .nextView: s.view = ViewID(rawValue: s.view.rawValue % ViewID.allCases.count + 1)!; return enteredView(&s)
+        case .previousView: s.view = ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!; return enteredView(&s)
         case .up, .down, .pageUp, .pageDown, .top, .bottom:
             if s.view == .events { move(&s, a) }
             if s.view == .rateLimits { moveRateLimits(&s, a) }
+            if s.view == .keys { moveKeys(&s, a) }
+            if s.view == .locks { moveLocks(&s, a) }
         case .filter:
-            s.prompt = Prompt(purpose: .filter, text: s.view == .rateLimits ? s.rateLimits.filter : s.events.filter.text)
+            s.prompt = Prompt(purpose: .filter, text: s.view == .rateLimits ? s.rateLimits.filter : (s.view == .keys ? s.keys.filter : s.events.filter.text))
+        case .delete, .invalidate, .sort, .summary, .nextPage, .refresh:
+            return keysAction(&s, a)
+        case .clearFilter where s.view == .keys:
+            if s.keys.inspector != nil { s.keys.inspector = nil } else if s.keys.showSummary { s.keys.showSummary = false } else { s.keys.filter = "" }
+        case .details where s.view == .keys:
+            return keysAction(&s, a)
         case .clearFilter:
             if s.view == .rateLimits {
                 if s.rateLimits.detailOpen { s.rateLimits.detailOpen = false } else { s.rateLimits.filter = "" }
@@ -191,9 +211,10 @@ public enum Reducer {
     static func promptKey(_ s: inout AppState, _ k: Key, tail: ChannelTail) -> [Effect] {
         guard var p = s.prompt else { return [] }
         let rl = s.view == .rateLimits
+        let kv = s.view == .keys
         switch k {
         case .escape:
-            if p.purpose == .filter { if rl { s.rateLimits.filter = "" } else { s.events.filter = TailFilter("") } }
+            if p.purpose == .filter { if rl { s.rateLimits.filter = "" } else if kv { s.keys.filter = "" } else { s.events.filter = TailFilter("") } }
             s.prompt = nil
             return []
         case .enter:
@@ -209,13 +230,21 @@ public enum Reducer {
             return []
         }
         s.prompt = p
-        if p.purpose == .filter { if rl { s.rateLimits.filter = p.text } else { s.events.filter = TailFilter(p.text) } }
+        if p.purpose == .filter { if rl { s.rateLimits.filter = p.text } else if kv { s.keys.filter = p.text } else { s.events.filter = TailFilter(p.text) } }
         return []
     }
 
     static func commit(_ s: inout AppState, _ p: Prompt, tail: ChannelTail) -> [Effect] {
         let text = p.text
         switch p.purpose {
+        case .filter where s.view == .keys:
+            s.keys.filter = text
+            s.keys.selectedKey = visibleKeys(s).first?.meta.key
+            return []
+        case .invalidatePattern:
+            guard !text.isEmpty else { return [] }
+            s.invalidation = InvalidationUI(glob: text, phase: .planning(found: 0))
+            return [.planInvalidation(text)]
         case .filter where s.view == .rateLimits:
             s.rateLimits.filter = text
             s.rateLimits.selectedKey = s.rateLimits.visible.first?.key

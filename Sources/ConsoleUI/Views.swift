@@ -20,9 +20,9 @@ public enum Screen {
         tabs(&g, s)
         switch s.view {
         case .events: EventsView.render(&g, s, tail: tail, timeZone: timeZone)
-        case .keys: notYet(&g, s, "Keys", "redis-ops keys --match 'workspace:*'")
+        case .keys: KeysView.render(&g, s)
         case .rateLimits: RateLimitsView.render(&g, s)
-        case .locks: notYet(&g, s, "Locks", "redis-ops keys --match 'lock:*'")
+        case .locks: LocksView.render(&g, s)
         case .server: ServerView.render(&g, s)
         }
         footer(&g, s)

@@ -58,7 +58,7 @@ public struct TailFilter: Sendable, Equatable {
     }
 
     /// Case-insensitive (ASCII) substring search over bytes.
-    static func contains(_ hay: Bytes, _ needle: Bytes) -> Bool {
+    public static func contains(_ hay: Bytes, _ needle: Bytes) -> Bool {
         let n = needle.count
         if n == 0 { return true }
         if hay.count < n { return false }

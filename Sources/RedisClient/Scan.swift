@@ -17,7 +17,7 @@ public func globEscape(_ s: Bytes) -> Bytes {
 
 /// A SCAN cursor with a bounded COUNT (never KEYS). It tolerates empty pages and drops
 /// the duplicates SCAN may return while the server rehashes.
-public final class KeyScanner {
+public final class KeyScanner: @unchecked Sendable {  // used by one thread at a time
     public let match: Bytes
     public let count: Int
     public let type: String?
@@ -87,7 +87,7 @@ public struct KeyMetadata: Sendable, Equatable {
 /// Fetches TYPE, PTTL and MEMORY USAGE for keys in pipelined batches. A command the
 /// user may not run (NOPERM, or disabled) makes that field unknown rather than failing
 /// the listing; once MEMORY USAGE is refused it is not asked again.
-public final class MetadataFetcher {
+public final class MetadataFetcher: @unchecked Sendable {  // used by one thread at a time
     public var wantType = true
     public var wantTTL = true
     public private(set) var memoryUsageAllowed: Bool

@@ -64,7 +64,7 @@ struct ConnectionOptionGroup: ParsableArguments {
 
     /// Options that take a value (used to move global options after the subcommand name).
     static let valued: Set<String> = ["--url", "--host", "--port", "--user", "--password-file", "--cacert", "--cert",
-                                      "--key", "--sni", "--prefix", "--profile", "--config"]
+                                      "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log"]
 }
 
 /// A failure with its exit status: 1 for connection/server problems, 2 for usage and refused writes.
