@@ -104,13 +104,6 @@ public enum Screen {
         }
     }
 
-    static func notYet(_ g: inout CellGrid, _ s: AppState, _ title: String, _ cli: String) {
-        let y = s.bodyTop + 1
-        g.put(2, y, "The \(title) view is not built yet.", .title)
-        g.put(2, y + 2, "Meanwhile, from a shell:", .dim)
-        g.put(4, y + 3, cli, .normal)
-    }
-
     static func help(_ g: inout CellGrid, _ s: AppState) {
         let rows = Bindings.all.filter { $0.scope == .global || $0.scope == .view(s.view) }
         let w = min(g.width, 84)

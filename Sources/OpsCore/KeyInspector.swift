@@ -20,6 +20,10 @@ public struct InspectedValue: Sendable, Equatable {
     public var readAt: Double = 0
     public var note: String?
 
+    public init(key: Bytes, type: String, ttl: TTLState?, bytes: Int64?, encoding: String?) {
+        self.key = key; self.type = type; self.ttl = ttl; self.bytes = bytes; self.encoding = encoding
+    }
+
     public static func == (a: InspectedValue, b: InspectedValue) -> Bool {
         a.key == b.key && a.type == b.type && a.ttl == b.ttl && a.bytes == b.bytes && a.length == b.length && a.string == b.string
             && a.items.map(\.0) == b.items.map(\.0) && a.items.map(\.1) == b.items.map(\.1) && a.next == b.next && a.note == b.note
@@ -99,6 +103,10 @@ public struct LockRow: Sendable, Equatable {
     public var protects: Bytes
     public var ttl: TTLState?
     public var owner: Bytes?
+
+    public init(key: Bytes, protects: Bytes, ttl: TTLState?, owner: Bytes?) {
+        self.key = key; self.protects = protects; self.ttl = ttl; self.owner = owner
+    }
 
     /// Stuck: no TTL, or a TTL above the expected lock TTL.
     public func isStuck(expectedMs: Int64) -> Bool {

@@ -1,0 +1,80 @@
+import XCTest
+import Foundation
+import TestSupport
+
+final class InvalidateCLITests: XCTestCase {
+    func server() throws -> RedisServer {
+        let s = try RedisServer(.plain)
+        try s.cli([], stdin: (1...20).map { "SET app:workspace:\($0) x EX 300\n" }.joined() + "SET app:lock:app:workspace:1 w EX 10\nSET other:workspace:1 x\n")
+        return s
+    }
+
+    func env() -> [String: String] { ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"] }
+
+    func testDryRunThenYes() throws {
+        let s = try server()
+        defer { s.stop() }
+        let e = env()
+        let dry = try redisOps(["invalidate", "--port", String(s.port), "--match", "workspace:1*", "--dry-run", "--json"], env: e)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        let o = try ndjson(dry.stdout)[0]
+        XCTAssertEqual(o["matched"] as? Int, 11)
+        XCTAssertEqual(o["deleted"] as? Int, 0)
+        XCTAssertEqual(o["dry_run"] as? Bool, true)
+        XCTAssertEqual((o["sample"] as? [String])?.count, 10)
+        XCTAssertTrue(dry.stdout.hasPrefix(#"{"matched":11,"deleted":0,"dry_run":true,"sample":["app:workspace:1"#), dry.stdout)
+        XCTAssertEqual(try s.cli(["DBSIZE"]), "22\n")
+        let real = try redisOps(["invalidate", "--port", String(s.port), "--match", "workspace:1*", "--yes", "--json"], env: e)
+        XCTAssertEqual(real.status, 0, real.stderr)
+        XCTAssertTrue(real.stdout.hasPrefix(#"{"matched":11,"deleted":11,"dry_run":false,"sample":["#), real.stdout)
+        XCTAssertEqual(try s.cli(["DBSIZE"]), "11\n")
+        let audit = try String(contentsOfFile: e["REDIS_OPS_AUDIT_LOG"]!, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(audit.count, 2)
+        XCTAssertTrue(audit[1].contains(#""pattern":"workspace:1*","dry_run":false,"matched":11,"deleted":11"#))
+    }
+
+    func testRefusesWithoutYesOffATerminalAndInReadOnly() throws {
+        let s = try server()
+        defer { s.stop() }
+        let r = try redisOps(["invalidate", "--port", String(s.port), "--match", "workspace:*"], env: env())
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("refusing to delete without --yes"), r.stderr)
+        let ro = try redisOps(["invalidate", "--read-only", "--port", String(s.port), "--match", "workspace:*", "--yes"], env: env())
+        XCTAssertEqual(ro.status, 2)
+        XCTAssertTrue(ro.stderr.contains("read-only"), ro.stderr)
+        XCTAssertEqual(try s.cli(["DBSIZE"]), "22\n", "nothing deleted")
+        XCTAssertEqual(try redisOps(["invalidate", "--port", String(s.port)]).status, 2, "nothing named")
+    }
+
+    func testExplicitKeysAndProtectedLocks() throws {
+        let s = try server()
+        defer { s.stop() }
+        let r = try redisOps(["invalidate", "--port", String(s.port), "--yes", "--json", "workspace:2", "workspace:nope"], env: env())
+        XCTAssertTrue(r.stdout.hasPrefix(#"{"matched":1,"deleted":1,"dry_run":false,"sample":["app:workspace:2"]}"#), r.stdout)
+        let all = try redisOps(["invalidate", "--port", String(s.port), "--yes", "--match", "*"], env: env())
+        XCTAssertEqual(all.status, 0, all.stderr)
+        XCTAssertTrue(all.stderr.contains("1 protected key(s)"), all.stderr)
+        XCTAssertEqual(try s.cli(["EXISTS", "app:lock:app:workspace:1"]), "1\n")
+        XCTAssertEqual(try s.cli(["EXISTS", "other:workspace:1"]), "1\n")
+    }
+
+    func testConsoleDeletesOneKey() throws {
+        let s = try server()
+        defer { s.stop() }
+        let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "--port", String(s.port)], env: env())
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("2")
+        try pane.waitFor("keys") { $0.contains("21 keys") }
+        try pane.send("/")
+        try pane.type("workspace:7")
+        try pane.send("Enter")
+        try pane.waitFor("filtered") { $0.contains("filter “workspace:7”: 1") }
+        try pane.send("d")
+        try pane.waitFor("confirmation") { $0.contains("Delete app:workspace:7 (string") }
+        try pane.send("y")
+        try pane.waitFor("deleted") { $0.contains("deleted app:workspace:7 (UNLINK)") }
+        XCTAssertEqual(try s.cli(["EXISTS", "app:workspace:7"]), "0\n")
+        XCTAssertEqual(try s.cli(["EXISTS", "app:workspace:8"]), "1\n")
+    }
+}
