@@ -38,15 +38,27 @@ shot 02-events-filter
 send Enter
 shot 03-events-detail
 send Escape Escape
-send '3'
-shot 04-ratelimits 3
+send '2'
+sleep 3
+send '/' ; tmux -L "$SOCK" send-keys -t shots -l 'workspace:*'; send Enter
 send Enter
-shot 05-ratelimits-detail 2
+shot 04-keys-inspector 2
+send Escape Escape 'N'
+shot 05-keys-namespaces 1
+send 'N' 'D'
+tmux -L "$SOCK" send-keys -t shots -l 'workspace:2*'; send Enter
+shot 06-invalidate-dry-run 3
+send Escape '4'
+shot 07-locks 3
+send '3'
+shot 08-ratelimits 3
+send Enter
+shot 09-ratelimits-detail 2
 send Escape 'r'
-shot 06-ratelimit-reset-confirm 1
+shot 10-ratelimit-reset-confirm 1
 send 'n' '5'
-shot 07-server 5
+shot 11-server 6
 send '?'
-shot 08-help 1
+shot 12-help 1
 send Escape 'q'
 sleep 1

@@ -52,3 +52,56 @@ final class DemoE2ETests: XCTestCase {
         XCTAssertFalse(portIsOpen(port))
     }
 }
+
+/// The tour: the demo, every view, a filter, an inspector, an invalidation dry run that is
+/// cancelled, a resize, and a clean exit that leaves no redis-server behind.
+final class TourE2ETests: XCTestCase {
+    func testTour() throws {
+        let port = freePort()
+        let pane = try TmuxPane(width: 120, height: 32, command: [redisOpsBinary(), "demo", "--port", String(port), "--seed", "5", "--workspaces", "400"])
+        defer { pane.kill() }
+        try pane.waitFor("events", timeout: 20) { $0.contains("\"type\":") }
+        try pane.send("/")
+        try pane.type("type=member.added")
+        try pane.send("Enter")
+        try pane.waitFor("filter") { $0.contains("filter “type=member.added”") }
+        try pane.send("Escape")
+        try pane.send("2")
+        try pane.waitFor("keys loaded", timeout: 20) { $0.contains("break the conventions") && !$0.contains("scanning") }
+        try pane.send("/")
+        try pane.type("workspace:leaked-*")
+        try pane.send("Enter")
+        try pane.waitFor("filtered keys") { $0.contains("no TTL: leak?") }
+        try pane.send("Enter")
+        try pane.waitFor("inspector") { $0.contains("in memory · TTL none") && $0.contains("\"plan\"") }
+        try pane.send("Escape")
+        try pane.send("Escape")
+        try pane.send("D")
+        try pane.type("workspace:1*")
+        try pane.send("Enter")
+        let dry = try pane.waitFor("dry run", timeout: 20) { $0.contains("would be deleted (UNLINK)") }
+        XCTAssertTrue(dry.contains("Type "))
+        let before = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
+        try pane.send("Escape")
+        try pane.waitFor("cancelled") { $0.contains("cancelled — nothing was deleted") }
+        let after = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
+        XCTAssertGreaterThanOrEqual(after, before - 5, "the dry run deleted nothing (only natural expiry)")
+        try pane.send("3")
+        try pane.waitFor("rate limits") { $0.contains("BLOCKED") && $0.contains("BROKEN") }
+        try pane.send("4")
+        try pane.waitFor("locks") { $0.contains("STUCK") && $0.contains("app:workspace:17") }
+        try pane.send("5")
+        try pane.waitFor("server") { $0.contains("hit ratio") && $0.contains("role master") }
+        try pane.resize(40, 10)
+        try pane.waitFor("small") { $0.contains("1 Events") }
+        try pane.resize(120, 32)
+        try pane.waitFor("big again") { $0.contains("5 Server") && $0.contains("hit ratio") }
+        try pane.send("?")
+        try pane.waitFor("help") { $0.contains("Keys — Server") }
+        try pane.send("Escape")
+        try pane.send("q")
+        XCTAssertEqual(try pane.waitForExit(), 0)
+        usleep(300_000)
+        XCTAssertNotEqual(try redisOps(["info", "--port", String(port)], timeout: 5).status, 0, "no demo redis-server left running")
+    }
+}
