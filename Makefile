@@ -23,7 +23,7 @@ release: deps
 # The full suite: unit, integration (real redis-server processes) and end-to-end (tmux).
 test: deps
 	swift build --build-tests $(SWIFT_FLAGS)
-	swift test --skip-build $(SWIFT_FLAGS)
+	swift test --skip-build --disable-swift-testing $(SWIFT_FLAGS)
 
 demo: release
 	$(RELEASE_BIN) demo $(DEMO_ARGS)

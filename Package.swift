@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "OpsConfig", "TestSupport"]),
         .testTarget(name: "ConsoleUITests", dependencies: ["ConsoleUI", "OpsCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "redis-ops"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "redis-ops", "ConsoleTerminal", "ConsoleUI"]),
     ],
     swiftLanguageModes: [.v6]
 )
