@@ -110,17 +110,34 @@ public final class RedisConnection: @unchecked Sendable {
     /// replies are returned as `.error` values; I/O and protocol problems throw (and
     /// leave the connection closed).
     public func pipeline(_ commands: [[Bytes]]) throws -> [RESPValue] {
-        if let f = failure { throw f }
         if commands.isEmpty { return [] }
+        try send(commands)
+        return try receive(commands.count)
+    }
+
+    /// Writes commands without waiting for their replies (read them later with `receive`),
+    /// so the caller can work while the server does.
+    public func send(_ commands: [[Bytes]]) throws {
+        if let f = failure { throw f }
+        if commands.isEmpty { return }
         var out = Bytes()
         for c in commands { RESPEncoder.append(c, to: &out) }
         do {
             try transport.writeAll(out, timeout: config.timeouts.io)
+        } catch let e as RedisError {
+            throw breakConnection(e)
+        }
+    }
+
+    /// Reads the next `count` replies, in order.
+    public func receive(_ count: Int) throws -> [RESPValue] {
+        if let f = failure { throw f }
+        do {
             var replies: [RESPValue] = []
-            replies.reserveCapacity(commands.count)
-            while replies.count < commands.count {
-                while replies.count < commands.count, let v = try decoder.next() { replies.append(v) }
-                if replies.count == commands.count { break }
+            replies.reserveCapacity(count)
+            while replies.count < count {
+                while replies.count < count, let v = try decoder.next() { replies.append(v) }
+                if replies.count == count { break }
                 try fill(timeout: config.timeouts.io)
             }
             return replies

@@ -114,17 +114,36 @@ public final class MetadataFetcher: @unchecked Sendable {  // used by one thread
 
     private static let TYPE = Bytes(utf8: "TYPE"), PTTL = Bytes(utf8: "PTTL"), MEMORY = Bytes(utf8: "MEMORY"), USAGE = Bytes(utf8: "USAGE")
 
-    private func fetchChunk(_ keys: [Bytes], _ conn: RedisConnection) throws -> [KeyMetadata] {
-        let doType = wantType && typeAllowed, doTTL = wantTTL && ttlAllowed, doMem = memoryUsageAllowed
+    /// A request for metadata whose replies are read later (see `RedisConnection.send`).
+    public struct Pending: Sendable {
+        public let keys: [Bytes]
+        let doType: Bool, doTTL: Bool, doMem: Bool
+        public var replyCount: Int { keys.count * ((doType ? 1 : 0) + (doTTL ? 1 : 0) + (doMem ? 1 : 0)) }
+    }
+
+    /// The commands for `keys` (up to one batch), and what is needed to read their replies.
+    public func commands(for keys: [Bytes]) -> ([[Bytes]], Pending) {
+        let p = Pending(keys: keys, doType: wantType && typeAllowed, doTTL: wantTTL && ttlAllowed, doMem: memoryUsageAllowed)
         var cmds: [[Bytes]] = []
-        cmds.reserveCapacity(keys.count * 3)
+        cmds.reserveCapacity(p.replyCount)
         for k in keys {
-            if doType { cmds.append([Self.TYPE, k]) }
-            if doTTL { cmds.append([Self.PTTL, k]) }
-            if doMem { cmds.append([Self.MEMORY, Self.USAGE, k]) }
+            if p.doType { cmds.append([Self.TYPE, k]) }
+            if p.doTTL { cmds.append([Self.PTTL, k]) }
+            if p.doMem { cmds.append([Self.MEMORY, Self.USAGE, k]) }
         }
+        return (cmds, p)
+    }
+
+    private func fetchChunk(_ keys: [Bytes], _ conn: RedisConnection) throws -> [KeyMetadata] {
+        let (cmds, p) = commands(for: keys)
         if cmds.isEmpty { return keys.map { KeyMetadata(key: $0, type: nil, ttl: nil, bytes: nil) } }
-        let replies = try conn.pipeline(cmds)
+        return parse(p, try conn.pipeline(cmds))
+    }
+
+    /// Turns the replies of a `Pending` request into metadata.
+    public func parse(_ p: Pending, _ replies: some RandomAccessCollection<RESPValue>) -> [KeyMetadata] {
+        let keys = p.keys, doType = p.doType, doTTL = p.doTTL, doMem = p.doMem
+        let replies = Array(replies)
         var out: [KeyMetadata] = []
         out.reserveCapacity(keys.count)
         var j = 0

@@ -27,10 +27,10 @@ struct KeysCommand: ParsableCommand {
         let fetcher = MetadataFetcher()
         var emitted = 0
         if !json { Output.line(pad("TTL", 10) + "  " + pad("TYPE", 7) + "  " + pad("SIZE", 9) + "  KEY") }
-        scanLoop: while let keys = try scanner.next(on: conn) {
-            if keys.isEmpty { continue }
-            for m in try fetcher.fetch(keys, on: conn) {
-                if let l = limit, emitted >= l { break scanLoop }
+        /// Prints one page; false once the limit is reached.
+        func emit(_ metas: [KeyMetadata]) -> Bool {
+            for m in metas {
+                if let l = limit, emitted >= l { return false }
                 guard let type = m.type, type != "none" else { continue }   // gone meanwhile
                 if m.ttl == .gone { continue }
                 emitted += 1
@@ -39,8 +39,24 @@ struct KeysCommand: ParsableCommand {
                     Output.line(pad(formatTTL(m.ttl), 10) + "  " + pad(type, 7) + "  " + pad(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
                 }
             }
-            if let l = limit, emitted >= l { break }
+            return limit.map { emitted < $0 } ?? true
         }
+        // Two steps in flight: while the server answers page k's metadata (and the SCAN for
+        // page k+1, sent in the same write), page k-1 is formatted and printed.
+        var keys = try scanner.next(on: conn) ?? []
+        var ready: [KeyMetadata] = []
+        while !keys.isEmpty || !scanner.done {
+            var (cmds, pending) = fetcher.commands(for: keys)
+            let scanCmd = scanner.nextCommand
+            if let sc = scanCmd { cmds.append(sc) }
+            try conn.send(cmds)
+            if !emit(ready) { ready = []; _ = try conn.receive(cmds.count); break }
+            let replies = try conn.receive(cmds.count)
+            ready = pending.replyCount == 0 ? pending.keys.map { KeyMetadata(key: $0, type: nil, ttl: nil, bytes: nil) }
+                                            : fetcher.parse(pending, replies.prefix(pending.replyCount))
+            keys = scanCmd != nil ? try scanner.consume(replies[replies.count - 1]) : []
+        }
+        _ = emit(ready)
         if !json && !fetcher.memoryUsageAllowed {
             Output.flush()
             Output.warn("note: MEMORY USAGE is not permitted for this user; sizes are unknown")

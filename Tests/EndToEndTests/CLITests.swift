@@ -259,3 +259,21 @@ final class TailCLITests: XCTestCase {
         XCTAssertEqual(try redisOps(["tail"]).status, 2)
     }
 }
+
+final class RestrictedKeysCLITests: XCTestCase {
+    func testSizeUnknownWhenMEMORYIsNotPermittedAndNoPermOnOtherKeys() throws {
+        let s = try RedisServer(.acl(users: ["ops on >pw ~app:* &* +@all -memory", "default on nopass ~* &* +@all"], defaultPassword: nil))
+        defer { s.stop() }
+        try s.cli([], stdin: (1...2500).map { "SET app:workspace:\($0) x EX 300\n" }.joined())
+        let r = try redisOps(["keys", "--json", "--port", String(s.port), "--user", "ops"], env: ["REDIS_AUTH_TOKEN": "pw"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try ndjson(r.stdout)
+        XCTAssertEqual(rows.count, 2500, "the whole listing, over several pipelined pages")
+        XCTAssertTrue(rows.allSatisfy { $0["bytes"] is NSNull })
+        XCTAssertTrue(rows.allSatisfy { ($0["ttl_ms"] as? Int ?? 0) > 0 })
+        XCTAssertEqual(Set(rows.map { $0["key"] as! String }).count, 2500)
+        let t = try redisOps(["keys", "--port", String(s.port), "--user", "ops", "--limit", "5"], env: ["REDIS_AUTH_TOKEN": "pw"])
+        XCTAssertEqual(t.stdout.split(separator: "\n").count, 6)
+        XCTAssertTrue(t.stderr.contains("MEMORY USAGE is not permitted"), t.stderr)
+    }
+}
