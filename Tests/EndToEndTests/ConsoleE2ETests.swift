@@ -106,6 +106,30 @@ final class ConsoleE2ETests: XCTestCase {
         try pane.waitFor("unfiltered") { $0.contains("member.added") }
     }
 
+    func testWriteTheFilteredBufferToNDJSON() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let pane = try console(s)
+        defer { pane.kill() }
+        try s.cli(["PUBLISH", "workspace:1:events", #"{"type":"member.added","n":1}"#])
+        try s.cli(["PUBLISH", "workspace:2:events", #"{"type":"plan.changed","n":2}"#])
+        try s.cli(["PUBLISH", "workspace:3:events", #"{"type":"member.added","n":3}"#])
+        try pane.waitFor("messages") { $0.contains("3 msgs") }
+        try pane.send("/")
+        try pane.type("type=member.added")
+        try pane.send("Enter")
+        let path = NSTemporaryDirectory() + "/tail-\(UUID().uuidString).ndjson"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try pane.send("w")
+        try pane.send("C-u")
+        try pane.type(path)
+        try pane.send("Enter")
+        try pane.waitFor("written") { $0.contains("wrote 2 messages") }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertTrue(lines[0].hasPrefix(#"{"channel":"workspace:1:events","pattern":"workspace:*:events","payload":"{\"type\":\"member.added\",\"n\":1}","ts":""#), String(lines[0]))
+    }
+
     func testServerRestartShowsAGapMarker() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }
