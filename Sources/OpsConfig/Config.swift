@@ -55,6 +55,9 @@ public struct OpsConfigFile: Sendable, Equatable {
 
     public var conventions = Conventions()
     public var profiles: [String: Profile] = [:]
+    /// `[audit]`: where invalidations are recorded, and a channel to publish them on.
+    public var auditLog: String?
+    public var auditChannel: String?
     public var path: String?
     public init() {}
 
@@ -89,8 +92,18 @@ public struct OpsConfigFile: Sendable, Equatable {
             throw RedisError.usage("\(source): \(error)")
         }
         var c = OpsConfigFile()
-        for k in table.keys where !["conventions", "profiles"].contains(k) {
-            throw RedisError.usage("\(source): unknown section or key '\(k)' (expected [conventions] and [profiles.NAME])")
+        for k in table.keys where !["conventions", "profiles", "audit"].contains(k) {
+            throw RedisError.usage("\(source): unknown section or key '\(k)' (expected [conventions], [audit] and [profiles.NAME])")
+        }
+        if let a = table["audit"]?.table {
+            for k in a.keys {
+                guard let v = a[k]?.string else { throw RedisError.usage("\(source) [audit]: \(k) must be a string") }
+                switch k {
+                case "log": c.auditLog = expandHome(v)
+                case "channel": c.auditChannel = v
+                default: throw RedisError.usage("\(source) [audit]: unknown key '\(k)' (log, channel)")
+                }
+            }
         }
         if let conv = table["conventions"]?.table { c.conventions = try conventions(conv, "\(source) [conventions]") }
         if let profs = table["profiles"]?.table {

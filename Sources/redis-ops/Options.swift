@@ -52,6 +52,9 @@ struct ConnectionOptionGroup: ParsableArguments {
     func resolveWithSchema() throws -> (ConnectionOptions, KeySchema) {
         let env = ProcessInfo.processInfo.environment
         let file = try OpsConfigFile.load(path: config, environment: env)
+        // [audit] settings apply unless the environment already says otherwise.
+        if let l = file.auditLog, (env["REDIS_OPS_AUDIT_LOG"] ?? "").isEmpty { setenv("REDIS_OPS_AUDIT_LOG", l, 1) }
+        if let c = file.auditChannel, (env["REDIS_OPS_AUDIT_CHANNEL"] ?? "").isEmpty { setenv("REDIS_OPS_AUDIT_CHANNEL", c, 1) }
         var (f, pw) = try file.flags(flags, profile: profile, environment: env)
         if let pw { f.password = Secret(pw) }
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }

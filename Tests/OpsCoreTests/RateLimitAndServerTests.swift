@@ -148,6 +148,13 @@ final class ConfigFileTests: XCTestCase {
         }
     }
 
+    func testAuditSection() throws {
+        let c = try OpsConfigFile.parse("[audit]\nlog = \"/var/tmp/ops-audit.log\"\nchannel = \"ops:audit\"\n")
+        XCTAssertEqual(c.auditLog, "/var/tmp/ops-audit.log")
+        XCTAssertEqual(c.auditChannel, "ops:audit")
+        XCTAssertThrowsError(try OpsConfigFile.parse("[audit]\nfile = \"x\"\n"))
+    }
+
     func testPasswordsAreRefused() {
         XCTAssertThrowsError(try OpsConfigFile.parse("[profiles.x]\npassword = \"hunter2\"\n")) { e in
             XCTAssertTrue("\(e)".contains("never stored"))
