@@ -44,6 +44,21 @@ final class CancelFlag: Sendable {
     var isSet: Bool { raw.load(ordering: .relaxed) }
 }
 
+/// The servers behind the command connection (every primary in cluster mode), rebuilt
+/// when the worker reconnects. Used on the command worker's thread only.
+final class NodeCache: @unchecked Sendable {
+    private var conn: RedisConnection?
+    private var cached: NodeSet?
+    func nodes(for c: RedisConnection) throws -> NodeSet {
+        if let n = cached, conn === c { return n }
+        cached?.close()
+        let n = try NodeSet(seed: c)
+        conn = c
+        cached = n
+        return n
+    }
+}
+
 final class KnownCounters: Sendable {
     let state = Mutex<(keys: [Bytes], lastFull: Double)>(([], 0))
 }
@@ -81,6 +96,8 @@ public final class Console {
     let wake = WakePipe()
     let store: TailStore
     let inbox = Inbox()
+
+    let nodeCache = NodeCache()
 
     public init(_ settings: ConsoleSettings) {
         self.settings = settings
@@ -131,9 +148,9 @@ public final class Console {
             return []
         })
         let viewNow = CurrentView()
-        let rateJob = Self.rateLimitsJob(settings.schema, view: viewNow)
+        let rateJob = Self.rateLimitsJob(settings.schema, view: viewNow, nodes: nodeCache)
         let serverJob = Self.serverJob(view: viewNow)
-        let locksJob = Self.locksJob(settings.schema, view: viewNow)
+        let locksJob = Self.locksJob(settings.schema, view: viewNow, nodes: nodeCache)
         let commands = CommandWorker(config: o.config, periodic: [(5, infoJob), (1, rateJob), (2, serverJob), (2, locksJob)], post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: store)
         commands.start()
@@ -207,7 +224,7 @@ public final class Console {
     }
 
     /// Rate limits: a full rescan every 10 s, otherwise the known counters re-read in one pipeline.
-    static func rateLimitsJob(_ schema: KeySchema, view: CurrentView) -> CommandWorker.Job {
+    static func rateLimitsJob(_ schema: KeySchema, view: CurrentView, nodes: NodeCache) -> CommandWorker.Job {
         let reader = RateLimitReader(schema: schema)
         let known = KnownCounters()
         return CommandWorker.Job(run: { c in
@@ -215,7 +232,8 @@ public final class Console {
             let now = wallClockNow()
             let (keys, lastFull) = known.state.withLock { ($0.keys, $0.lastFull) }
             let full = keys.isEmpty || now - lastFull >= 10
-            var list = full ? try reader.scanAll(c) : try reader.read(Array(keys.prefix(5000)), c)
+            let ns = try nodes.nodes(for: c)
+            var list = full ? try reader.scanAll(ns) : try reader.read(Array(keys.prefix(5000)), ns)
             list.sort(by: RateLimitCounter.ordered)
             known.state.withLock { k in
                 if full { k.keys = list.map(\.key); k.lastFull = now }
@@ -237,10 +255,10 @@ public final class Console {
         })
     }
 
-    static func locksJob(_ schema: KeySchema, view: CurrentView) -> CommandWorker.Job {
+    static func locksJob(_ schema: KeySchema, view: CurrentView, nodes: NodeCache) -> CommandWorker.Job {
         CommandWorker.Job(run: { c in
             guard view.get() == ViewID.locks.rawValue else { return [] }
-            return [.locks(try LockRow.read(schema: schema, on: c), at: wallClockNow())]
+            return [.locks(try LockRow.read(schema: schema, nodes: nodes.nodes(for: c)), at: wallClockNow())]
         }, onError: { e in [.locksFailed(e.description)] })
     }
 
@@ -251,17 +269,33 @@ public final class Console {
         return AuditLog(path: AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
-    /// One step of the key browser: a SCAN page and its metadata; queues the next step itself.
-    static func scanStep(_ scanner: KeyScanner, _ fetcher: MetadataFetcher, session: Int, commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void,
-                  scanned: Int, first: Bool) {
+    /// One step of the key browser: a SCAN page and its metadata on one node; queues the next
+    /// step itself, moving on to the next primary in cluster mode.
+    static func scanStep(_ scanner: KeyScanner, node: Int, _ fetcher: MetadataFetcher, session: Int, schema: KeySchema, nodes: NodeCache,
+                         commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void, scanned: Int, first: Bool) {
         let job = CommandWorker.Job(run: { c in
+            let all = try nodes.nodes(for: c).scanNodes()
             var estimate: Int? = nil
-            if first { estimate = try c.call("DBSIZE").int.map(Int.init) }
-            let keys = try scanner.next(on: c) ?? []
-            let metas = try fetcher.fetch(keys, on: c)
+            if first {
+                var n = 0
+                for conn in all { n += Int(try conn.call("DBSIZE").int ?? 0) }
+                estimate = n
+            }
+            let conn = all[min(node, all.count - 1)]
+            let keys = try scanner.next(on: conn) ?? []
+            let metas = try fetcher.fetch(keys, on: conn)
             let total = scanned + keys.count
-            let done = scanner.done || total >= 200_000
-            if !done { Self.scanStep(scanner, fetcher, session: session, commands: commands, post: post, scanned: total, first: false) }
+            var done = total >= 200_000
+            if !done {
+                if !scanner.done {
+                    Self.scanStep(scanner, node: node, fetcher, session: session, schema: schema, nodes: nodes, commands: commands, post: post, scanned: total, first: false)
+                } else if node + 1 < all.count {
+                    Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: node + 1, fetcher, session: session, schema: schema,
+                                  nodes: nodes, commands: commands, post: post, scanned: total, first: false)
+                } else {
+                    done = true
+                }
+            }
             return [.keysPage(metas, scanned: total, done: done, estimate: estimate, session: session, at: wallClockNow())]
         }, onError: { e in [.keysFailed(e.description)] })
         commands.submit(job)
@@ -273,16 +307,18 @@ public final class Console {
         let schema = settings.schema
         switch e {
         case .scanKeys(let session):
-            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), MetadataFetcher(), session: session,
-                          commands: commands, post: post, scanned: 0, first: true)
+            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: 0, MetadataFetcher(), session: session, schema: schema,
+                          nodes: nodeCache, commands: commands, post: post, scanned: 0, first: true)
         case .inspect(let key, let cursor):
-            commands.submit(CommandWorker.Job(run: { c in [.inspected(try KeyInspector.inspect(key, cursor: cursor, on: c))] },
+            let nodes = nodeCache
+            commands.submit(CommandWorker.Job(run: { c in [.inspected(try KeyInspector.inspect(key, cursor: cursor, nodes: nodes.nodes(for: c)))] },
                                               onError: { e in [.failed("cannot inspect \(Escaper.string(key)): \(e.description)")] }))
         case .deleteKey(let key):
             guard !o.readOnly else { post([.failed("read-only mode: nothing was deleted")]); return }
             let audit = self.audit
+            let nodes = nodeCache
             commands.submit(CommandWorker.Job(isWrite: true, run: { c in
-                let r = try c.call([Bytes(utf8: "UNLINK"), key])
+                let r = try nodes.nodes(for: c).node(forKey: key).call([Bytes(utf8: "UNLINK"), key])
                 var rep = InvalidationReport(matched: 1)
                 rep.deleted = r.int == 1 ? 1 : 0
                 rep.alreadyGone = 1 - rep.deleted
@@ -292,8 +328,9 @@ public final class Console {
         case .planInvalidation(let glob):
             cancelInvalidation.set(false)
             let cancel = cancelInvalidation
+            let nodes = nodeCache
             commands.submit(CommandWorker.Job(run: { c in
-                let plan = try Invalidator(schema: schema).plan(InvalidationRequest(glob: glob), on: c,
+                let plan = try Invalidator(schema: schema).plan(InvalidationRequest(glob: glob), nodes: nodes.nodes(for: c),
                                                                 progress: { n in post([.invalidationPlanning(found: n)]) },
                                                                 cancelled: { cancel.isSet })
                 return cancel.isSet ? [] : [.invalidationPlanned(plan)]
@@ -303,9 +340,10 @@ public final class Console {
             cancelInvalidation.set(false)
             let cancel = cancelInvalidation
             let audit = self.audit
+            let nodes = nodeCache
             commands.submit(CommandWorker.Job(isWrite: true, run: { c in
                 var last = 0.0
-                let rep = Invalidator(schema: schema).execute(plan, on: c, cancelled: { cancel.isSet }, progress: { p in
+                let rep = Invalidator(schema: schema).execute(plan, nodes: try nodes.nodes(for: c), cancelled: { cancel.isSet }, progress: { p in
                     let t = monotonicNow()
                     if t - last > 0.1 || p.done == p.total { last = t; post([.invalidationProgress(p)]) }
                 })
@@ -319,8 +357,9 @@ public final class Console {
                 post([.failed("read-only mode: nothing was changed")])
                 return
             }
+            let nodes = nodeCache
             commands.submit(CommandWorker.Job(isWrite: true, run: { c in
-                let r = try c.call([Bytes(utf8: "DEL"), key])
+                let r = try nodes.nodes(for: c).node(forKey: key).call([Bytes(utf8: "DEL"), key])
                 return [.deleted(key: key, existed: r.int == 1)]
             }, onError: { e in [.failed("reset of \(Escaper.string(key)) failed: \(e.description)")] }))
         case .quit:

@@ -83,11 +83,18 @@ public struct Invalidator: Sendable {
     /// The dry run: SCAN (bounded COUNT) for the glob, EXISTS for explicit keys. Deletes nothing.
     public func plan(_ req: InvalidationRequest, on conn: RedisConnection, progress: ((Int) -> Void)? = nil,
                      cancelled: () -> Bool = { false }) throws -> InvalidationPlan {
+        try plan(req, nodes: NodeSet(seed: conn), progress: progress, cancelled: cancelled)
+    }
+
+    /// The dry run over every primary in cluster mode.
+    public func plan(_ req: InvalidationRequest, nodes: NodeSet, progress: ((Int) -> Void)? = nil,
+                     cancelled: () -> Bool = { false }) throws -> InvalidationPlan {
         var keys: [Bytes] = []
         var seen = Set<Bytes>()
         var skipped = 0
         if let g = req.glob {
-            let explicit = namesProtected(g)
+          let explicit = namesProtected(g)
+          for conn in try nodes.scanNodes() {
             let scanner = KeyScanner(match: schema.fullGlob(g), count: 1000)
             while let page = try scanner.next(on: conn) {
                 for k in page {
@@ -100,13 +107,17 @@ public struct Invalidator: Sendable {
                 progress?(keys.count)
                 if cancelled() { break }
             }
+            if cancelled() { break }
+          }
         }
         if !req.keys.isEmpty {
             let full = req.keys.map { schema.fullKey($0) }
-            let r = try conn.pipeline(full.map { [Bytes(utf8: "EXISTS"), $0] })
-            for (k, v) in zip(full, r) {
-                if let e = v.errorReply { throw RedisError.server(e) }
-                if v.int == 1 && seen.insert(k).inserted { keys.append(k) }
+            for (conn, ks) in try nodes.group(full) {
+                let r = try conn.pipeline(ks.map { [Bytes(utf8: "EXISTS"), $0] })
+                for (k, v) in zip(ks, r) {
+                    if let e = v.errorReply { throw RedisError.server(e) }
+                    if v.int == 1 && seen.insert(k).inserted { keys.append(k) }
+                }
             }
         }
         return InvalidationPlan(request: req, keys: keys, protectedSkipped: skipped)
@@ -116,6 +127,18 @@ public struct Invalidator: Sendable {
     /// (never retried blindly) or when `cancelled` says so; the report says how many went.
     public func execute(_ plan: InvalidationPlan, on conn: RedisConnection, cancelled: () -> Bool = { false },
                         progress: ((InvalidationProgress) -> Void)? = nil) -> InvalidationReport {
+        do {
+            return execute(plan, nodes: try NodeSet(seed: conn), cancelled: cancelled, progress: progress)
+        } catch {
+            var rep = InvalidationReport(matched: plan.keys.count)
+            rep.failure = "\(error)"
+            return rep
+        }
+    }
+
+    /// Deletes with UNLINK, each batch grouped by the node that owns the keys (cluster mode).
+    public func execute(_ plan: InvalidationPlan, nodes: NodeSet, cancelled: () -> Bool = { false },
+                        progress: ((InvalidationProgress) -> Void)? = nil) -> InvalidationReport {
         var rep = InvalidationReport(matched: plan.keys.count)
         rep.sample = plan.sample
         let start = monotonicNow()
@@ -124,7 +147,8 @@ public struct Invalidator: Sendable {
             if cancelled() { rep.cancelled = true; break }
             let batch = plan.keys[i..<min(plan.keys.count, i + batchSize)]
             do {
-                let r = try conn.pipeline(batch.map { [Bytes(utf8: "UNLINK"), $0] })
+                var r: [RESPValue] = []
+                for (conn, ks) in try nodes.group(batch) { r += try conn.pipeline(ks.map { [Bytes(utf8: "UNLINK"), $0] }) }
                 for v in r {
                     if let e = v.errorReply {
                         rep.failed += 1

@@ -36,6 +36,11 @@ public enum KeyInspector {
 
     static func b(_ s: String) -> Bytes { Bytes(utf8: s) }
 
+    /// The same, on the node that owns the key (cluster mode).
+    public static func inspect(_ key: Bytes, cursor: Bytes? = nil, nodes: NodeSet) throws -> InspectedValue {
+        try inspect(key, cursor: cursor, on: nodes.node(forKey: key))
+    }
+
     /// Metadata and the first page (or the page at `cursor`).
     public static func inspect(_ key: Bytes, cursor: Bytes? = nil, on c: RedisConnection) throws -> InspectedValue {
         let meta = try c.pipeline([[b("TYPE"), key], [b("PTTL"), key], [b("MEMORY"), b("USAGE"), key], [b("OBJECT"), b("ENCODING"), key]])
@@ -124,6 +129,16 @@ public struct LockRow: Sendable, Equatable {
     }
 
     public static func read(schema: KeySchema, on c: RedisConnection, max: Int = 10_000) throws -> [LockRow] {
+        try read(schema: schema, nodes: NodeSet(seed: c), max: max)
+    }
+
+    public static func read(schema: KeySchema, nodes: NodeSet, max: Int = 10_000) throws -> [LockRow] {
+        var out: [LockRow] = []
+        for c in try nodes.scanNodes() { out += try readNode(schema: schema, on: c, max: max) }
+        return sorted(out, schema: schema)
+    }
+
+    static func readNode(schema: KeySchema, on c: RedisConnection, max: Int) throws -> [LockRow] {
         let scanner = KeyScanner(match: schema.fullGlob(schema.lockPattern), count: 1000)
         var keys: [Bytes] = []
         while keys.count < max, let page = try scanner.next(on: c) { keys += page }
@@ -143,6 +158,10 @@ public struct LockRow: Sendable, Equatable {
             }
             i += 500
         }
+        return out
+    }
+
+    static func sorted(_ out: [LockRow], schema: KeySchema) -> [LockRow] {
         let exp = schema.lockTTL * 1000
         return out.sorted { a, b in
             let sa = a.isStuck(expectedMs: exp), sb = b.isStuck(expectedMs: exp)

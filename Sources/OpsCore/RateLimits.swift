@@ -79,12 +79,27 @@ public struct RateLimitReader: Sendable {
         return .other
     }
 
-    /// Every counter under the prefix, ordered blocked first.
+    /// Every counter under the prefix (on every primary in cluster mode), ordered blocked first.
     public func scanAll(_ conn: RedisConnection, maxKeys: Int = 100_000) throws -> [RateLimitCounter] {
-        let scanner = KeyScanner(match: schema.fullGlob(schema.rateLimitPattern), count: 1000)
-        var keys: [Bytes] = []
-        while keys.count < maxKeys, let page = try scanner.next(on: conn) { keys += page }
-        return try read(keys, conn).sorted(by: RateLimitCounter.ordered)
+        try scanAll(NodeSet(seed: conn), maxKeys: maxKeys)
+    }
+
+    public func scanAll(_ nodes: NodeSet, maxKeys: Int = 100_000) throws -> [RateLimitCounter] {
+        var out: [RateLimitCounter] = []
+        for conn in try nodes.scanNodes() {
+            let scanner = KeyScanner(match: schema.fullGlob(schema.rateLimitPattern), count: 1000)
+            var keys: [Bytes] = []
+            while keys.count < maxKeys, let page = try scanner.next(on: conn) { keys += page }
+            out += try read(keys, conn)
+        }
+        return out.sorted(by: RateLimitCounter.ordered)
+    }
+
+    /// Re-reads counters on the nodes that own them.
+    public func read(_ keys: [Bytes], _ nodes: NodeSet) throws -> [RateLimitCounter] {
+        var out: [RateLimitCounter] = []
+        for (conn, ks) in try nodes.group(keys) { out += try read(ks, conn) }
+        return out
     }
 
     /// Re-reads the given counters' values and TTLs in one pipeline (gone ones are dropped).

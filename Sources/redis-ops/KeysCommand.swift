@@ -23,7 +23,7 @@ struct KeysCommand: ParsableCommand {
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
         let conn = try RedisConnection(opts.config)
-        let scanner = KeyScanner(match: schema.fullGlob(match), count: 1000)
+        let nodes = try NodeSet(seed: conn)
         let fetcher = MetadataFetcher()
         var emitted = 0
         if !json { Output.line(pad("TTL", 10) + "  " + pad("TYPE", 7) + "  " + pad("SIZE", 9) + "  KEY") }
@@ -41,22 +41,26 @@ struct KeysCommand: ParsableCommand {
             }
             return limit.map { emitted < $0 } ?? true
         }
-        // Two steps in flight: while the server answers page k's metadata (and the SCAN for
-        // page k+1, sent in the same write), page k-1 is formatted and printed.
-        var keys = try scanner.next(on: conn) ?? []
-        var ready: [KeyMetadata] = []
-        while !keys.isEmpty || !scanner.done {
-            var (cmds, pending) = fetcher.commands(for: keys)
-            let scanCmd = scanner.nextCommand
-            if let sc = scanCmd { cmds.append(sc) }
-            try conn.send(cmds)
-            if !emit(ready) { ready = []; _ = try conn.receive(cmds.count); break }
-            let replies = try conn.receive(cmds.count)
-            ready = pending.replyCount == 0 ? pending.keys.map { KeyMetadata(key: $0, type: nil, ttl: nil, bytes: nil) }
-                                            : fetcher.parse(pending, replies.prefix(pending.replyCount))
-            keys = scanCmd != nil ? try scanner.consume(replies[replies.count - 1]) : []
+        // In cluster mode SCAN covers one node: every primary is scanned in turn.
+        nodeLoop: for conn in try nodes.scanNodes() {
+            let scanner = KeyScanner(match: schema.fullGlob(match), count: 1000)
+            // Two steps in flight: while the server answers page k's metadata (and the SCAN for
+            // page k+1, sent in the same write), page k-1 is formatted and printed.
+            var keys = try scanner.next(on: conn) ?? []
+            var ready: [KeyMetadata] = []
+            while !keys.isEmpty || !scanner.done {
+                var (cmds, pending) = fetcher.commands(for: keys)
+                let scanCmd = scanner.nextCommand
+                if let sc = scanCmd { cmds.append(sc) }
+                try conn.send(cmds)
+                if !emit(ready) { _ = try conn.receive(cmds.count); break nodeLoop }
+                let replies = try conn.receive(cmds.count)
+                ready = pending.replyCount == 0 ? pending.keys.map { KeyMetadata(key: $0, type: nil, ttl: nil, bytes: nil) }
+                                                : fetcher.parse(pending, replies.prefix(pending.replyCount))
+                keys = scanCmd != nil ? try scanner.consume(replies[replies.count - 1]) : []
+            }
+            if !emit(ready) { break }
         }
-        _ = emit(ready)
         if !json && !fetcher.memoryUsageAllowed {
             Output.flush()
             Output.warn("note: MEMORY USAGE is not permitted for this user; sizes are unknown")
