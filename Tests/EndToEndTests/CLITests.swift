@@ -210,19 +210,9 @@ final class TailCLITests: XCTestCase {
         let s = try RedisServer(.plain)
         defer { s.stop() }
         let port = String(s.port)
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: RunResult?
-        DispatchQueue.global().async {
-            result = try? redisOps(["tail", "--port", port, "--pattern", "workspace:*:events", "--count", "2", "--json", "--timeout", "20"])
-            done.signal()
-        }
+        let tail = BackgroundRun(["tail", "--port", port, "--pattern", "workspace:*:events", "--count", "2", "--json", "--timeout", "20"])
         // Publish until the tail has what it needs (it may still be subscribing).
-        var n = 0
-        while done.wait(timeout: .now() + 0.2) == .timedOut && n < 50 {
-            n += 1
-            try s.cli(["PUBLISH", "workspace:\(n):events", "{\"type\":\"member.added\",\"n\":\(n)}"])
-        }
-        let r = try XCTUnwrap(result)
+        let r = try XCTUnwrap(try tail.wait { n in try s.cli(["PUBLISH", "workspace:\(n):events", "{\"type\":\"member.added\",\"n\":\(n)}"]) })
         XCTAssertEqual(r.status, 0, r.stderr)
         let rows = try ndjson(r.stdout)
         XCTAssertEqual(rows.count, 2)

@@ -52,18 +52,8 @@ final class ClusterTests: XCTestCase {
     }
 
     func testTailHearsPublishesFromAnyNode() throws {
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: RunResult?
-        let p = port
-        DispatchQueue.global().async {
-            result = try? redisOps(["tail", "--port", p, "--pattern", "workspace:*:events", "--count", "1", "--json", "--timeout", "15"])
-            done.signal()
-        }
-        var n = 0
-        while done.wait(timeout: .now() + 0.3) == .timedOut && n < 40 {
-            n += 1
-            try Self.cluster.nodes[2].cli(["PUBLISH", "workspace:\(n):events", "{}"])
-        }
+        let tail = BackgroundRun(["tail", "--port", port, "--pattern", "workspace:*:events", "--count", "1", "--json", "--timeout", "15"])
+        let result = try tail.wait(every: 0.3) { n in try Self.cluster.nodes[2].cli(["PUBLISH", "workspace:\(n):events", "{}"]) }
         XCTAssertEqual(try ndjson(try XCTUnwrap(result).stdout).count, 1)
     }
 

@@ -40,16 +40,11 @@ final class InvalidateCLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: home + "/.config/redis-ops", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: home) }
         try "[audit]\nlog = \"\(home)/audit.log\"\nchannel = \"ops:audit\"\n".write(toFile: home + "/.config/redis-ops/config.toml", atomically: true, encoding: .utf8)
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var heard: RunResult?
-        DispatchQueue.global().async {
-            heard = try? redisOps(["tail", "--port", String(s.port), "--count", "1", "--timeout", "15", "--json", "ops:audit"])
-            done.signal()
-        }
+        let tail = BackgroundRun(["tail", "--port", String(s.port), "--count", "1", "--timeout", "15", "--json", "ops:audit"])
         usleep(800_000)
         let r = try redisOps(["invalidate", "--port", String(s.port), "--yes", "workspace:3"], env: ["HOME": home])
         XCTAssertEqual(r.status, 0, r.stderr)
-        done.wait()
+        let heard = try tail.wait(times: 0)
         XCTAssertTrue(heard?.stdout.contains(#"\"deleted\":1"#) == true, heard?.stdout ?? "")
         XCTAssertTrue(try String(contentsOfFile: home + "/audit.log", encoding: .utf8).contains(#""keys":["workspace:3"]"#))
     }

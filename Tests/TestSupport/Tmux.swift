@@ -98,3 +98,23 @@ public func spawnWait(_ path: String, _ args: [String]) throws -> (status: Int32
     let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return (code, out)
 }
+
+/// redis-ops running in the background (e.g. a tail), with its result once it exits.
+public final class BackgroundRun: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: RunResult?
+    public init(_ args: [String], env: [String: String] = [:]) {
+        DispatchQueue.global().async {
+            self.result = try? redisOps(args, env: env)
+            self.done.signal()
+        }
+    }
+    /// Calls `tick` every `every` seconds (up to `times`) until the program exits; returns its result.
+    public func wait(every: Double = 0.2, times: Int = 50, _ tick: (Int) throws -> Void = { _ in }) rethrows -> RunResult? {
+        var n = 0
+        while done.wait(timeout: .now() + every) == .timedOut {
+            if n < times { n += 1; try tick(n) }
+        }
+        return result
+    }
+}
