@@ -9,25 +9,28 @@ func meta(_ k: String, _ type: String, _ ttl: TTLState?, _ bytes: Int64?) -> Key
     KeyMetadata(key: Bytes(utf8: k), type: type, ttl: ttl, bytes: bytes)
 }
 
+func loadedKeysState(_ w: Int = 110, _ h: Int = 20) -> AppState {
+
+    var s = makeState(w, h)
+    let fx = send(&s, [.char("2")], ChannelTail())
+    XCTAssertEqual(fx, [.scanKeys(session: 1)])
+    let metas = [
+        meta("app:workspace:1", "string", .expiresIn(ms: 299_000), 93), meta("app:workspace:2", "string", .expiresIn(ms: 12_000), 120),
+        meta("app:workspace:leaked", "string", .persistent, 110), meta("app:workspace:long", "string", .expiresIn(ms: 86_400_000), 100),
+        meta("app:lock:app:workspace:1", "string", .expiresIn(ms: 7_000), 72), meta("app:lock:app:workspace:9", "string", .persistent, 72),
+        meta("app:ratelimit:ip:1.2.3.4", "string", .expiresIn(ms: 41_000), 56), meta("app:user:1", "hash", .persistent, 1_400),
+        meta("app:bin:\u{1B}[2J", "string", .persistent, 50),
+    ]
+    _ = Reducer.reduce(&s, .keysPage(Array(metas.prefix(4)), scanned: 4, done: false, estimate: 20, session: 1, at: s.now), tail: ChannelTail())
+    XCTAssertEqual(s.keys.rows.count, 4, "the first rows show at once")
+    _ = Reducer.reduce(&s, .keysPage(Array(metas.dropFirst(4)), scanned: 9, done: true, estimate: nil, session: 1, at: s.now), tail: ChannelTail())
+    _ = Reducer.reduce(&s, .keysPage([meta("app:stale", "string", nil, nil)], scanned: 1, done: true, estimate: nil, session: 0, at: s.now), tail: ChannelTail())
+    XCTAssertEqual(s.keys.rows.count, 9, "pages of an old scan are ignored")
+    return s
+}
+
 final class KeysViewTests: XCTestCase {
-    func loaded(_ w: Int = 110, _ h: Int = 20) -> AppState {
-        var s = makeState(w, h)
-        let fx = send(&s, [.char("2")], ChannelTail())
-        XCTAssertEqual(fx, [.scanKeys(session: 1)])
-        let metas = [
-            meta("app:workspace:1", "string", .expiresIn(ms: 299_000), 93), meta("app:workspace:2", "string", .expiresIn(ms: 12_000), 120),
-            meta("app:workspace:leaked", "string", .persistent, 110), meta("app:workspace:long", "string", .expiresIn(ms: 86_400_000), 100),
-            meta("app:lock:app:workspace:1", "string", .expiresIn(ms: 7_000), 72), meta("app:lock:app:workspace:9", "string", .persistent, 72),
-            meta("app:ratelimit:ip:1.2.3.4", "string", .expiresIn(ms: 41_000), 56), meta("app:user:1", "hash", .persistent, 1_400),
-            meta("app:bin:\u{1B}[2J", "string", .persistent, 50),
-        ]
-        _ = Reducer.reduce(&s, .keysPage(Array(metas.prefix(4)), scanned: 4, done: false, estimate: 20, session: 1, at: s.now), tail: ChannelTail())
-        XCTAssertEqual(s.keys.rows.count, 4, "the first rows show at once")
-        _ = Reducer.reduce(&s, .keysPage(Array(metas.dropFirst(4)), scanned: 9, done: true, estimate: nil, session: 1, at: s.now), tail: ChannelTail())
-        _ = Reducer.reduce(&s, .keysPage([meta("app:stale", "string", nil, nil)], scanned: 1, done: true, estimate: nil, session: 0, at: s.now), tail: ChannelTail())
-        XCTAssertEqual(s.keys.rows.count, 9, "pages of an old scan are ignored")
-        return s
-    }
+    func loaded(_ w: Int = 110, _ h: Int = 20) -> AppState { loadedKeysState(w, h) }
 
     func render(_ s: AppState) -> CellGrid { Screen.render(s, tail: ChannelTail(), timeZone: utc) }
 
@@ -117,5 +120,35 @@ final class KeysViewTests: XCTestCase {
         send(&s, [.char("d")], ChannelTail())
         XCTAssertTrue(s.confirm!.question.contains("Release lock app:lock:app:workspace:17"))
         XCTAssertEqual(send(&s, [.char("y")], ChannelTail()), [.deleteKey(Bytes(utf8: "app:lock:app:workspace:17"))])
+    }
+}
+
+final class EveryViewAtEverySizeTests: XCTestCase {
+    func testNoViewCrashesAtAnySize() {
+        let t = sampleTail()
+        var s = loadedKeysState()
+        _ = Reducer.reduce(&s, .rateLimits(sampleCounters(), full: true, at: s.now), tail: t)
+        _ = Reducer.reduce(&s, .locks([LockRow(key: Bytes(utf8: "app:lock:x"), protects: Bytes(utf8: "x"), ttl: .persistent, owner: nil)], at: s.now), tail: t)
+        let ov = ServerOverview(info: ServerInfo(text: "role:master\r\nkeyspace_hits:1\r\nkeyspace_misses:1\r\n"), infoError: nil, maxmemoryPolicy: nil, maxmemoryPolicySource: nil)
+        _ = Reducer.reduce(&s, .serverSample(ServerSample(at: s.now, overview: ov)), tail: t)
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        let plan = InvalidationPlan(request: InvalidationRequest(glob: "w*"), keys: [Bytes(utf8: "app:w1")], protectedSkipped: 1)
+        for (w, h) in [(0, 0), (1, 1), (5, 3), (20, 6), (21, 7), (30, 8), (40, 10), (60, 12), (80, 24), (250, 70)] {
+            for v in ViewID.allCases {
+                var st = s
+                _ = Reducer.reduce(&st, .resize(width: w, height: h), tail: t)
+                _ = Reducer.reduce(&st, .key(.char(Character(String(v.rawValue)))), tail: t)
+                for k: Key in [.enter, .down, .pageDown, .char("N"), .char("c"), .up, .char("?")] {
+                    _ = Reducer.reduce(&st, .key(k), tail: t)
+                    let g = Screen.render(st, tail: t, timeZone: utc)
+                    XCTAssertEqual(g.width, w); XCTAssertEqual(g.height, h)
+                }
+                st.helpOpen = false
+                st.invalidation = InvalidationUI(glob: "w*", phase: .confirming(plan, typed: "1"))
+                _ = Screen.render(st, tail: t, timeZone: utc)
+                st.invalidation = InvalidationUI(glob: "w*", phase: .running(plan, InvalidationProgress(done: 1, total: 1, deleted: 1, elapsed: 0.1)))
+                _ = Screen.render(st, tail: t, timeZone: utc)
+            }
+        }
     }
 }
