@@ -11,8 +11,14 @@ func assertSnapshot(_ grid: CellGrid, named name: String, file: StaticString = #
     let border = "+" + String(repeating: "-", count: grid.width) + "+"
     let text = ([border] + grid.lines().map { "|" + $0 } + [border]).joined(separator: "\n") + "\n"
     if ProcessInfo.processInfo.environment["SNAPSHOT_RECORD"] == "1" {
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try! text.write(to: url, atomically: true, encoding: .utf8)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            // A recording run never passes: review the snapshot, then run again without SNAPSHOT_RECORD.
+            XCTFail("recorded snapshot \(name).txt; review it and run again without SNAPSHOT_RECORD", file: file, line: line)
+        } catch {
+            XCTFail("cannot write snapshot \(name).txt: \(error)", file: file, line: line)
+        }
         return
     }
     guard let expected = try? String(contentsOf: url, encoding: .utf8) else {

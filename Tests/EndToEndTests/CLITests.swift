@@ -2,22 +2,16 @@ import XCTest
 import Foundation
 import TestSupport
 
-/// Parses NDJSON lines into dictionaries.
-func ndjson(_ s: String) throws -> [[String: Any]] {
-    try s.split(separator: "\n").map { line in
-        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw TestSupportError("not an object: \(line)") }
-        return o
-    }
-}
-
 final class KeysCLITests: XCTestCase {
-    static let server: RedisServer = {
-        let s = try! RedisServer(.plain)
-        try! s.fillLikeTheApp()
+    static let fixture = Shared { () throws -> RedisServer in
+        let s = try RedisServer(.plain)
+        try s.fillLikeTheApp()
         return s
-    }()
-    override class func tearDown() { server.stop() }
-    var port: String { String(Self.server.port) }
+    }
+    var server: RedisServer!
+    override func setUpWithError() throws { server = try Self.fixture.get() }
+    override class func tearDown() { fixture.ifMade { $0.stop() } }
+    var port: String { String(server.port) }
 
     func testKeysJSONListsExactlyTheMatchingPrefixedKeys() throws {
         let r = try redisOps(["--port", port, "keys", "--match", "workspace:*", "--json"])
@@ -65,7 +59,7 @@ final class KeysCLITests: XCTestCase {
     }
 
     func testBinaryAndHostileKeys() throws {
-        let admin = try Self.server.admin()
+        let admin = try server.admin()
         let key: [UInt8] = Array("app:bin:".utf8) + [0xFF, 0x1B, 0x5B, 0x32, 0x4A, 0x0A]
         try admin.call([Array("SET".utf8), key, Array("v".utf8)])
         defer { _ = try? admin.call([Array("DEL".utf8), key]) }
@@ -128,18 +122,21 @@ final class KeysCLITests: XCTestCase {
 }
 
 final class SecureCLITests: XCTestCase {
-    static let certs = TestCerts.shared
-    static let server: RedisServer = {
-        let s = try! RedisServer(.tls(certs, requireClientCert: false), extraConfig: [
+    static let fixture = Shared { () throws -> (TestCerts, RedisServer) in
+        let certs = try TestCerts.shared.get()
+        let s = try RedisServer(.tls(certs, requireClientCert: false), extraConfig: [
             "requirepass tok3n-secret",
             "user alice on >alice-pw ~app:* &* +@all",
         ])
-        try! s.cli(["-a", "tok3n-secret", "--no-auth-warning", "SET", "app:workspace:7", "{\"id\":7}", "EX", "300"])
-        try! s.cli(["-a", "tok3n-secret", "--no-auth-warning", "SET", "other:x", "1"])
-        return s
-    }()
-    override class func tearDown() { server.stop() }
-    var port: String { String(Self.server.port) }
+        try s.cli(["-a", "tok3n-secret", "--no-auth-warning", "SET", "app:workspace:7", "{\"id\":7}", "EX", "300"])
+        try s.cli(["-a", "tok3n-secret", "--no-auth-warning", "SET", "other:x", "1"])
+        return (certs, s)
+    }
+    var certs: TestCerts!
+    var server: RedisServer!
+    override func setUpWithError() throws { (certs, server) = try Self.fixture.get() }
+    override class func tearDown() { fixture.ifMade { $0.1.stop() } }
+    var port: String { String(server.port) }
 
     func check(_ r: RunResult, file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
@@ -147,17 +144,17 @@ final class SecureCLITests: XCTestCase {
     }
 
     func testTLSWithCACertAndTokenFromEnvironment() throws {
-        try check(try redisOps(["keys", "--json", "--tls", "--host", "localhost", "--port", port, "--cacert", Self.certs.caCert],
+        try check(try redisOps(["keys", "--json", "--tls", "--host", "localhost", "--port", port, "--cacert", certs.caCert],
                                env: ["REDIS_AUTH_TOKEN": "tok3n-secret"]))
     }
 
     func testRedissURL() throws {
-        try check(try redisOps(["keys", "--json", "--url", "rediss://:tok3n-secret@localhost:\(port)", "--cacert", Self.certs.caCert]))
-        try check(try redisOps(["keys", "--json", "--cacert", Self.certs.caCert], env: ["REDIS_URL": "rediss://:tok3n-secret@127.0.0.1:\(port)"]))
+        try check(try redisOps(["keys", "--json", "--url", "rediss://:tok3n-secret@localhost:\(port)", "--cacert", certs.caCert]))
+        try check(try redisOps(["keys", "--json", "--cacert", certs.caCert], env: ["REDIS_URL": "rediss://:tok3n-secret@127.0.0.1:\(port)"]))
     }
 
     func testNodeEnvProduction() throws {
-        try check(try redisOps(["keys", "--json", "--cacert", Self.certs.caCert],
+        try check(try redisOps(["keys", "--json", "--cacert", certs.caCert],
                                env: ["NODE_ENV": "production", "REDIS_HOST": "localhost", "REDIS_PORT": port, "REDIS_AUTH_TOKEN": "tok3n-secret"]))
     }
 
@@ -165,40 +162,40 @@ final class SecureCLITests: XCTestCase {
         let f = NSTemporaryDirectory() + "/pw-\(UUID().uuidString)"
         try "alice-pw\n".write(toFile: f, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: f) }
-        try check(try redisOps(["keys", "--json", "--tls", "--port", port, "--cacert", Self.certs.caCert, "--user", "alice", "--password-file", f]))
+        try check(try redisOps(["keys", "--json", "--tls", "--port", port, "--cacert", certs.caCert, "--user", "alice", "--password-file", f]))
     }
 
     func testWrongCA() throws {
-        let r = try redisOps(["keys", "--tls", "--port", port, "--cacert", Self.certs.otherCACert], env: ["REDIS_AUTH_TOKEN": "tok3n-secret"])
+        let r = try redisOps(["keys", "--tls", "--port", port, "--cacert", certs.otherCACert], env: ["REDIS_AUTH_TOKEN": "tok3n-secret"])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("certificate not trusted"), r.stderr)
         XCTAssertFalse(r.stderr.contains("tok3n-secret"))
     }
 
     func testCertificateForAnotherHostName() throws {
-        let r = try redisOps(["keys", "--tls", "--port", port, "--cacert", Self.certs.caCert, "--sni", "other.example"],
+        let r = try redisOps(["keys", "--tls", "--port", port, "--cacert", certs.caCert, "--sni", "other.example"],
                              env: ["REDIS_AUTH_TOKEN": "tok3n-secret"])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("host name mismatch"), r.stderr)
-        let other = try RedisServer(.tls(Self.certs.withOtherHostServerCert, requireClientCert: false))
+        let other = try RedisServer(.tls(certs.withOtherHostServerCert, requireClientCert: false))
         defer { other.stop() }
-        let o = try redisOps(["keys", "--tls", "--host", "localhost", "--port", String(other.port), "--cacert", Self.certs.caCert])
+        let o = try redisOps(["keys", "--tls", "--host", "localhost", "--port", String(other.port), "--cacert", certs.caCert])
         XCTAssertEqual(o.status, 1)
         XCTAssertTrue(o.stderr.contains("host name mismatch") && o.stderr.contains("'localhost'"), o.stderr)
     }
 
     func testWrongPasswordNeverPrinted() throws {
-        let r = try redisOps(["keys", "--url", "rediss://:WrongPassw0rd@localhost:\(port)", "--cacert", Self.certs.caCert])
+        let r = try redisOps(["keys", "--url", "rediss://:WrongPassw0rd@localhost:\(port)", "--cacert", certs.caCert])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("authentication failed"), r.stderr)
         XCTAssertFalse(r.stderr.contains("WrongPassw0rd") || r.stdout.contains("WrongPassw0rd"))
-        let t = try redisOps(["keys", "--tls", "--port", port, "--cacert", Self.certs.caCert], env: ["REDIS_AUTH_TOKEN": "Sekrit-123"])
+        let t = try redisOps(["keys", "--tls", "--port", port, "--cacert", certs.caCert], env: ["REDIS_AUTH_TOKEN": "Sekrit-123"])
         XCTAssertEqual(t.status, 1)
         XCTAssertFalse(t.stderr.contains("Sekrit-123"))
     }
 
     func testInsecureWarns() throws {
-        let r = try redisOps(["keys", "--json", "--tls", "--insecure", "--port", port, "--cacert", Self.certs.otherCACert],
+        let r = try redisOps(["keys", "--json", "--tls", "--insecure", "--port", port, "--cacert", certs.otherCACert],
                              env: ["REDIS_AUTH_TOKEN": "tok3n-secret"])
         try check(r)
         XCTAssertTrue(r.stderr.contains("NOT verified"), r.stderr)

@@ -7,20 +7,22 @@ import RedisProtocol
 import TestSupport
 
 final class RateLimitIntegrationTests: XCTestCase {
-    static let server: RedisServer = {
-        let s = try! RedisServer(.plain)
+    static let fixture = Shared { () throws -> RedisServer in
+        let s = try RedisServer(.plain)
         // Counters made by the application's exact script: blocked, at the limit, under it; and one with no TTL.
         for (id, hits) in [("ip:10.0.0.1", 75), ("user:42", 60), ("user:7", 10)] {
-            for _ in 0..<hits { try! s.cli(["EVAL", rateLimitLua, "1", "app:ratelimit:\(id)", "60", "60"]) }
+            for _ in 0..<hits { try s.cli(["EVAL", rateLimitLua, "1", "app:ratelimit:\(id)", "60", "60"]) }
         }
-        try! s.cli(["SET", "app:ratelimit:ip:203.0.113.99", "150"])
-        try! s.cli(["SET", "app:workspace:1", "{}", "EX", "300"])
+        try s.cli(["SET", "app:ratelimit:ip:203.0.113.99", "150"])
+        try s.cli(["SET", "app:workspace:1", "{}", "EX", "300"])
         return s
-    }()
-    override class func tearDown() { server.stop() }
+    }
+    var server: RedisServer!
+    override func setUpWithError() throws { server = try Self.fixture.get() }
+    override class func tearDown() { fixture.ifMade { $0.stop() } }
 
     func testReaderAgreesWithTheScript() throws {
-        let c = try Self.server.admin()
+        let c = try server.admin()
         let list = try RateLimitReader(schema: KeySchema(prefix: "app:")).scanAll(c)
         XCTAssertEqual(list.map { $0.identifier.lossyString }, ["ip:203.0.113.99", "ip:10.0.0.1", "user:42", "user:7"])
         let blocked = list[1]
@@ -42,19 +44,19 @@ final class RateLimitIntegrationTests: XCTestCase {
     }
 
     func testHeadlessJSONMatchesTheContract() throws {
-        let r = try redisOps(["ratelimits", "--json", "--port", String(Self.server.port)])
+        let r = try redisOps(["ratelimits", "--json", "--port", String(server.port)])
         XCTAssertEqual(r.status, 0, r.stderr)
-        let rows = r.stdout.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let rows = try ndjson(r.stdout)
         XCTAssertEqual(rows.count, 4)
         XCTAssertTrue(r.stdout.split(separator: "\n")[1].hasPrefix(#"{"key":"app:ratelimit:ip:10.0.0.1","identifier":"ip:10.0.0.1","count":"#))
-        XCTAssertEqual(rows.map { $0["blocked"] as! Bool }, [true, true, false, false], "blocked first")
+        XCTAssertEqual(rows.map { $0["blocked"] as? Bool }, [true, true, false, false], "blocked first")
         XCTAssertEqual(rows[0]["ttl_ms"] as? Int, -1)
         XCTAssertEqual(rows[1]["limit"] as? Int, 60)
         XCTAssertEqual(Set(rows[1].keys), ["key", "identifier", "count", "limit", "ttl_ms", "blocked"])
         // A different limit changes the verdict.
-        let h = try redisOps(["ratelimits", "--json", "--limit", "100", "--port", String(Self.server.port)])
+        let h = try redisOps(["ratelimits", "--json", "--limit", "100", "--port", String(server.port)])
         XCTAssertTrue(h.stdout.contains(#""identifier":"ip:10.0.0.1","count":75,"limit":100"#), h.stdout)
-        let text = try redisOps(["ratelimits", "--port", String(Self.server.port)])
+        let text = try redisOps(["ratelimits", "--port", String(server.port)])
         XCTAssertTrue(text.stdout.contains("4 counters · 2 blocked · 1 broken"), text.stdout)
         XCTAssertEqual(try redisOps(["ratelimits", "--window", "0"]).status, 2)
     }

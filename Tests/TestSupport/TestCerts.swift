@@ -16,10 +16,8 @@ public struct TestCerts: Sendable {
     public var clientCert: String { dir + "/client.crt" }
     public var clientKey: String { dir + "/client.key" }
 
-    /// Made once per test process.
-    public static let shared: TestCerts = {
-        do { return try TestCerts.make() } catch { fatalError("cannot make test certificates: \(error)") }
-    }()
+    /// Made once per test process (a failure fails the tests that need them).
+    public static let shared = Shared { try TestCerts.make() }
 
     public static func make() throws -> TestCerts {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("redis-ops-certs-\(UUID().uuidString.prefix(8))").path

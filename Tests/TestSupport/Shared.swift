@@ -1,0 +1,32 @@
+import Foundation
+
+/// One fixture shared by the tests of a class, made on first use. If it cannot be made,
+/// every test that asks for it fails with the reason, instead of the whole test process
+/// crashing on a forced `try`.
+public final class Shared<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private let make: () throws -> T
+    private var made: Result<T, Error>?
+
+    public init(_ make: @escaping () throws -> T) { self.make = make }
+
+    public func get() throws -> T {
+        lock.lock(); defer { lock.unlock() }
+        if made == nil { made = Result { try make() } }
+        return try made!.get()
+    }
+
+    /// Runs `body` on the fixture if it was made (for tearDown).
+    public func ifMade(_ body: (T) -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        if case .success(let v)? = made { body(v) }
+    }
+}
+
+/// Parses NDJSON lines into dictionaries; a line that is not a JSON object is an error.
+public func ndjson(_ s: String) throws -> [[String: Any]] {
+    try s.split(separator: "\n").map { line in
+        guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw TestSupportError("not an object: \(line)") }
+        return o
+    }
+}
