@@ -49,8 +49,16 @@ public struct CellGrid: Equatable, Sendable {
         var col = x
         for ch in text {
             if col >= limit { break }
+            // Whatever a view hands us, only printable scalars reach the terminal: controls,
+            // bidi and zero-width characters are dropped (views show them escaped first).
+            var kept = String.UnicodeScalarView()
             var w = 0
-            for u in ch.unicodeScalars { w += max(0, scalarWidth(u.value)) }
+            for u in ch.unicodeScalars {
+                let sw = scalarWidth(u.value)
+                if sw < 0 || mustEscape(u.value) || (sw == 0 && kept.isEmpty) { continue }
+                kept.append(u)
+                w += sw
+            }
             if w == 0 { continue }
             w = min(w, 2)
             if col < 0 { col += w; continue }
@@ -58,7 +66,7 @@ public struct CellGrid: Equatable, Sendable {
                 self[col, y] = Cell(" ", role); col += 1
                 break
             }
-            self[col, y] = Cell(String(ch), role)
+            self[col, y] = Cell(String(kept), role)
             if w == 2 { self[col + 1, y] = Cell("", role) }
             col += w
         }

@@ -93,8 +93,9 @@ public enum Reducer {
         return effects
     }
 
+    /// Flash texts often carry server text (error replies): made visible here, once for all.
     static func flash(_ s: inout AppState, _ text: String, _ level: FlashLevel) {
-        s.flash = Flash(text: text, level: level, until: s.now + (level == .error ? 10 : 5))
+        s.flash = Flash(text: Escaper.string(Bytes(utf8: text), escapeBackslash: false), level: level, until: s.now + (level == .error ? 10 : 5))
     }
 
     static func notice(_ s: inout AppState, _ n: SubscriberNotice) {

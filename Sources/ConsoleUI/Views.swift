@@ -43,7 +43,7 @@ public enum Screen {
         g.fill(y: 0, role: .header)
         var x = g.put(0, 0, " redis-ops ", .headerBadge)
         var parts: [String] = [s.session.endpoint]
-        if let r = s.session.role { parts.append(r) }
+        if let r = s.session.role { parts.append(Escaper.string(r)) }
         if s.session.tls { parts.append(s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") }
         parts.append("user " + (s.session.user.map { Escaper.string($0) } ?? "default"))
         parts.append("prefix " + (s.session.prefix.isEmpty ? "(none)" : Escaper.string(s.session.prefix)))

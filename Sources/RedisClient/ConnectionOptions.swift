@@ -40,8 +40,14 @@ public struct ConnectionOptions: Sendable, Equatable {
     }
 }
 
-/// A parsed `redis://` / `rediss://` URL.
-public struct RedisURL: Sendable, Equatable {
+/// A parsed `redis://` / `rediss://` URL. Its description never includes the password.
+public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        (tls ? "rediss://" : "redis://") + (user ?? "") + (password == nil ? "" : ":***") + (user != nil || password != nil ? "@" : "")
+            + (host ?? "") + (port.map { ":\($0)" } ?? "") + (db.map { "/\($0)" } ?? "")
+    }
+    public var debugDescription: String { description }
+
     public var tls: Bool
     public var host: String?
     public var port: Int?

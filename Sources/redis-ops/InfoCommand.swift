@@ -3,6 +3,7 @@ import Foundation
 import RedisClient
 import RedisProtocol
 import OpsCore
+import ConsoleUI
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Server overview: role, memory, hit ratio, evictions, clients.")
@@ -18,7 +19,8 @@ struct InfoCommand: ParsableCommand {
         if let e = ov.infoError { throw CLIError.runtime("INFO is not permitted for this user: \(e)") }
         if json { Output.line(ov.json.serialized()); return }
         let i = ov.info
-        func v(_ k: String) -> String { i[k] ?? "unknown" }
+        // INFO is the server's text: escaped like every other byte it sends.
+        func v(_ k: String) -> String { i[k].map { Escaper.string($0) } ?? "unknown" }
         var rows: [(String, String)] = []
         rows += [
             ("server", opts.summary),
@@ -28,7 +30,7 @@ struct InfoCommand: ParsableCommand {
             ("used memory", i.int("used_memory").map(formatBytes) ?? "unknown"),
             ("peak memory", i.int("used_memory_peak").map(formatBytes) ?? "unknown"),
             ("maxmemory", i.int("maxmemory").map { $0 == 0 ? "no limit" : formatBytes($0) } ?? "unknown"),
-            ("maxmemory-policy", ov.maxmemoryPolicy ?? "unknown (not in INFO, CONFIG not permitted)"),
+            ("maxmemory-policy", ov.maxmemoryPolicy.map { Escaper.string($0) } ?? "unknown (not in INFO, CONFIG not permitted)"),
             ("fragmentation", v("mem_fragmentation_ratio")),
         ]
         rows += [

@@ -45,7 +45,8 @@ struct InvalidateCommand: ParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let audit = AuditLog(path: auditLog ?? AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
         func record(_ r: InvalidationReport) {
-            do { try audit.append(audit.record(server: opts.summary, aclUser: opts.config.user, what: req, report: r), publishOn: conn) }
+            // Read-only refuses every write, the audit PUBLISH included: the record goes to the file only.
+            do { try audit.append(audit.record(server: opts.summary, aclUser: opts.config.user, what: req, report: r), publishOn: opts.readOnly ? nil : conn) }
             catch { Output.warn("redis-ops: warning: \(error)") }
         }
         if plan.protectedSkipped > 0 && !json {

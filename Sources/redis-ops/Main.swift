@@ -64,7 +64,7 @@ enum Entry {
                 print(RedisOps.fullMessage(for: error))
                 exit(0)
             }
-            Output.warn(RedisOps.fullMessage(for: error))
+            Output.warnTrusted(RedisOps.fullMessage(for: error))
             exit(2)
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import RedisClient
 import OpsCore
 import OpsConfig
+import ConsoleUI
 import RedisProtocol
 
 /// The connection options every subcommand accepts (DESIGN.md section 3).
@@ -108,7 +109,14 @@ enum Output {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// One line on stderr. Messages carry server text (error replies, reasons), so control,
+    /// bidi and zero-width characters are made visible; backslashes already in the text stay.
     static func warn(_ s: String) {
+        warnTrusted(Escaper.string(Bytes(utf8: s), escapeBackslash: false))
+    }
+
+    /// Text that is ours alone (the usage text), which may span lines.
+    static func warnTrusted(_ s: String) {
         let line = s + "\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
     }

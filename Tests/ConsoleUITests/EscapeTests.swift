@@ -60,6 +60,17 @@ final class EscapeTests: XCTestCase {
         }
     }
 
+    func testGridNeverHoldsAControlCharacter() {
+        // Even text a view forgot to escape cannot reach the terminal with controls in it.
+        var g = CellGrid(width: 30, height: 1)
+        // (A zero-width joiner extends the grapheme before it, so it arrives inside a Character.)
+        g.put(0, 0, "a\u{1B}]0;x\u{07}\r\nb\u{202E}c\u{200B}d\u{9B}e\u{301}f\u{200D}g")
+        XCTAssertEqual(g.lines(), ["a]0;xbcde\u{301}fg"])
+        for x in 0..<30 { for u in g[x, 0].text.unicodeScalars {
+            XCTAssertFalse(u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x202E || u.value == 0x200B || u.value == 0x200D)
+        } }
+    }
+
     func testGridPutsWideCharactersAndClips() {
         var g = CellGrid(width: 6, height: 1)
         let end = g.put(0, 0, "a日本b")

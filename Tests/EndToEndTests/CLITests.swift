@@ -264,3 +264,32 @@ final class RestrictedKeysCLITests: XCTestCase {
         XCTAssertTrue(t.stderr.contains("MEMORY USAGE is not permitted"), t.stderr)
     }
 }
+
+final class HostileServerCLITests: XCTestCase {
+    func testServerTextNeverReachesTheTerminalRaw() throws {
+        // An error reply full of terminal escapes, from a scripted server.
+        // (The handshake pipelines PING and CLIENT SETNAME: two replies.)
+        let evil = try FakeServer { _ in Array("-ERR \u{1B}]0;pwned\u{07}\u{1B}[2J gotcha\r\n-ERR no\r\n".utf8) }
+        defer { evil.stop() }
+        let r = try redisOps(["keys", "--port", String(evil.port)])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertFalse(r.stderr.utf8.contains(0x1B), r.stderr)
+        XCTAssertFalse(r.stderr.utf8.contains(0x07))
+        XCTAssertTrue(r.stderr.contains(#"ERR \e]0;pwned\x07\e[2J gotcha"#), r.stderr)
+        // INFO values in the text overview.
+        let info = "role:\u{1B}[2Jmaster\r\nredis_version:7.0\u{9B}1m\r\n"
+        let fake = try FakeServer { n in
+            switch n {
+            case 1: return Array("+PONG\r\n+OK\r\n".utf8)
+            case 2: return Array("$\(info.utf8.count)\r\n\(info)\r\n".utf8)
+            default: return Array("-ERR unknown command 'CONFIG'\r\n".utf8)
+            }
+        }
+        defer { fake.stop() }
+        let t = try redisOps(["info", "--port", String(fake.port)])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertFalse(t.stdout.utf8.contains(0x1B), t.stdout)
+        XCTAssertTrue(t.stdout.contains(#"role              \e[2Jmaster"#), t.stdout)
+        XCTAssertTrue(t.stdout.contains(#"7.0\u009b1m"#), t.stdout)
+    }
+}

@@ -49,6 +49,19 @@ final class InvalidateCLITests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: home + "/audit.log", encoding: .utf8).contains(#""keys":["workspace:3"]"#))
     }
 
+    func testReadOnlyDryRunRecordsButPublishesNothing() throws {
+        let s = try server()
+        defer { s.stop() }
+        let log = NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"
+        let tail = BackgroundRun(["tail", "--port", String(s.port), "--timeout", "3", "--json", "ops:audit"])
+        usleep(800_000)
+        let r = try redisOps(["invalidate", "--read-only", "--dry-run", "--port", String(s.port), "--match", "workspace:*"],
+                             env: ["REDIS_OPS_AUDIT_LOG": log, "REDIS_OPS_AUDIT_CHANNEL": "ops:audit"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try tail.wait(times: 0)?.stdout, "", "no PUBLISH in read-only mode")
+        XCTAssertTrue(try String(contentsOfFile: log, encoding: .utf8).contains(#""dry_run":true,"matched":20"#))
+    }
+
     func testRefusesWithoutYesOffATerminalAndInReadOnly() throws {
         let s = try server()
         defer { s.stop() }
