@@ -125,7 +125,7 @@ public final class Console {
         session.command = .connecting
         let (w0, h0) = term.size
         var state = AppState(width: w0, height: h0, now: wallClockNow(), session: session)
-        state.schemaOverride = settings.schema
+        state.schema = settings.schema
         state.subscriptions = settings.channels.map { Subscription(name: $0, isPattern: false) }
             + settings.patterns.map { Subscription(name: $0, isPattern: true) }
         if o.insecure {
@@ -139,12 +139,10 @@ public final class Console {
             wake.wake()
         }
         let infoJob = CommandWorker.Job(run: { c in
-            let r = try c.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "server")], [Bytes(utf8: "INFO"), Bytes(utf8: "replication")]])
-            let text = (r[0].string ?? "") + "\n" + (r[1].string ?? "")
-            let info = ServerInfo(text: text)
-            return [.serverInfo(role: info["role"], version: info["redis_version"])]
+            let r = try c.call("INFO", "replication")
+            return [.serverInfo(role: ServerInfo(text: r.string ?? "")["role"])]
         }, onError: { e in
-            if case .server = e { return [.serverInfo(role: nil, version: nil)] }  // INFO not permitted: the header says less
+            if case .server = e { return [.serverInfo(role: nil)] }  // INFO not permitted: the header says less
             return []
         })
         let viewNow = CurrentView()

@@ -58,20 +58,17 @@ public func keysLayout(_ s: AppState) -> EventsLayout {
 extension Reducer {
     static func enteredView(_ s: inout AppState) -> [Effect] {
         if s.view == .keys && !s.keys.started {
-            s.keys.started = true
             s.keys.session += 1
             return [.scanKeys(session: s.keys.session)]
         }
         return []
     }
 
-    static func schema(_ s: AppState) -> KeySchema { KeySchema(prefix: s.session.prefix) }
-
     static func keysEvent(_ s: inout AppState, _ ev: AppEvent) -> [Effect] {
         switch ev {
         case .keysPage(let metas, let scanned, let done, let estimate, let session, let at):
             guard session == s.keys.session else { return [] }
-            let sc = s.schemaOverride ?? schema(s)
+            let sc = s.schema
             let room = max(0, s.keys.cap - s.keys.rows.count)
             for m in metas.prefix(room) where m.type != "none" && m.ttl != .gone {
                 s.keys.rows.append(KeyRow(meta: m, kind: sc.kind(of: m.key), readAt: at))
@@ -157,7 +154,7 @@ extension Reducer {
             if s.keys.showSummary { s.keys.inspector = nil }
         case .refresh:
             s.keys.session += 1
-            s.keys.rows.removeAll(); s.keys.scanned = 0; s.keys.done = false; s.keys.started = true
+            s.keys.rows.removeAll(); s.keys.scanned = 0; s.keys.done = false
             return [.scanKeys(session: s.keys.session)]
         case .delete:
             if s.session.readOnly {
@@ -228,34 +225,14 @@ extension Reducer {
         guard !rows.isEmpty else { return }
         let page = max(1, keysLayout(s).listHeight - 1)
         let cur = rows.firstIndex { $0.meta.key == s.keys.selectedKey } ?? 0
-        var idx = cur
-        switch a {
-        case .up: idx -= 1
-        case .down: idx += 1
-        case .pageUp: idx -= page
-        case .pageDown: idx += page
-        case .top: idx = 0
-        case .bottom: idx = rows.count - 1
-        default: break
-        }
-        s.keys.selectedKey = rows[max(0, min(rows.count - 1, idx))].meta.key
+        s.keys.selectedKey = rows[step(a, from: cur, count: rows.count, page: page)].meta.key
     }
 
     static func moveLocks(_ s: inout AppState, _ a: Action) {
         let rows = s.locks.rows
         guard !rows.isEmpty else { return }
         let cur = rows.firstIndex { $0.key == s.locks.selectedKey } ?? 0
-        var idx = cur
-        switch a {
-        case .up: idx -= 1
-        case .down: idx += 1
-        case .pageUp: idx -= 10
-        case .pageDown: idx += 10
-        case .top: idx = 0
-        case .bottom: idx = rows.count - 1
-        default: break
-        }
-        s.locks.selectedKey = rows[max(0, min(rows.count - 1, idx))].key
+        s.locks.selectedKey = rows[step(a, from: cur, count: rows.count, page: max(1, s.bodyHeight - 2))].key
     }
 
     static func syncKeys(_ s: inout AppState) {
@@ -264,21 +241,13 @@ extension Reducer {
         else {
             if s.keys.selectedKey == nil || !rows.contains(where: { $0.meta.key == s.keys.selectedKey }) { s.keys.selectedKey = rows[0].meta.key }
             let idx = rows.firstIndex { $0.meta.key == s.keys.selectedKey } ?? 0
-            let h = max(1, keysLayout(s).listHeight)
-            var top = s.keys.scrollTop
-            if idx < top { top = idx }
-            if idx >= top + h { top = idx - h + 1 }
-            s.keys.scrollTop = max(0, min(top, max(0, rows.count - h)))
+            s.keys.scrollTop = window(s.keys.scrollTop, keeping: idx, height: max(1, keysLayout(s).listHeight), count: rows.count)
         }
         if s.locks.rows.isEmpty { s.locks.selectedKey = nil; s.locks.scrollTop = 0 }
         else {
             if s.locks.selectedKey == nil || !s.locks.rows.contains(where: { $0.key == s.locks.selectedKey }) { s.locks.selectedKey = s.locks.rows[0].key }
             let idx = s.locks.rows.firstIndex { $0.key == s.locks.selectedKey } ?? 0
-            let h = max(1, s.bodyHeight - 1)
-            var top = s.locks.scrollTop
-            if idx < top { top = idx }
-            if idx >= top + h { top = idx - h + 1 }
-            s.locks.scrollTop = max(0, min(top, max(0, s.locks.rows.count - h)))
+            s.locks.scrollTop = window(s.locks.scrollTop, keeping: idx, height: max(1, s.bodyHeight - 1), count: s.locks.rows.count)
         }
     }
 }

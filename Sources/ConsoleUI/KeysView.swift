@@ -4,19 +4,12 @@ import OpsCore
 
 enum KeysView {
     static func ttlCell(_ ttl: TTLState?, now: Double, readAt: Double) -> String {
-        switch ttl {
-        case .persistent?: return "none"
-        case .expiresIn(let ms)?:
-            let left = ms - Int64(max(0, now - readAt) * 1000)
-            return left <= 0 ? "expired" : formatDuration(left)
-        case .gone?: return "gone"
-        default: return "?"
-        }
+        formatTTL(ttl, elapsedMs: elapsedMs(since: readAt, now: now))
     }
 
     static func render(_ g: inout CellGrid, _ s: AppState) {
         let k = s.keys
-        let schema = s.schemaOverride ?? KeySchema(prefix: s.session.prefix)
+        let schema = s.schema
         let y0 = s.bodyTop - 1
         let rows = visibleKeys(s)
         var x = 0
@@ -180,7 +173,7 @@ enum KeysView {
 
 enum LocksView {
     static func render(_ g: inout CellGrid, _ s: AppState) {
-        let schema = s.schemaOverride ?? KeySchema(prefix: s.session.prefix)
+        let schema = s.schema
         let l = s.locks
         let y0 = s.bodyTop - 1
         if !l.loaded { g.put(2, y0 + 2, "reading locks (SCAN \(Escaper.string(s.session.prefix))\(schema.lockPattern))…", .dim); return }
@@ -198,7 +191,7 @@ enum LocksView {
         g.put(8, hy, "PROTECTS (CACHE KEY)", .columnHeader)
         g.put(9 + protW, hy, padLeft("HELD", 8) + padLeft("REMAINING", 11) + "  OWNER", .columnHeader)
         if l.rows.isEmpty { g.put(2, hy + 2, "no locks held", .dim) }
-        let elapsed = Int64(max(0, s.now - l.readAt) * 1000)
+        let elapsed = elapsedMs(since: l.readAt, now: s.now)
         for i in 0..<max(0, s.bodyHeight - 1) {
             let idx = l.scrollTop + i
             guard idx < l.rows.count else { break }

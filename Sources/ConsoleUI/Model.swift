@@ -47,7 +47,6 @@ public struct SessionInfo: Sendable, Equatable {
     public var prefix: String
     public var readOnly: Bool
     public var role: String?
-    public var version: String?
     public var command: LinkState = .connecting
     public var subscriber: LinkState = .connecting
     public init(endpoint: String, tls: Bool, insecure: Bool = false, user: String?, prefix: String, readOnly: Bool) {
@@ -92,9 +91,7 @@ public struct EventsState: Sendable, Equatable {
     public var follow = true
     public var selectedSeq: Int?
     public var detailOpen = false
-    public var detailScroll = 0
     public var showChannels = false
-    public var lastGapSeen = 0
     public var scrollTop = 0
     public init() {}
 }
@@ -154,12 +151,13 @@ public struct AppState: Sendable, Equatable {
     public var keys = KeysState()
     public var locks = LocksState()
     public var invalidation: InvalidationUI?
-    /// The application's conventions when they differ from the defaults (config file).
-    public var schemaOverride: KeySchema?
+    /// The application's conventions (defaults for the prefix, or the config file's).
+    public var schema: KeySchema
     public var quitting = false
 
     public init(width: Int, height: Int, now: Double, session: SessionInfo) {
         self.width = width; self.height = height; self.now = now; self.session = session
+        self.schema = KeySchema(prefix: session.prefix)
     }
 
     /// Height of the list area of a view (between the header block and the footer).
@@ -175,7 +173,7 @@ public enum AppEvent: Sendable {
     /// The tail has new entries (the reducer reads them from the tail it is given).
     case tailChanged
     case subscriber(SubscriberNotice)
-    case serverInfo(role: String?, version: String?)
+    case serverInfo(role: String?)
     case commandLink(LinkState)
     case wrote(path: String, count: Int)
     case failed(String)
@@ -232,8 +230,9 @@ public struct KeysState: Sendable, Equatable {
     public var scanned = 0
     public var estimate: Int?
     public var done = false
-    public var started = false
+    /// Each scan gets a number; pages of an older one are ignored.
     public var session = 0
+    public var started: Bool { session > 0 }
     public var error: String?
     public var filter = ""
     public var sort: KeySort = .name

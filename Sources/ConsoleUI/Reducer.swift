@@ -39,8 +39,8 @@ public enum Reducer {
             break
         case .subscriber(let n):
             notice(&s, n)
-        case .serverInfo(let role, let version):
-            s.session.role = role; s.session.version = version
+        case .serverInfo(let role):
+            s.session.role = role
             s.session.command = .connected
         case .commandLink(let l):
             s.session.command = l
@@ -171,7 +171,7 @@ public enum Reducer {
         case .details:
             if s.view == .rateLimits {
                 if s.rateLimits.selectedKey != nil { s.rateLimits.detailOpen.toggle() }
-            } else if s.events.selectedSeq != nil { s.events.detailOpen.toggle(); s.events.showChannels = false; s.events.detailScroll = 0 }
+            } else if s.events.selectedSeq != nil { s.events.detailOpen.toggle(); s.events.showChannels = false }
         case .reset:
             guard let key = s.rateLimits.selectedKey, let c = s.rateLimits.counters.first(where: { $0.key == key }) else {
                 flash(&s, "no counter selected", .info)
@@ -288,19 +288,8 @@ public enum Reducer {
         guard !rows.isEmpty else { return }
         let page = max(1, eventsLayout(s).listHeight - 1)
         let cur = s.events.selectedSeq.flatMap { seq in rows.lastIndex { $0 <= seq } } ?? (rows.count - 1)
-        var idx = cur
-        switch a {
-        case .up: idx = cur - 1
-        case .down: idx = cur + 1
-        case .pageUp: idx = cur - page
-        case .pageDown: idx = cur + page
-        case .top: idx = 0
-        case .bottom: idx = rows.count - 1
-        default: break
-        }
-        idx = max(0, min(rows.count - 1, idx))
+        let idx = step(a, from: cur, count: rows.count, page: page)
         s.events.selectedSeq = rows[idx]
-        s.events.detailScroll = 0
         // Follow again only when the operator goes down to the very end.
         s.events.follow = idx == rows.count - 1 && (a == .bottom || a == .down || a == .pageDown)
     }
@@ -341,11 +330,7 @@ public enum Reducer {
         s.events = e
         let h = eventsLayout(s).listHeight
         if h > 0, let sel = s.events.selectedSeq, let idx = s.events.rows.lastIndex(where: { $0 <= sel }) {
-            var top = s.events.scrollTop
-            if idx < top { top = idx }
-            if idx >= top + h { top = idx - h + 1 }
-            top = max(0, min(top, max(0, s.events.rows.count - h)))
-            s.events.scrollTop = top
+            s.events.scrollTop = window(s.events.scrollTop, keeping: idx, height: h, count: s.events.rows.count)
         } else {
             s.events.scrollTop = max(0, s.events.rows.count - h)
         }
@@ -353,11 +338,8 @@ public enum Reducer {
 }
 
 extension Reducer {
-    static func moveRateLimits(_ s: inout AppState, _ a: Action) {
-        let rows = s.rateLimits.visible
-        guard !rows.isEmpty else { return }
-        let page = max(1, rateLimitsLayout(s).listHeight - 1)
-        let cur = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
+    /// The row a movement lands on (clamped to the rows there are).
+    static func step(_ a: Action, from cur: Int, count: Int, page: Int) -> Int {
         var idx = cur
         switch a {
         case .up: idx -= 1
@@ -365,10 +347,27 @@ extension Reducer {
         case .pageUp: idx -= page
         case .pageDown: idx += page
         case .top: idx = 0
-        case .bottom: idx = rows.count - 1
+        case .bottom: idx = count - 1
         default: break
         }
-        s.rateLimits.selectedKey = rows[max(0, min(rows.count - 1, idx))].key
+        return max(0, min(count - 1, idx))
+    }
+
+    /// The first row of a window of `height` rows that keeps row `idx` in sight.
+    static func window(_ top: Int, keeping idx: Int, height: Int, count: Int) -> Int {
+        var top = top
+        if idx < top { top = idx }
+        if idx >= top + height { top = idx - height + 1 }
+        return max(0, min(top, max(0, count - height)))
+    }
+
+    static func moveRateLimits(_ s: inout AppState, _ a: Action) {
+        let rows = s.rateLimits.visible
+        guard !rows.isEmpty else { return }
+        let page = max(1, rateLimitsLayout(s).listHeight - 1)
+        let cur = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
+        let idx = step(a, from: cur, count: rows.count, page: page)
+        s.rateLimits.selectedKey = rows[idx].key
     }
 
     /// Keeps a valid selection (by key, so it survives re-sorting) inside the window.
@@ -379,11 +378,7 @@ extension Reducer {
             s.rateLimits.selectedKey = rows[0].key
         }
         let idx = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
-        let h = max(1, rateLimitsLayout(s).listHeight)
-        var top = s.rateLimits.scrollTop
-        if idx < top { top = idx }
-        if idx >= top + h { top = idx - h + 1 }
-        s.rateLimits.scrollTop = max(0, min(top, max(0, rows.count - h)))
+        s.rateLimits.scrollTop = window(s.rateLimits.scrollTop, keeping: idx, height: max(1, rateLimitsLayout(s).listHeight), count: rows.count)
     }
 }
 
@@ -392,7 +387,7 @@ public func ttlText(_ c: RateLimitCounter, now: Double, readAt: Double) -> Strin
     switch c.ttl {
     case .persistent?: return "no TTL"
     case .expiresIn(let ms)?:
-        let left = ms - Int64(max(0, now - readAt) * 1000)
+        let left = ms - elapsedMs(since: readAt, now: now)
         return left <= 0 ? "window over" : "resets in " + formatDuration(left)
     default: return "TTL ?"
     }

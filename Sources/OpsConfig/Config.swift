@@ -119,8 +119,8 @@ public struct OpsConfigFile: Sendable, Equatable {
         var c = Conventions()
         for k in t.keys {
             let v = t[k]!
-            func str() throws -> String { guard let s = v.string else { throw RedisError.usage("\(where_): \(k) must be a string") }; return s }
-            func int() throws -> Int64 { guard let i = v.int, i > 0 else { throw RedisError.usage("\(where_): \(k) must be a positive integer") }; return Int64(i) }
+            let f = Field(v, k, where_)
+            let str = f.string, int = f.positive
             switch k {
             case "prefix": c.prefix = try str()
             case "cache_pattern": c.cachePattern = try str()
@@ -144,8 +144,8 @@ public struct OpsConfigFile: Sendable, Equatable {
         var p = Profile()
         for k in t.keys {
             let v = t[k]!
-            func str() throws -> String { guard let s = v.string else { throw RedisError.usage("\(where_): \(k) must be a string") }; return s }
-            func bool() throws -> Bool { guard let b = v.bool else { throw RedisError.usage("\(where_): \(k) must be true or false") }; return b }
+            let f = Field(v, k, where_)
+            let str = f.string, bool = f.bool
             switch k {
             case "url": p.url = try str()
             case "host": p.host = try str()
@@ -175,6 +175,26 @@ public struct OpsConfigFile: Sendable, Equatable {
             throw RedisError.usage("\(where_): the url holds a password; passwords are never stored in the config file (use password_file or password_env)")
         }
         return p
+    }
+
+    /// One value of the file, read as the type its key needs (or a clear error naming it).
+    struct Field {
+        let value: TOMLValueConvertible
+        let key: String
+        let place: String
+        init(_ value: TOMLValueConvertible, _ key: String, _ place: String) { self.value = value; self.key = key; self.place = place }
+        func string() throws -> String {
+            guard let s = value.string else { throw RedisError.usage("\(place): \(key) must be a string") }
+            return s
+        }
+        func positive() throws -> Int64 {
+            guard let i = value.int, i > 0 else { throw RedisError.usage("\(place): \(key) must be a positive integer") }
+            return Int64(i)
+        }
+        func bool() throws -> Bool {
+            guard let b = value.bool else { throw RedisError.usage("\(place): \(key) must be true or false") }
+            return b
+        }
     }
 
     static func expandHome(_ p: String) -> String {

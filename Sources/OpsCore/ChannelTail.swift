@@ -211,15 +211,6 @@ public struct ChannelTail: Sendable {
         return out
     }
 
-    public mutating func clear() {
-        ring = Array(repeating: nil, count: capacity)
-        head = 0; count = 0; bytes = 0
-    }
-
-    public mutating func roll(to t: Double) {
-        overall.roll(to: t)
-        for k in channels.keys { channels[k]!.roll(to: t) }
-    }
 }
 
 /// Thread-safe home of the tail: the subscriber worker appends from its thread, the

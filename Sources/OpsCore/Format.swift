@@ -1,4 +1,5 @@
 import Foundation
+import RedisProtocol
 
 /// 4m59s, 1h02m, 3d4h, 850ms
 public func formatDuration(_ ms: Int64) -> String {
@@ -9,6 +10,20 @@ public func formatDuration(_ ms: Int64) -> String {
     if s < 86400 { return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" }
     return "\(s / 86400)d\((s % 86400) / 3600)h"
 }
+
+/// A TTL for people: "none" (no expiry), "4m59s", "expired", "gone", "?" (unknown);
+/// `elapsedMs` counts down locally from the PTTL that was read.
+public func formatTTL(_ t: TTLState?, elapsedMs: Int64 = 0) -> String {
+    switch t {
+    case .persistent?: return "none"
+    case .expiresIn(let ms)?: return ms - elapsedMs <= 0 ? "expired" : formatDuration(ms - elapsedMs)
+    case .gone?: return "gone"
+    case nil: return "?"
+    }
+}
+
+/// Milliseconds since a reading taken at `readAt` (wall-clock seconds).
+public func elapsedMs(since readAt: Double, now: Double) -> Int64 { Int64(max(0, now - readAt) * 1000) }
 
 /// 93 B, 1.2 KB, 4.5 MB
 public func formatBytes(_ n: Int64) -> String {

@@ -23,7 +23,6 @@ public final class KeyScanner: @unchecked Sendable {  // used by one thread at a
     public let type: String?
     private var cursor: Bytes = Bytes(utf8: "0")
     public private(set) var done = false
-    public private(set) var calls = 0
     private var seen = Set<Int>()
 
     /// `match` is a full glob (already including any prefix).
@@ -39,7 +38,6 @@ public final class KeyScanner: @unchecked Sendable {  // used by one thread at a
         var args: [Bytes] = [Bytes(utf8: "SCAN"), cursor, Bytes(utf8: "MATCH"), match, Bytes(utf8: "COUNT"), Bytes(utf8: String(count))]
         if let t = type { args += [Bytes(utf8: "TYPE"), Bytes(utf8: t)] }
         let reply = try conn.call(args)
-        calls += 1
         return try consume(reply)
     }
 

@@ -44,6 +44,6 @@ struct InfoCommand: ParsableCommand {
             ("pub/sub", v("pubsub_channels") + " channels, " + v("pubsub_patterns") + " patterns"),
         ]
         for k in i.keyspace { rows.append((k.db, "\(k.keys) keys, \(k.expires) with TTL")) }
-        for (k, val) in rows { Output.line(pad(k, 18) + val) }
+        for (k, val) in rows { Output.line(padRight(k, 18) + val) }
     }
 }

@@ -26,7 +26,7 @@ struct KeysCommand: ParsableCommand {
         let nodes = try NodeSet(seed: conn)
         let fetcher = MetadataFetcher()
         var emitted = 0
-        if !json { Output.line(pad("TTL", 10) + "  " + pad("TYPE", 7) + "  " + pad("SIZE", 9) + "  KEY") }
+        if !json { Output.line(padRight("TTL", 10) + "  " + padRight("TYPE", 7) + "  " + padRight("SIZE", 9) + "  KEY") }
         /// Prints one page; false once the limit is reached.
         func emit(_ metas: [KeyMetadata]) -> Bool {
             for m in metas {
@@ -36,7 +36,7 @@ struct KeysCommand: ParsableCommand {
                 emitted += 1
                 if json { Output.line(bytes: Self.jsonLine(m, type: type)) }
                 else {
-                    Output.line(pad(formatTTL(m.ttl), 10) + "  " + pad(type, 7) + "  " + pad(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
+                    Output.line(padRight(formatTTL(m.ttl), 10) + "  " + padRight(type, 7) + "  " + padRight(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
                 }
             }
             return limit.map { emitted < $0 } ?? true
@@ -77,19 +77,5 @@ struct KeysCommand: ParsableCommand {
         out.reserveCapacity(96 + m.key.count)
         JSON.object(f).write(to: &out)
         return out
-    }
-}
-
-func pad(_ s: String, _ w: Int) -> String {
-    let d = displayWidth(s)
-    return d >= w ? s : s + String(repeating: " ", count: w - d)
-}
-
-func formatTTL(_ t: TTLState?) -> String {
-    guard let t else { return "?" }
-    switch t {
-    case .gone: return "gone"
-    case .persistent: return "none"
-    case .expiresIn(let ms): return formatDuration(ms)
     }
 }

@@ -95,10 +95,13 @@ enum Output {
         if buffer.count >= 1 << 16 { flush() }
     }
 
-    static func flush() {
+    static func flush() { write(&buffer) }
+
+    /// Writes and empties `bytes` to stdout; a closed pipe (`| head`) ends the program quietly.
+    static func write(_ bytes: inout [UInt8]) {
         var off = 0
-        while off < buffer.count {
-            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + off, $0.count - off) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EPIPE { exit(0) }
@@ -106,7 +109,7 @@ enum Output {
             }
             off += n
         }
-        buffer.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
     }
 
     /// One line on stderr. Messages carry server text (error replies, reasons), so control,
@@ -118,6 +121,6 @@ enum Output {
     /// Text that is ours alone (the usage text), which may span lines.
     static func warnTrusted(_ s: String) {
         let line = s + "\n"
-        _ = line.withCString { write(2, $0, strlen($0)) }
+        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
     }
 }

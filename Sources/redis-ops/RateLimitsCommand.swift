@@ -36,14 +36,14 @@ struct RateLimitsCommand: ParsableCommand {
         let blocked = counters.filter(\.isBlocked).count
         let broken = counters.filter(\.isBroken).count
         Output.line("\(counters.count) counters · \(blocked) blocked · \(broken) broken (no TTL or TTL > window) · limit \(schema.rateLimit)/\(schema.rateWindow)s")
-        Output.line(pad("STATE", 8) + "  " + pad("COUNT", 11) + "  " + pad("RESETS IN", 10) + "  IDENTIFIER")
+        Output.line(padRight("STATE", 8) + "  " + padRight("COUNT", 12) + "  " + padRight("RESETS IN", 10) + "  IDENTIFIER")
         for c in counters {
             let state: String
             switch c.state { case .blocked: state = "BLOCKED"; case .near: state = "near"; case .ok: state = "ok"; case .unknown: state = "?" }
             let count = c.count.map { "\($0)/\(c.limit)" } ?? "not a number"
             var resets = formatTTL(c.ttl)
             if c.isBroken { resets += " !" }
-            Output.line(pad(state, 8) + "  " + pad(count, 11) + "  " + pad(resets, 10) + "  " + Escaper.string(c.identifier))
+            Output.line(padRight(state, 8) + "  " + padRight(count, 12) + "  " + padRight(resets, 10) + "  " + Escaper.string(c.identifier))
         }
         if broken > 0 { Output.line("! broken: a counter without TTL (or with a TTL above the window) blocks its client forever") }
     }

@@ -87,19 +87,7 @@ final class TailPrinter: SubscriberSink, @unchecked Sendable {
         if buffer.count > 1 << 16 { flush() }
     }
 
-    func flush() {
-        var off = 0
-        while off < buffer.count {
-            let n = buffer.withUnsafeBytes { write(1, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EPIPE { exit(0) }
-                break
-            }
-            off += n
-        }
-        buffer.removeAll(keepingCapacity: true)
-    }
+    func flush() { Output.write(&buffer) }
 
     func notice(_ n: SubscriberNotice) {
         switch n {
