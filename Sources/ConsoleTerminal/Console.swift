@@ -244,9 +244,9 @@ public final class Console {
     static func serverJob(view: CurrentView) -> CommandWorker.Job {
         CommandWorker.Job(run: { c in
             guard view.get() == ViewID.server.rawValue else { return [] }
-            let ov = try ServerOverview.fetch(c)
+            let (ov, extra) = try ServerOverview.fetch(c, alongWith: [[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")]])
             var out: [AppEvent] = [.serverSample(ServerSample(at: wallClockNow(), overview: ov))]
-            let sl = try c.pipeline([[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")]])[0]
+            let sl = extra[0]
             if let e = sl.errorReply { out.append(.slowlog(nil, error: e.message)) }
             else { out.append(.slowlog(SlowlogEntry.parse(sl), error: nil)) }
             return out
@@ -267,32 +267,40 @@ public final class Console {
         return AuditLog(path: AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
-    /// One step of the key browser: a SCAN page and its metadata on one node; queues the next
-    /// step itself, moving on to the next primary in cluster mode.
-    static func scanStep(_ scanner: KeyScanner, node: Int, _ fetcher: MetadataFetcher, session: Int, schema: KeySchema, nodes: NodeCache,
-                         commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void, scanned: Int, first: Bool) {
+    /// One step of the key browser, one round trip: the metadata of the page found by the
+    /// previous SCAN and the next SCAN (DBSIZE of every node with the first one). It queues
+    /// the next step itself, moving on to the next primary in cluster mode.
+    static func scanStep(_ scanner: KeyScanner, node: Int, pending: [Bytes], _ fetcher: MetadataFetcher, session: Int, schema: KeySchema,
+                         nodes: NodeCache, commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void, scanned: Int, first: Bool) {
         let job = CommandWorker.Job(run: { c in
             let all = try nodes.nodes(for: c).scanNodes()
             var estimate: Int? = nil
-            if first {
+            if first && all.count > 1 {
                 var n = 0
-                for conn in all { n += Int(try conn.call("DBSIZE").int ?? 0) }
+                for conn in all.dropFirst() { n += Int(try conn.call("DBSIZE").int ?? 0) }
                 estimate = n
             }
             let conn = all[min(node, all.count - 1)]
-            let keys = try scanner.next(on: conn) ?? []
-            let metas = try fetcher.fetch(keys, on: conn)
-            let total = scanned + keys.count
-            var done = total >= 200_000
-            if !done {
-                if !scanner.done {
-                    Self.scanStep(scanner, node: node, fetcher, session: session, schema: schema, nodes: nodes, commands: commands, post: post, scanned: total, first: false)
-                } else if node + 1 < all.count {
-                    Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: node + 1, fetcher, session: session, schema: schema,
-                                  nodes: nodes, commands: commands, post: post, scanned: total, first: false)
-                } else {
-                    done = true
-                }
+            var (cmds, meta) = fetcher.commands(for: pending)
+            if first { cmds.append([Bytes(utf8: "DBSIZE")]) }
+            // At most 200,000 keys are kept: past that, only the last page's metadata is fetched.
+            let capped = scanned >= 200_000
+            let scan = capped ? nil : scanner.nextCommand
+            if let sc = scan { cmds.append(sc) }
+            let replies = try conn.pipeline(cmds)
+            if first, let n = replies[meta.replyCount].int { estimate = (estimate ?? 0) + Int(n) }
+            let metas = fetcher.parse(meta, replies.prefix(meta.replyCount))
+            let found = scan != nil ? try scanner.consume(replies[replies.count - 1]) : []
+            let total = scanned + found.count
+            var done = false
+            if !found.isEmpty || (!capped && !scanner.done) {
+                Self.scanStep(scanner, node: node, pending: found, fetcher, session: session, schema: schema, nodes: nodes,
+                              commands: commands, post: post, scanned: total, first: false)
+            } else if !capped && node + 1 < all.count {
+                Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: node + 1, pending: [], fetcher, session: session,
+                              schema: schema, nodes: nodes, commands: commands, post: post, scanned: total, first: false)
+            } else {
+                done = true
             }
             return [.keysPage(metas, scanned: total, done: done, estimate: estimate, session: session, at: wallClockNow())]
         }, onError: { e in [.keysFailed(e.description)] })
@@ -305,7 +313,7 @@ public final class Console {
         let schema = settings.schema
         switch e {
         case .scanKeys(let session):
-            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: 0, MetadataFetcher(), session: session, schema: schema,
+            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: 0, pending: [], MetadataFetcher(), session: session, schema: schema,
                           nodes: nodeCache, commands: commands, post: post, scanned: 0, first: true)
         case .inspect(let key, let cursor):
             let nodes = nodeCache

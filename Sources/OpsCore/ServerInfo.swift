@@ -67,7 +67,13 @@ public struct ServerOverview: Sendable, Equatable {
 
     /// Reads INFO (and CONFIG GET maxmemory-policy only if INFO lacks it and CONFIG is allowed).
     public static func fetch(_ conn: RedisConnection) throws -> ServerOverview {
-        let r = try conn.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "everything")]])[0]
+        try fetch(conn, alongWith: []).0
+    }
+
+    /// The same, with `extra` commands sent in the same round trip (their replies returned).
+    public static func fetch(_ conn: RedisConnection, alongWith extra: [[Bytes]]) throws -> (ServerOverview, [RESPValue]) {
+        let replies = try conn.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "everything")]] + extra)
+        let r = replies[0]
         var ov = ServerOverview(info: ServerInfo(text: ""), infoError: nil, maxmemoryPolicy: nil, maxmemoryPolicySource: nil)
         if let e = r.errorReply {
             if e.kind == .unknownCommand || e.kind == .noPerm || e.kind == .other {
@@ -86,7 +92,7 @@ public struct ServerOverview: Sendable, Equatable {
             let c = try conn.pipeline([[Bytes(utf8: "CONFIG"), Bytes(utf8: "GET"), Bytes(utf8: "maxmemory-policy")]])[0]
             if let a = c.array, a.count == 2, let v = a[1].string { ov.maxmemoryPolicy = v; ov.maxmemoryPolicySource = "CONFIG" }
         }
-        return ov
+        return (ov, Array(replies.dropFirst()))
     }
 
     /// The JSON object of `redis-ops info --json`.

@@ -39,9 +39,10 @@ struct InvalidateCommand: ParsableCommand {
             throw CLIError.usage("read-only mode: invalidate is refused (nothing was deleted); --dry-run is allowed")
         }
         let conn = try RedisConnection(opts.config)
+        let nodes = try NodeSet(seed: conn)
         let req = InvalidationRequest(keys: keys.map { Bytes(utf8: $0) }, glob: match)
         let inv = Invalidator(schema: schema)
-        let plan = try inv.plan(req, on: conn)
+        let plan = try inv.plan(req, nodes: nodes)
         let env = ProcessInfo.processInfo.environment
         let audit = AuditLog(path: auditLog ?? AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
         func record(_ r: InvalidationReport) {
@@ -73,7 +74,7 @@ struct InvalidateCommand: ParsableCommand {
             }
         }
         signal(SIGINT, onInterrupt)
-        var r = inv.execute(plan, on: conn, cancelled: { interrupted.load(ordering: .relaxed) })
+        var r = inv.execute(plan, nodes: nodes, cancelled: { interrupted.load(ordering: .relaxed) })
         signal(SIGINT, SIG_DFL)
         r.sample = plan.sample
         record(r)

@@ -130,6 +130,19 @@ final class ConsoleE2ETests: XCTestCase {
         XCTAssertTrue(lines[0].hasPrefix(#"{"channel":"workspace:1:events","pattern":"workspace:*:events","payload":"{\"type\":\"member.added\",\"n\":1}","ts":""#), String(lines[0]))
     }
 
+    func testKeysViewLoadsEveryPage() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        try s.cli([], stdin: (1...2500).map { "SET app:workspace:\($0) x EX 300\n" }.joined() + "SET other:x 1\n")
+        let pane = try console(s)
+        defer { pane.kill() }
+        try pane.send("2")
+        // Several SCAN pages, their metadata fetched one round trip behind.
+        let screen = try pane.waitFor("all pages", timeout: 20) { $0.contains("2500 keys · sort name") }
+        XCTAssertFalse(screen.contains("other:x"))
+        XCTAssertTrue(screen.contains("4m5") || screen.contains("4m4"), "TTLs came with the pages:\n\(screen)")
+    }
+
     func testServerRestartShowsAGapMarker() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }
