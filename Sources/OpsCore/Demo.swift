@@ -8,15 +8,9 @@ import Glibc
 
 /// A small seeded random generator (SplitMix64), so `--seed N` makes a demo reproducible.
 public struct DemoRandom: Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
+    private var gen: SplitMix
+    public init(seed: UInt64) { gen = SplitMix(seed: seed) }
+    public mutating func next() -> UInt64 { gen.next() }
     public mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
     public mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
     public mutating func pick<T>(_ xs: [T]) -> T { xs[int(0...(xs.count - 1))] }
@@ -238,7 +232,8 @@ public final class DemoServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    static func freePort() -> Int {
+    /// A port that was free a moment ago on 127.0.0.1.
+    public static func freePort() -> Int {
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(s) }
         var addr = sockaddr_in()

@@ -219,10 +219,11 @@ public struct Backoff: Sendable {
     private func pow2(_ n: Int) -> Double { n >= 60 ? Double.greatestFiniteMagnitude : Double(UInt64(1) << UInt64(n)) }
 }
 
-struct SplitMix: Sendable {
+/// SplitMix64: a small, seedable generator (backoff jitter, the demo's reproducible traffic).
+public struct SplitMix: Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E3779B97F4A7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
