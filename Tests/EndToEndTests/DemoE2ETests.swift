@@ -32,6 +32,19 @@ final class DemoE2ETests: XCTestCase {
         XCTAssertFalse(portIsOpen(port), "no redis-server from the demo is left running")
     }
 
+    func testACrashOfTheConsoleStopsTheDemoServer() throws {
+        let port = freePort()
+        let pane = try TmuxPane(width: 100, height: 24, command: [redisOpsBinary(), "demo", "--port", String(port), "--workspaces", "50"])
+        defer { pane.kill() }
+        try pane.waitFor("events", timeout: 20) { $0.contains("\"type\":") }
+        let pid = try spawnWait("/usr/bin/pgrep", ["-f", "redis-ops demo --port \(port)"]).output.split(separator: "\n").first.flatMap { Int32($0) }
+        kill(try XCTUnwrap(pid), SIGSEGV)
+        XCTAssertEqual(try pane.waitForExit(), 128 + SIGSEGV)
+        usleep(300_000)
+        XCTAssertFalse(portIsOpen(port), "the crash handler stopped the demo's redis-server")
+        XCTAssertEqual(try pane.display("#{alternate_on}"), "0")
+    }
+
     func testNoConsoleModeRunsUntilSignalled() throws {
         let port = freePort()
         let p = Process()

@@ -83,6 +83,27 @@ final class InvalidationTests: XCTestCase {
         XCTAssertEqual(try s.admin().call("DBSIZE").int, Int64(awkward.count + 4))
     }
 
+    func testREADONLYStopsTheRunWithoutRetries() throws {
+        // A replica answers writes with READONLY, as a node does during a failover.
+        let primary = try RedisServer(.plain)
+        defer { primary.stop() }
+        _ = try primary.admin().pipeline((0..<50).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:\($0)"), Bytes(utf8: "{}")] })
+        let replica = try RedisServer(.plain, extraConfig: ["replicaof 127.0.0.1 \(primary.port)"])
+        defer { replica.stop() }
+        let c = try replica.admin()
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, try c.call("DBSIZE").int != 50 { usleep(50_000) }
+        var inv = Invalidator(schema: KeySchema(prefix: "app:"))
+        inv.batchSize = 10
+        let plan = try inv.plan(InvalidationRequest(glob: "workspace:*"), on: c)
+        XCTAssertEqual(plan.keys.count, 50)
+        let rep = inv.execute(plan, on: c)
+        XCTAssertEqual(rep.deleted, 0)
+        XCTAssertEqual(rep.failed, 10, "stopped after the first batch")
+        XCTAssertTrue(rep.failure?.hasPrefix("READONLY") == true, rep.failure ?? "")
+        XCTAssertEqual(try primary.admin().call("DBSIZE").int, 50)
+    }
+
     func testCancelledHalfwayReportsWhatWent() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }

@@ -218,6 +218,16 @@ final class TLSTests: XCTestCase {
         }
     }
 
+    func testTLSClientOnAPlainPortSaysTheHandshakeFailed() throws {
+        let plain = try RedisServer(.plain)
+        defer { plain.stop() }
+        let c = ConnectionConfig(host: "127.0.0.1", port: plain.port, tls: TLSSettings(caFile: certs.caCert), timeouts: Timeouts(connect: 3, io: 3))
+        XCTAssertThrowsError(try RedisConnection(c)) { e in
+            guard case RedisError.tls(_, let why) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(why.contains("handshake"), why)
+        }
+    }
+
     func testCertificateForAnotherHostIsRejected() throws {
         let other = try RedisServer(.tls(certs.withOtherHostServerCert, requireClientCert: false))
         defer { other.stop() }
