@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // Native libraries: module maps plus header-only shims for macros and globals.
@@ -20,9 +21,9 @@ let package = Package(
 
         .target(name: "RedisProtocol", dependencies: ["CHiredis"]),
         .target(name: "RedisClient", dependencies: ["RedisProtocol", "COpenSSL"]),
-        .target(name: "OpsCore", dependencies: ["RedisClient", "RedisProtocol"]),
+        .target(name: "OpsCore", dependencies: ["RedisClient", "RedisProtocol", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "OpsConfig", dependencies: ["OpsCore", "RedisClient", .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "ConsoleUI", dependencies: ["OpsCore", "RedisProtocol", "CWidth"]),
+        .target(name: "ConsoleUI", dependencies: ["OpsCore", "RedisProtocol", "CWidth", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "ConsoleTerminal", dependencies: ["ConsoleUI", "OpsCore", "RedisClient", "CNcurses"]),
         .executableTarget(
             name: "redis-ops",

@@ -8,66 +8,43 @@ import ConsoleUI
 import Glibc
 #endif
 
-/// A self-pipe that wakes the input loop; wake-ups coalesce.
-final class WakePipe: Sendable {
-    let readFD: Int32
+/// A self-pipe that wakes the input loop; wake-ups coalesce. The pipe is read *before*
+/// the flag is cleared, and the inboxes are read *after*: a wake-up racing a drain either
+/// leaves a byte in the pipe (a spurious wake) or finds its event already posted, never
+/// neither — so no wake-up is ever lost.
+public final class WakePipe: Sendable {
+    public let readFD: Int32
     let writeFD: Int32
     private let pending = Atomic<Bool>(false)
-    init() {
+    public init() {
         var fds: [Int32] = [0, 0]
         _ = pipe(&fds)
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         readFD = fds[0]; writeFD = fds[1]
     }
-    func wake() {
+    deinit { close(readFD); close(writeFD) }
+
+    /// Call after the event is posted.
+    public func wake() {
         if pending.exchange(true, ordering: .acquiringAndReleasing) { return }
         var b: UInt8 = 1
         _ = write(writeFD, &b, 1)
     }
-    func drain() {
-        pending.store(false, ordering: .releasing)
+
+    /// Call before taking the posted events.
+    public func drain() {
         var buf = [UInt8](repeating: 0, count: 256)
         while read(readFD, &buf, 256) > 0 {}
+        pending.store(false, ordering: .sequentiallyConsistent)
     }
-}
-
-/// The view on screen, read by background jobs that only work for it.
-final class CurrentView: Sendable {
-    private let raw = Atomic<Int>(ViewID.events.rawValue)
-    func set(_ v: ViewID) { raw.store(v.rawValue, ordering: .relaxed) }
-    func get() -> Int { raw.load(ordering: .relaxed) }
-}
-
-final class CancelFlag: Sendable {
-    private let raw = Atomic<Bool>(false)
-    func set(_ v: Bool) { raw.store(v, ordering: .relaxed) }
-    var isSet: Bool { raw.load(ordering: .relaxed) }
-}
-
-/// The servers behind the command connection (every primary in cluster mode), rebuilt
-/// when the worker reconnects. Used on the command worker's thread only.
-final class NodeCache: @unchecked Sendable {
-    private var conn: RedisConnection?
-    private var cached: NodeSet?
-    func nodes(for c: RedisConnection) throws -> NodeSet {
-        if let n = cached, conn === c { return n }
-        cached?.close()
-        let n = try NodeSet(seed: c)
-        conn = c
-        cached = n
-        return n
-    }
-}
-
-final class KnownCounters: Sendable {
-    let state = Mutex<(keys: [Bytes], lastFull: Double)>(([], 0))
 }
 
 /// Events from worker threads, waiting for the input loop.
-final class Inbox: Sendable {
+public final class Inbox: Sendable {
     private let events = Mutex<[AppEvent]>([])
-    func post(_ evs: [AppEvent]) { events.withLock { $0 += evs } }
-    func take() -> [AppEvent] { events.withLock { e in let out = e; e.removeAll(); return out } }
+    public init() {}
+    public func post(_ evs: [AppEvent]) { events.withLock { $0 += evs } }
+    public func take() -> [AppEvent] { events.withLock { e in let out = e; e.removeAll(); return out } }
 }
 
 /// Signals that end the console cleanly (Ctrl-C, SIGTERM, SIGHUP), via a pipe.
@@ -83,49 +60,95 @@ public struct ConsoleSettings: Sendable {
     public var patterns: [Bytes]
     public var bufferSize: Int
     public var schema: KeySchema
-    public init(options: ConnectionOptions, channels: [Bytes], patterns: [Bytes], bufferSize: Int = 10_000, schema: KeySchema? = nil) {
+    public var audit: AuditLog
+    public var colour: Bool
+    public var replicaReads: Bool
+    public init(options: ConnectionOptions, channels: [Bytes], patterns: [Bytes], bufferSize: Int = 10_000, schema: KeySchema? = nil,
+                audit: AuditLog? = nil, colour: Bool = true, replicaReads: Bool = false) {
         self.options = options; self.channels = channels; self.patterns = patterns; self.bufferSize = bufferSize
         self.schema = schema ?? KeySchema(prefix: options.prefix)
+        self.audit = audit ?? AuditLog.resolve(explicit: nil, environment: ProcessInfo.processInfo.environment)
+        self.colour = colour
+        self.replicaReads = replicaReads
     }
 }
 
-/// The interactive console: one thread owns ncurses and runs one poll() loop over
-/// stdin, a wake pipe (subscriber and command workers) and a signal pipe.
-public final class Console {
-    let settings: ConsoleSettings
-    let wake = WakePipe()
-    let store: TailStore
-    let inbox = Inbox()
+/// Where the console draws and reads keys: ncurses on a terminal, or nothing at all (the
+/// benchmark drives the same loop headless).
+public protocol TerminalBackend: AnyObject {
+    var size: (width: Int, height: Int) { get }
+    /// A descriptor poll() watches for input (-1: none).
+    var inputFD: Int32 { get }
+    func readKey() -> KeyInput?
+    func draw(_ g: CellGrid)
+    func invalidate()
+    func shutdown()
+}
 
-    let nodeCache = NodeCache()
+public enum KeyInput: Sendable { case key(Key), resize, ignored }
+
+/// Counts the loop keeps, for the benchmark.
+public struct ConsoleMeter: Sendable {
+    public var frames = 0
+    public var renderSeconds = 0.0
+    public var reduceSeconds = 0.0
+    public var events = 0
+    public var keys = 0
+    /// Time from a key's arrival to its frame being drawn, per key.
+    public var keyToFrame: [Double] = []
+}
+
+/// The interactive console: one thread owns the terminal and runs one poll() loop over
+/// the keyboard, a wake pipe (subscriber and workers) and a signal pipe. The subscriber's
+/// thread only fills a bounded inbox; the ring buffer, the reducer and the renderer belong
+/// to this thread, so drawing never holds a lock the subscriber needs.
+public final class Console {
+    public let settings: ConsoleSettings
+    let wake = WakePipe()
+    let inbox = Inbox()
+    let tailInbox: TailInbox
+    var tail: ChannelTail
+    public private(set) var meter = ConsoleMeter()
+    /// Set by the benchmark: called after each frame with the state and the grid.
+    public var onFrame: ((AppState, CellGrid) -> Void)?
 
     public init(_ settings: ConsoleSettings) {
         self.settings = settings
         let w = wake
-        store = TailStore(capacity: settings.bufferSize, wake: { w.wake() })
+        tailInbox = TailInbox(capacity: settings.bufferSize, wake: { w.wake() })
+        tail = ChannelTail(capacity: settings.bufferSize)
     }
 
+    /// Runs on a real terminal (ncurses) until the operator quits.
     public func run() throws {
-        var sigFDs: [Int32] = [0, 0]
-        _ = pipe(&sigFDs)
-        _ = fcntl(sigFDs[0], F_SETFL, fcntl(sigFDs[0], F_GETFL) | O_NONBLOCK)
-        signalPipeWrite = sigFDs[1]
-        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, onQuitSignal) }
+        let term = try Terminal(colour: settings.colour)
+        defer { term.shutdown() }
+        try run(on: term)
+    }
+
+    public func run(on term: TerminalBackend, installSignals: Bool = true) throws {
+        var sigFDs: [Int32] = [-1, -1]
+        if installSignals {
+            _ = pipe(&sigFDs)
+            _ = fcntl(sigFDs[0], F_SETFL, fcntl(sigFDs[0], F_GETFL) | O_NONBLOCK)
+            signalPipeWrite = sigFDs[1]
+            for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, onQuitSignal) }
+        }
         defer {
-            for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
-            close(sigFDs[0]); close(sigFDs[1])
+            if installSignals {
+                for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+                close(sigFDs[0]); close(sigFDs[1])
+            }
         }
 
         let o = settings.options
-        let term = try Terminal()
-        defer { term.shutdown() }
-
         var session = SessionInfo(endpoint: o.config.endpoint, tls: o.isTLS, insecure: o.insecure, user: o.config.user,
                                   prefix: o.prefix, readOnly: o.readOnly)
-        session.command = .connecting
+        session.colour = settings.colour
         let (w0, h0) = term.size
         var state = AppState(width: w0, height: h0, now: wallClockNow(), session: session)
         state.schema = settings.schema
+        state.auditPath = settings.audit.path
         state.subscriptions = settings.channels.map { Subscription(name: $0, isPattern: false) }
             + settings.patterns.map { Subscription(name: $0, isPattern: true) }
         if o.insecure {
@@ -138,257 +161,265 @@ public final class Console {
             inbox.post(evs)
             wake.wake()
         }
-        let infoJob = CommandWorker.Job(run: { c in
-            let r = try c.call("INFO", "replication")
-            return [.serverInfo(role: ServerInfo(text: r.string ?? "")["role"])]
+        // The header's role: INFO replication every few seconds on the interactive connection.
+        let roleJob = Worker.Job(tag: "role", run: { ctx in
+            let r = try ctx.nodes.seed().call("INFO", "replication")
+            return [.serverRole(ServerInfo(text: r.string ?? "")["role"])]
         }, onError: { e in
-            if case .server = e { return [.serverInfo(role: nil)] }  // INFO not permitted: the header says less
+            if case .server? = e as? RedisError { return [.serverRole(nil)] }  // INFO not permitted: the header says less
             return []
         })
-        let viewNow = CurrentView()
-        let rateJob = Self.rateLimitsJob(settings.schema, view: viewNow, nodes: nodeCache)
-        let serverJob = Self.serverJob(view: viewNow)
-        let locksJob = Self.locksJob(settings.schema, view: viewNow, nodes: nodeCache)
-        let commands = CommandWorker(config: o.config, periodic: [(5, infoJob), (1, rateJob), (2, serverJob), (2, locksJob)], post: post)
-        let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: store)
-        commands.start()
+        let interactive = Worker(name: "interactive", config: o.config, replicaReads: settings.replicaReads, periodic: [(5, roleJob)],
+                                 post: post, onLink: { post([.commandLink($0)]) })
+        let bulk = Worker(name: "bulk", config: o.config, replicaReads: settings.replicaReads, post: post)
+        let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: tailInbox)
+        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, subscriber: subscriber, post: post)
+        interactive.start()
+        bulk.start()
         subscriber.start()
         defer {
             subscriber.stop()
-            commands.stop()
+            bulk.stop()
+            interactive.stop()
         }
 
         var lastRender = 0.0
         var dirty = true
+        var urgent = true
+        var keyTimes: [Double] = []
         var nextTick = monotonicNow() + 1
-        var fds = [pollfd(fd: 0, events: Int16(POLLIN), revents: 0),
+        var fds = [pollfd(fd: term.inputFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: sigFDs[0], events: Int16(POLLIN), revents: 0)]
 
         func apply(_ ev: AppEvent) {
-            let before = state.view
-            let effects = store.tail.withLock { t in Reducer.reduce(&state, ev, tail: t) }
-            dirty = true
-            for e in effects { perform(e, &state, subscriber: subscriber, commands: commands, post: post) }
-            if state.view != before {
-                viewNow.set(state.view)
-                // Show the new view's data at once rather than at the next period.
-                if state.view == .rateLimits { commands.submit(rateJob) }
-                if state.view == .server { commands.submit(serverJob) }
-                if state.view == .locks { commands.submit(locksJob) }
-            }
+            let t0 = monotonicNow()
+            let out = Reducer.reduce(&state, ev, tail: tail)
+            meter.reduceSeconds += monotonicNow() - t0
+            meter.events += 1
+            for e in out { effects.perform(e, tail: tail) }
         }
 
+        apply(.tick(wallClockNow()))
         while !state.quitting {
             let now = monotonicNow()
             var timeout = max(0, nextTick - now)
-            if dirty { timeout = min(timeout, max(0, lastRender + 1.0 / 30 - now)) }
+            if dirty { timeout = urgent ? 0 : min(timeout, max(0, lastRender + 1.0 / 15 - now)) }
             for i in fds.indices { fds[i].revents = 0 }
             let r = poll(&fds, 3, Int32(timeout * 1000))
             if r < 0 && errno != EINTR { break }
             if fds[2].revents != 0 { state.quitting = true; break }
-            if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 { break }
+            if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 && term.inputFD >= 0 { break }
             // Keys (and resizes: a resize interrupts poll and get_wch reports it).
             while let k = term.readKey() {
                 switch k {
-                case .key(let key): apply(.key(key))
+                case .key(let key):
+                    keyTimes.append(monotonicNow())
+                    meter.keys += 1
+                    apply(.key(key))
                 case .resize:
                     let (w, h) = term.size
                     term.invalidate()
                     apply(.resize(width: w, height: h))
-                case .ignored: break
+                case .ignored: continue
                 }
+                dirty = true
+                urgent = true
                 if state.quitting { break }
             }
-            if fds[1].revents != 0 {
-                wake.drain()
-                let evs = inbox.take()
+            if state.quitting { break }
+            // Drain first, then take: see WakePipe.
+            if fds[1].revents != 0 { wake.drain() }
+            let evs = inbox.take()
+            if !evs.isEmpty {
                 for ev in evs { apply(ev) }
-                for n in store.takeNotices() { apply(.subscriber(n)) }
+                dirty = true
+            }
+            let taken = tailInbox.take()
+            if !taken.items.isEmpty || !taken.dropped.isEmpty {
+                let notices = tail.absorb(taken, now: wallClockNow())
+                for n in notices { apply(.tail(n)) }
                 apply(.tailChanged)
+                // New messages change the screen only where the tail is shown.
+                if state.view == .events || !notices.isEmpty { dirty = true }
             }
             let t = monotonicNow()
             if t >= nextTick {
                 apply(.tick(wallClockNow()))
                 nextTick = t + 1
+                dirty = true
             }
-            if dirty && t - lastRender >= 1.0 / 30 {
-                let grid = store.tail.withLock { tail in Screen.render(state, tail: tail) }
+            if dirty && (urgent || t - lastRender >= 1.0 / 15) {
+                let r0 = monotonicNow()
+                let grid = Screen.render(state, tail: tail)
                 term.draw(grid)
-                lastRender = t
+                let r1 = monotonicNow()
+                meter.renderSeconds += r1 - r0
+                meter.frames += 1
+                for kt in keyTimes { meter.keyToFrame.append(r1 - kt) }
+                keyTimes.removeAll()
+                onFrame?(state, grid)
+                lastRender = r1
                 dirty = false
+                urgent = false
             }
         }
     }
+}
 
-    /// Rate limits: a full rescan every 10 s, otherwise the known counters re-read in one pipeline.
-    static func rateLimitsJob(_ schema: KeySchema, view: CurrentView, nodes: NodeCache) -> CommandWorker.Job {
-        let reader = RateLimitReader(schema: schema)
-        let known = KnownCounters()
-        return CommandWorker.Job(run: { c in
-            guard view.get() == ViewID.rateLimits.rawValue else { return [] }
-            let now = wallClockNow()
-            let (keys, lastFull) = known.state.withLock { ($0.keys, $0.lastFull) }
-            let full = keys.isEmpty || now - lastFull >= 10
-            let ns = try nodes.nodes(for: c)
-            var list = full ? try reader.scanAll(ns) : try reader.read(Array(keys.prefix(5000)), ns)
-            list.sort(by: RateLimitCounter.ordered)
-            known.state.withLock { k in
-                if full { k.keys = list.map(\.key); k.lastFull = now }
-            }
-            return [.rateLimits(list, full: full, at: now)]
-        }, onError: { e in [.rateLimitsFailed(e.description)] })
+/// Carries out the console's effects: each maps onto one OpsCore service, run on a worker.
+/// The CLI subcommands call the same services; nothing here is a flow of its own.
+final class EffectRunner {
+    let settings: ConsoleSettings
+    let interactive: Worker
+    let bulk: Worker
+    let subscriber: SubscriptionWorker
+    let post: @Sendable ([AppEvent]) -> Void
+    private var serverReads = 0
+
+    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, subscriber: SubscriptionWorker, post: @escaping @Sendable ([AppEvent]) -> Void) {
+        self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.subscriber = subscriber; self.post = post
     }
 
-    /// Server: INFO (and SLOWLOG where allowed) every 2 s while the view is open.
-    static func serverJob(view: CurrentView) -> CommandWorker.Job {
-        CommandWorker.Job(run: { c in
-            guard view.get() == ViewID.server.rawValue else { return [] }
-            let (ov, extra) = try ServerOverview.fetch(c, alongWith: [[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")]])
-            var out: [AppEvent] = [.serverSample(ServerSample(at: wallClockNow(), overview: ov))]
-            let sl = extra[0]
-            if let e = sl.errorReply { out.append(.slowlog(nil, error: e.message)) }
-            else { out.append(.slowlog(SlowlogEntry.parse(sl), error: nil)) }
-            return out
-        })
-    }
+    var schema: KeySchema { settings.schema }
 
-    static func locksJob(_ schema: KeySchema, view: CurrentView, nodes: NodeCache) -> CommandWorker.Job {
-        CommandWorker.Job(run: { c in
-            guard view.get() == ViewID.locks.rawValue else { return [] }
-            return [.locks(try LockRow.read(schema: schema, nodes: nodes.nodes(for: c)), at: wallClockNow())]
-        }, onError: { e in [.locksFailed(e.description)] })
-    }
-
-    let cancelInvalidation = CancelFlag()
-
-    var audit: AuditLog {
-        let env = ProcessInfo.processInfo.environment
-        return AuditLog(path: AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
-    }
-
-    /// One step of the key browser, one round trip: the metadata of the page found by the
-    /// previous SCAN and the next SCAN (DBSIZE of every node with the first one). It queues
-    /// the next step itself, moving on to the next primary in cluster mode.
-    static func scanStep(_ scanner: KeyScanner, node: Int, pending: [Bytes], _ fetcher: MetadataFetcher, session: Int, schema: KeySchema,
-                         nodes: NodeCache, commands: CommandWorker, post: @escaping @Sendable ([AppEvent]) -> Void, scanned: Int, first: Bool) {
-        let job = CommandWorker.Job(run: { c in
-            let all = try nodes.nodes(for: c).scanNodes()
-            var estimate: Int? = nil
-            if first && all.count > 1 {
-                var n = 0
-                for conn in all.dropFirst() { n += Int(try conn.call("DBSIZE").int ?? 0) }
-                estimate = n
-            }
-            let conn = all[min(node, all.count - 1)]
-            var (cmds, meta) = fetcher.commands(for: pending)
-            if first { cmds.append([Bytes(utf8: "DBSIZE")]) }
-            // At most 200,000 keys are kept: past that, only the last page's metadata is fetched.
-            let capped = scanned >= 200_000
-            let scan = capped ? nil : scanner.nextCommand
-            if let sc = scan { cmds.append(sc) }
-            let replies = try conn.pipeline(cmds)
-            if first, let n = replies[meta.replyCount].int { estimate = (estimate ?? 0) + Int(n) }
-            let metas = fetcher.parse(meta, replies.prefix(meta.replyCount))
-            let found = scan != nil ? try scanner.consume(replies[replies.count - 1]) : []
-            let total = scanned + found.count
-            var done = false
-            if !found.isEmpty || (!capped && !scanner.done) {
-                Self.scanStep(scanner, node: node, pending: found, fetcher, session: session, schema: schema, nodes: nodes,
-                              commands: commands, post: post, scanned: total, first: false)
-            } else if !capped && node + 1 < all.count {
-                Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: node + 1, pending: [], fetcher, session: session,
-                              schema: schema, nodes: nodes, commands: commands, post: post, scanned: total, first: false)
-            } else {
-                done = true
-            }
-            return [.keysPage(metas, scanned: total, done: done, estimate: estimate, session: session, at: wallClockNow())]
-        }, onError: { e in [.keysFailed(e.description)] })
-        commands.submit(job)
-    }
-
-    func perform(_ e: Effect, _ state: inout AppState, subscriber: SubscriptionWorker, commands: CommandWorker,
-                 post: @escaping @Sendable ([AppEvent]) -> Void) {
+    func writeContext() -> WriteContext {
         let o = settings.options
-        let schema = settings.schema
+        return WriteContext(server: o.summary, aclUser: o.config.user, readOnly: o.readOnly, audit: settings.audit)
+    }
+
+    static func message(_ e: Error) -> String { (e as? RedisError)?.description ?? "\(e)" }
+
+    func perform(_ e: Effect, tail: ChannelTail) {
+        let schema = self.schema
+        let post = self.post
         switch e {
-        case .scanKeys(let session):
-            Self.scanStep(KeyScanner(match: schema.fullGlob("*"), count: 1000), node: 0, pending: [], MetadataFetcher(), session: session, schema: schema,
-                          nodes: nodeCache, commands: commands, post: post, scanned: 0, first: true)
-        case .inspect(let key, let cursor):
-            let nodes = nodeCache
-            commands.submit(CommandWorker.Job(run: { c in [.inspected(try KeyInspector.inspect(key, cursor: cursor, nodes: nodes.nodes(for: c)))] },
-                                              onError: { e in [.failed("cannot inspect \(Escaper.string(key)): \(e.description)")] }))
-        case .deleteKey(let key):
-            guard !o.readOnly else { post([.failed("read-only mode: nothing was deleted")]); return }
-            let audit = self.audit
-            let nodes = nodeCache
-            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
-                let r = try nodes.nodes(for: c).node(forKey: key).call([Bytes(utf8: "UNLINK"), key])
-                var rep = InvalidationReport(matched: 1)
-                rep.deleted = r.int == 1 ? 1 : 0
-                rep.alreadyGone = 1 - rep.deleted
-                try? audit.append(audit.record(server: o.summary, aclUser: o.config.user, what: InvalidationRequest(keys: [key]), report: rep), publishOn: c)
-                return [.deleted(key: key, existed: r.int == 1)]
-            }, onError: { e in [.failed("delete of \(Escaper.string(key)) failed: \(e.description) — nothing was deleted")] }))
-        case .planInvalidation(let glob):
-            cancelInvalidation.set(false)
-            let cancel = cancelInvalidation
-            let nodes = nodeCache
-            commands.submit(CommandWorker.Job(run: { c in
-                let plan = try Invalidator(schema: schema).plan(InvalidationRequest(glob: glob), nodes: nodes.nodes(for: c),
-                                                                progress: { n in post([.invalidationPlanning(found: n)]) },
-                                                                cancelled: { cancel.isSet })
-                return cancel.isSet ? [] : [.invalidationPlanned(plan)]
-            }, onError: { e in [.invalidationFailed(e.description)] }))
-        case .executeInvalidation(let plan):
-            guard !o.readOnly else { post([.invalidationFailed("read-only mode: nothing was deleted")]); return }
-            cancelInvalidation.set(false)
-            let cancel = cancelInvalidation
-            let audit = self.audit
-            let nodes = nodeCache
-            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
-                var last = 0.0
-                let rep = Invalidator(schema: schema).execute(plan, nodes: try nodes.nodes(for: c), cancelled: { cancel.isSet }, progress: { p in
-                    let t = monotonicNow()
-                    if t - last > 0.1 || p.done == p.total { last = t; post([.invalidationProgress(p)]) }
-                })
-                try? audit.append(audit.record(server: o.summary, aclUser: o.config.user, what: plan.request, report: rep), publishOn: c)
-                return [.invalidationDone(rep)]
-            }, onError: { e in [.invalidationFailed("\(e.description) — nothing was deleted")] }))
-        case .cancelInvalidation:
-            cancelInvalidation.set(true)
-        case .resetCounter(let key):
-            guard !settings.options.readOnly else {
-                post([.failed("read-only mode: nothing was changed")])
-                return
-            }
-            let nodes = nodeCache
-            commands.submit(CommandWorker.Job(isWrite: true, run: { c in
-                let r = try nodes.nodes(for: c).node(forKey: key).call([Bytes(utf8: "DEL"), key])
-                return [.deleted(key: key, existed: r.int == 1)]
-            }, onError: { e in [.failed("reset of \(Escaper.string(key)) failed: \(e.description)")] }))
         case .quit:
-            state.quitting = true
+            break
         case .subscribe(let name, let p):
             subscriber.subscribe(name, pattern: p)
         case .unsubscribe(let name, let p):
             subscriber.unsubscribe(name, pattern: p)
-        case .writeTail(let path, let filter, let upTo):
-            let entries = store.tail.withLock { $0.entries(upTo: upTo, filter: filter) }
-            do {
-                var out = Bytes()
-                var n = 0
-                for entry in entries {
-                    guard let m = entry.message else { continue }
-                    TailJSON.line(m, truncatedFrom: entry.originalSize, into: &out)
-                    n += 1
+        case .export(let path, let what):
+            export(path, what, tail)
+        case .scanKeys(let gen, let filter, let sort):
+            bulk.submit(Worker.Job(tag: "keys", run: { ctx in
+                let browser = KeyBrowser(nodes: ctx.nodes, schema: schema)
+                let snap = try browser.scan(filter: filter, sort: sort, cancelled: ctx.cancelled) { s in ctx.post([.keysSnapshot(generation: gen, s)]) }
+                return [.keysSnapshot(generation: gen, snap)]
+            }, onError: { [.keysFailed(generation: gen, Self.message($0))] }))
+        case .refreshKeys(let keys):
+            interactive.submit(Worker.Job(tag: "keys-refresh", run: { ctx in
+                [.keysRefreshed(try KeyBrowser(nodes: ctx.nodes, schema: schema).refresh(keys))]
+            }, onError: { [.keysRefreshFailed(Self.message($0))] }))
+        case .inspect(let key, let cursor):
+            interactive.submit(Worker.Job(tag: "inspect", run: { ctx in
+                [.inspected(try KeyInspector.inspect(key, cursor: cursor, nodes: ctx.nodes), appended: cursor != nil)]
+            }, onError: { [.inspectFailed(key, Self.message($0))] }))
+        case .scanRateLimits(let match):
+            bulk.submit(Worker.Job(tag: match == nil ? "ratelimits" : "ratelimits-search", run: { ctx in
+                [.rateLimits(try RateLimitBoard(nodes: ctx.nodes, schema: schema).scan(match: match, cancelled: ctx.cancelled))]
+            }, onError: { [.rateLimitsFailed(Self.message($0))] }))
+        case .refreshRateLimits(let keys):
+            interactive.submit(Worker.Job(tag: "ratelimits-refresh", run: { ctx in
+                [.rateLimitsRefreshed(try RateLimitBoard(nodes: ctx.nodes, schema: schema).refresh(keys), at: wallClockNow())]
+            }, onError: { [.rateLimitsFailed(Self.message($0))] }))
+        case .scanLocks:
+            bulk.submit(Worker.Job(tag: "locks", run: { ctx in
+                [.locks(try LockBoard(nodes: ctx.nodes, schema: schema).scan(cancelled: ctx.cancelled))]
+            }, onError: { [.locksFailed(Self.message($0))] }))
+        case .refreshLocks(let keys):
+            interactive.submit(Worker.Job(tag: "locks-refresh", run: { ctx in
+                [.locksRefreshed(try LockBoard(nodes: ctx.nodes, schema: schema).refresh(keys))]
+            }, onError: { [.locksFailed(Self.message($0))] }))
+        case .readServer:
+            serverReads += 1
+            // CLIENT LIST costs the server O(clients): every fifth reading (10 s).
+            let clients = serverReads % 5 == 1
+            interactive.submit(Worker.Job(tag: "server", run: { ctx in
+                [.server(try ServerReading.read(ctx.nodes.seed(), clients: clients))]
+            }, onError: { [.serverFailed(Self.message($0))] }))
+        case .readListeners(let channels, let patterns):
+            interactive.submit(Worker.Job(tag: "listeners", run: { ctx in
+                let l = try Listeners.read(ctx.nodes.seed(), channels: channels, patterns: patterns)
+                return [.listeners(l.counts, discovered: l.discovered)]
+            }, onError: { _ in [] }))
+        case .plan(let req):
+            let context = writeContext()
+            bulk.submit(Worker.Job(tag: "write", run: { ctx in
+                let session = WriteSession(nodes: ctx.nodes, schema: schema, context: context)
+                var last = 0.0
+                let plan = try session.plan(req, progress: { n in
+                    let t = monotonicNow()
+                    if t - last > 0.1 { last = t; ctx.post([.planProgress(n)]) }
+                }, cancelled: ctx.cancelled)
+                // The console's dry run is a dry run like the CLI's: recorded.
+                session.recordDryRun(plan)
+                return [.planned(plan)]
+            }, onError: { [.writeFailed(Self.message($0))] }))
+        case .execute(let plan):
+            let context = writeContext()
+            // One key goes on the interactive connection (it need not wait behind a long scan).
+            let small = plan.request.glob == nil && plan.keys.count <= 10
+            let job = Worker.Job(tag: small ? nil : "write", isWrite: true, run: { ctx in
+                let session = WriteSession(nodes: ctx.nodes, schema: schema, context: context)
+                var last = 0.0
+                let report = session.execute(plan, cancelled: ctx.cancelled) { p in
+                    let t = monotonicNow()
+                    if t - last > 0.1 || p.done == p.total { last = t; ctx.post([.writeProgress(p)]) }
                 }
-                try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
-                post([.wrote(path: path, count: n)])
-            } catch {
-                post([.failed("cannot write \(path): \((error as NSError).localizedDescription)")])
+                return [.written(report)]
+            }, onError: { [.writeFailed("\(Self.message($0))")] })
+            (small ? interactive : bulk).submit(job)
+        case .cancelWrite:
+            bulk.cancel(tag: "write")
+        case .readAudit:
+            let log = settings.audit
+            post([.audit(log.recent(), path: log.path)])
+        case .complete(let text):
+            interactive.submit(Worker.Job(tag: "complete", run: { ctx in
+                let arg = CommandLineArgs.completionArgument(text)
+                let full = schema.relative(Bytes(utf8: arg)) != nil ? Bytes(utf8: arg) : schema.prefix + Bytes(utf8: arg)
+                return [.completions(prefix: text, try Completion.keys(startingWith: full, nodes: ctx.nodes))]
+            }, onError: { [.notice("completion failed: \(Self.message($0))", .warning)] }))
+        case .lookup(let key, let purpose):
+            interactive.submit(Worker.Job(tag: "lookup", run: { ctx in
+                let info = try KeyBrowser(nodes: ctx.nodes, schema: schema).refresh([key]).first
+                return [.lookedUp(key: key, found: info, purpose: purpose)]
+            }, onError: { [.notice("cannot read \(Escaper.string(key)): \(Self.message($0))", .error)] }))
+        }
+    }
+
+    func export(_ path: String, _ what: TailExport, _ tail: ChannelTail) {
+        var out = Bytes()
+        var n = 0
+        switch what {
+        case .buffer(let filter, let upTo):
+            for entry in tail.entries(upTo: upTo, filter: filter) {
+                guard let m = entry.message else { continue }
+                TailJSON.line(m, truncatedFrom: entry.originalSize, into: &out)
+                n += 1
+            }
+        case .message(let seq):
+            if seq >= tail.oldestSeq, seq < tail.nextSeq, let m = tail[seq - tail.oldestSeq].message {
+                TailJSON.line(m, truncatedFrom: tail[seq - tail.oldestSeq].originalSize, into: &out)
+                n = 1
             }
         }
+        do {
+            try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
+            post([.notice("wrote \(n) message\(n == 1 ? "" : "s") to \(path)", .info)])
+        } catch {
+            post([.notice("cannot write \(path): \((error as NSError).localizedDescription)", .error)])
+        }
+    }
+}
+
+/// The argument of a command line being completed (`key work` → `work`).
+enum CommandLineArgs {
+    static func completionArgument(_ text: String) -> String {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if let sp = t.firstIndex(of: " ") { return t[t.index(after: sp)...].trimmingCharacters(in: .whitespaces) }
+        return t
     }
 }

@@ -24,13 +24,17 @@ private func restoreTerminalFromSignal(_ sig: Int32) {
 }
 
 /// The ncurses backend: the only importer of CNcurses. Draws a CellGrid, changed cells only.
-final class Terminal {
+final class Terminal: TerminalBackend {
     private var previous: CellGrid?
     private var attrs: [Role: (attr_t, Int16)] = [:]
     private(set) var hasColor = false
     private var screen: OpaquePointer?
 
-    init() throws {
+    private let colour: Bool
+    var inputFD: Int32 { 0 }
+
+    init(colour: Bool = true) throws {
+        self.colour = colour
         prepareLocale()
         setlocale(LC_ALL, "")
         prepareLocale()
@@ -42,6 +46,13 @@ final class Terminal {
         terminalActive = 1
         for sig in [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE] { signal(sig, restoreTerminalFromSignal) }
         cbreak()
+        // Flow control off: Ctrl-S must not freeze the console (and Ctrl-Q is just a key).
+        var t = termios()
+        if tcgetattr(0, &t) == 0 {
+            t.c_iflag &= ~tcflag_t(IXON | IXOFF)
+            tcsetattr(0, TCSANOW, &t)
+            def_prog_mode()
+        }
         noecho()
         nonl()
         keypad(ro_stdscr(), true)
@@ -65,7 +76,7 @@ final class Terminal {
             .barEmpty: dim, .readOnly: rev | bold, .danger: bold | ul,
         ]
         for r in Role.allCases { attrs[r] = (mono[r] ?? none, 0) }
-        guard has_colors() else { return }
+        guard colour, has_colors() else { return }
         start_color()
         use_default_colors()
         hasColor = true
@@ -106,7 +117,10 @@ final class Terminal {
                 let c = g[x, y]
                 if !full, let p = previous, p[x, y] == c { continue }
                 if c.text.isEmpty { continue }  // right half of a wide character
-                let (a, pair) = attrs[c.role] ?? (ro_A_NORMAL(), 0)
+                var (a, pair) = attrs[c.role] ?? (ro_A_NORMAL(), 0)
+                // The selected row: reverse video over the cell's own colour, so a state
+                // colour (BLOCKED, STUCK) stays visible on it.
+                if c.selected { a ^= ro_A_REVERSE() }
                 var n = 0
                 for u in c.text.unicodeScalars where n < 5 { wbuf[n] = wchar_t(bitPattern: u.value); n += 1 }
                 wbuf[n] = 0
@@ -155,8 +169,6 @@ final class Terminal {
             return .key(.char(Character(u)))
         }
     }
-
-    enum KeyInput { case key(Key), resize, ignored }
 
     func shutdown() {
         if terminalActive == 0 { return }

@@ -3,9 +3,9 @@
 public enum Action: Sendable, Equatable {
     case quit, help, show(ViewID), nextView, previousView
     case up, down, pageUp, pageDown, top, bottom
-    case filter, clearFilter, details
-    case pause, subscribe, unsubscribe, write, channels
-    case reset, delete, invalidate, sort, summary, nextPage, refresh
+    case filter, back, details, command, audit
+    case pause, follow, subscribe, unsubscribe, write, channels, publish
+    case reset, delete, invalidate, expire, sort, namespaces, nextPage, rescan
 }
 
 public struct Binding: Sendable {
@@ -14,61 +14,81 @@ public struct Binding: Sendable {
     public var label: String
     public var help: String
     public var scope: Scope
-    /// Shown in the footer (short form).
+    /// Shown in the footer (short form); nil: only in the help.
     public var footer: String?
     public var action: Action
 }
 
 public enum Bindings {
+    static func b(_ keys: [Key], _ label: String, _ help: String, _ scope: Binding.Scope, _ footer: String?, _ a: Action) -> Binding {
+        Binding(keys: keys, label: label, help: help, scope: scope, footer: footer, action: a)
+    }
+
     public static let all: [Binding] = [
-        Binding(keys: [.char("q")], label: "q", help: "quit (the terminal is restored)", scope: .global, footer: "quit", action: .quit),
-        Binding(keys: [.char("?")], label: "?", help: "this help", scope: .global, footer: "help", action: .help),
-        Binding(keys: [.char("1")], label: "1", help: "Events: live pub/sub tail", scope: .global, footer: nil, action: .show(.events)),
-        Binding(keys: [.char("2")], label: "2", help: "Keys under the prefix", scope: .global, footer: nil, action: .show(.keys)),
-        Binding(keys: [.char("3")], label: "3", help: "Rate limits", scope: .global, footer: nil, action: .show(.rateLimits)),
-        Binding(keys: [.char("4")], label: "4", help: "Locks", scope: .global, footer: nil, action: .show(.locks)),
-        Binding(keys: [.char("5")], label: "5", help: "Server overview", scope: .global, footer: nil, action: .show(.server)),
-        Binding(keys: [.tab], label: "Tab", help: "next view (Shift-Tab: previous)", scope: .global, footer: nil, action: .nextView),
-        Binding(keys: [.backTab], label: "S-Tab", help: "previous view", scope: .global, footer: nil, action: .previousView),
-        Binding(keys: [.up, .char("k")], label: "↑/k", help: "move up (stops following new messages)", scope: .global, footer: nil, action: .up),
-        Binding(keys: [.down, .char("j")], label: "↓/j", help: "move down", scope: .global, footer: nil, action: .down),
-        Binding(keys: [.pageUp, .ctrl("b")], label: "PgUp", help: "page up", scope: .global, footer: nil, action: .pageUp),
-        Binding(keys: [.pageDown, .ctrl("f")], label: "PgDn", help: "page down", scope: .global, footer: nil, action: .pageDown),
-        Binding(keys: [.char("g"), .home], label: "g", help: "first row", scope: .global, footer: nil, action: .top),
-        Binding(keys: [.char("G"), .end], label: "G", help: "last row (and follow new messages)", scope: .global, footer: nil, action: .bottom),
-        Binding(keys: [.char("/")], label: "/", help: "filter: text, or field=value in JSON (type=member.added); Enter keeps, Esc clears", scope: .view(.events), footer: "filter", action: .filter),
-        Binding(keys: [.escape], label: "Esc", help: "clear the filter / close the detail pane", scope: .global, footer: nil, action: .clearFilter),
-        Binding(keys: [.enter], label: "Enter", help: "details of the selected row (JSON pretty-printed)", scope: .view(.events), footer: "details", action: .details),
-        Binding(keys: [.char(" ")], label: "space", help: "pause / resume the live view (the buffer keeps filling)", scope: .view(.events), footer: "pause", action: .pause),
-        Binding(keys: [.char("s")], label: "s", help: "subscribe to another channel or pattern", scope: .view(.events), footer: "subscribe", action: .subscribe),
-        Binding(keys: [.char("u")], label: "u", help: "unsubscribe (the selected message's channel or pattern is offered)", scope: .view(.events), footer: "unsub", action: .unsubscribe),
-        Binding(keys: [.char("c")], label: "c", help: "per-channel totals and rates", scope: .view(.events), footer: "channels", action: .channels),
-        Binding(keys: [.char("w")], label: "w", help: "write the buffer (or its filtered part) to an NDJSON file", scope: .view(.events), footer: "write", action: .write),
-        Binding(keys: [.char("/")], label: "/", help: "filter: a glob relative to the prefix (workspace:1*) or a substring", scope: .view(.keys), footer: "filter", action: .filter),
-        Binding(keys: [.enter], label: "Enter", help: "inspect the selected key's value (paged, never fetched whole)", scope: .view(.keys), footer: "inspect", action: .details),
-        Binding(keys: [.char("n")], label: "n", help: "next page of the inspected value", scope: .view(.keys), footer: nil, action: .nextPage),
-        Binding(keys: [.char("o")], label: "o", help: "sort by name, TTL or size", scope: .view(.keys), footer: "sort", action: .sort),
-        Binding(keys: [.char("N")], label: "N", help: "namespace summary: keys and memory per segment", scope: .view(.keys), footer: "namespaces", action: .summary),
-        Binding(keys: [.char("R")], label: "R", help: "rescan the keys", scope: .view(.keys), footer: nil, action: .refresh),
-        Binding(keys: [.char("d")], label: "d", help: "delete the selected key (UNLINK; asks first)", scope: .view(.keys), footer: "delete", action: .delete),
-        Binding(keys: [.char("D")], label: "D", help: "invalidate by pattern: dry run, typed confirmation, throttled UNLINK, report", scope: .view(.keys), footer: "invalidate", action: .invalidate),
-        Binding(keys: [.char("d")], label: "d", help: "release the selected lock (asks first)", scope: .view(.locks), footer: "release", action: .delete),
-        Binding(keys: [.char("/")], label: "/", help: "filter counters by identifier (an IP, a user id)", scope: .view(.rateLimits), footer: "filter", action: .filter),
-        Binding(keys: [.enter], label: "Enter", help: "the selected counter in detail, with its count sampled while the view is open", scope: .view(.rateLimits), footer: "details", action: .details),
-        Binding(keys: [.char("r")], label: "r", help: "reset the selected counter (DEL; asks first; refused in read-only mode)", scope: .view(.rateLimits), footer: "reset", action: .reset),
+        // The view's own keys come first in the footer; the global ones follow.
+        b([.char(" ")], "space", "pause / resume the list (the buffer keeps filling; the status line counts what arrived)", .view(.events), "pause", .pause),
+        b([.char("F")], "F", "follow the newest message again", .view(.events), "follow", .follow),
+        b([.enter], "Enter", "the selected message in full (JSON pretty-printed); PgUp/PgDn scroll it", .view(.events), "details", .details),
+        b([.char("s")], "s", "subscribe to another channel or pattern", .view(.events), "subscribe", .subscribe),
+        b([.char("u")], "u", "unsubscribe (the selected message's channel or pattern is offered)", .view(.events), "unsub", .unsubscribe),
+        b([.char("c")], "c", "channels: totals, msg/s, subscribers (PUBSUB NUMSUB), channels under the patterns", .view(.events), "channels", .channels),
+        b([.char("w")], "w", "write the list (or, in the detail pane, the message) to an NDJSON file", .view(.events), "write", .write),
+        b([.char("p")], "p", "publish a test message (asks first; audited; refused in read-only mode)", .view(.events), "publish", .publish),
+
+        b([.enter], "Enter", "inspect the selected key's value (paged, never fetched whole); PgUp/PgDn scroll it", .view(.keys), "inspect", .details),
+        b([.char("n")], "n", "next page of the inspected value", .view(.keys), nil, .nextPage),
+        b([.char("d")], "d", "delete the selected key (UNLINK; asks first)", .view(.keys), "delete", .delete),
+        b([.char("D")], "D", "invalidate by pattern: dry run, typed confirmation, paced UNLINK, report", .view(.keys), "invalidate", .invalidate),
+        b([.char("e")], "e", "give the cache TTL to keys without one (the selected key, or all under a pattern; dry run first)", .view(.keys), "expire", .expire),
+        b([.char("o")], "o", "sort by the next column (name, type, TTL, size, kind)", .view(.keys), "sort", .sort),
+        b([.char("N")], "N", "namespaces: keys and memory per first segment, over every key scanned", .view(.keys), "namespaces", .namespaces),
+        b([.char("R")], "R", "rescan (the list is also rescanned on its own, at a pace its cost allows)", .view(.keys), "rescan", .rescan),
+
+        b([.enter], "Enter", "the selected counter in detail, with its count sampled while it is on screen", .view(.rateLimits), "details", .details),
+        b([.char("r")], "r", "reset the selected counter (DEL; asks first; the client's next request starts a new window)", .view(.rateLimits), "reset", .reset),
+        b([.char("o")], "o", "sort by the next column (state, count, TTL, identifier, kind)", .view(.rateLimits), "sort", .sort),
+        b([.char("R")], "R", "read every counter again now", .view(.rateLimits), "rescan", .rescan),
+
+        b([.char("d")], "d", "release the selected lock (only if it is still the one shown: same value, TTL not higher)", .view(.locks), "release", .delete),
+        b([.char("R")], "R", "read every lock again now", .view(.locks), "rescan", .rescan),
+
+        b([.char("R")], "R", "read the server again now", .view(.server), "refresh", .rescan),
+
+        b([.char("/")], "/", "filter the list: typing narrows it, Enter keeps it, Esc clears it", .global, "filter", .filter),
+        b([.char(":")], ":", "command line: :KEY or :key KEY opens a key, :ttl KEY, :get KEY, :audit, :q (Tab completes keys)", .global, nil, .command),
+        b([.char("A")], "A", "the audit log: recent writes and dry runs, newest first, with their keys", .global, nil, .audit),
+        b([.char("1")], "1", "Events: live pub/sub tail", .global, nil, .show(.events)),
+        b([.char("2")], "2", "Keys under the prefix", .global, nil, .show(.keys)),
+        b([.char("3")], "3", "Rate limits", .global, nil, .show(.rateLimits)),
+        b([.char("4")], "4", "Locks", .global, nil, .show(.locks)),
+        b([.char("5")], "5", "Server", .global, nil, .show(.server)),
+        b([.tab, .backTab], "Tab", "next view (Shift-Tab: previous)", .global, nil, .nextView),
+        b([.up, .char("k")], "↑ k", "move up (in Events this stops following)", .global, nil, .up),
+        b([.down, .char("j")], "↓ j", "move down", .global, nil, .down),
+        b([.pageUp, .ctrl("b")], "PgUp", "page up (scrolls an open pane)", .global, nil, .pageUp),
+        b([.pageDown, .ctrl("f")], "PgDn", "page down (scrolls an open pane)", .global, nil, .pageDown),
+        b([.char("g"), .home], "g", "first row", .global, nil, .top),
+        b([.char("G"), .end], "G", "last row (in Events: follow again)", .global, nil, .bottom),
+        b([.escape], "Esc", "close the pane, clear the filter, or cancel", .global, nil, .back),
+        b([.char("?")], "?", "this help", .global, "help", .help),
+        b([.char("q")], "q", "quit (the terminal is restored)", .global, "quit", .quit),
     ]
 
     public static func action(for key: Key, in view: ViewID) -> Action? {
-        for b in all where b.keys.contains(key) {
-            if b.scope == .global || b.scope == .view(view) { return b.action }
-        }
+        if key == .backTab { return .previousView }
+        for b in all where b.keys.contains(key) && b.scope == .view(view) { return b.action }
+        for b in all where b.keys.contains(key) && b.scope == .global { return b.action }
         return nil
     }
 
-    /// Footer entries for a view: its own keys first, then the global ones.
+    /// The bindings that apply in a view: its own first, then the global ones.
+    public static func active(in view: ViewID) -> [Binding] {
+        all.filter { $0.scope == .view(view) } + all.filter { $0.scope == .global }
+    }
+
+    /// Footer entries for a view: its own keys first, then the global ones (no filter where
+    /// there is no list).
     public static func footer(for view: ViewID) -> [(String, String)] {
-        let own = all.filter { $0.scope == .view(view) && $0.footer != nil }.map { ($0.label, $0.footer!) }
-        let global = all.filter { $0.scope == .global && $0.footer != nil }.map { ($0.label, $0.footer!) }
-        return own + [("1-5", "views")] + global
+        active(in: view).filter { !(view == .server && $0.action == .filter) }.compactMap { b in b.footer.map { (b.label, $0) } }
     }
 }

@@ -114,7 +114,7 @@ public enum Escaper {
         runs(b, maxScalars: maxScalars, escapeBackslash: escapeBackslash).map(\.text).joined()
     }
 
-    public static func string(_ s: String) -> String { string(Bytes(utf8: s)) }
+    public static func string(_ s: String, maxScalars: Int = .max) -> String { string(Bytes(utf8: s), maxScalars: maxScalars) }
 
     static let hexDigits: [Character] = Array("0123456789abcdef")
     static func hex2(_ c: UInt8) -> String { String([hexDigits[Int(c >> 4)], hexDigits[Int(c & 15)]]) }

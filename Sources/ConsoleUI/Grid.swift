@@ -10,7 +10,9 @@ public struct Cell: Equatable, Sendable {
     /// One grapheme; "" for the right half of a wide character.
     public var text: String
     public var role: Role
-    public init(_ text: String = " ", _ role: Role = .normal) { self.text = text; self.role = role }
+    /// Part of the selected row: drawn highlighted, keeping the role's own colour.
+    public var selected = false
+    public init(_ text: String = " ", _ role: Role = .normal, selected: Bool = false) { self.text = text; self.role = role; self.selected = selected }
     public static let blank = Cell()
 }
 
@@ -37,7 +39,15 @@ public struct CellGrid: Equatable, Sendable {
         guard y >= 0 && y < height else { return }
         let end = min(width, x1 ?? width)
         var x = max(0, x0)
-        while x < end { self[x, y] = Cell(" ", role); x += 1 }
+        while x < end { self[x, y] = Cell(" ", role, selected: self[x, y].selected); x += 1 }
+    }
+
+    /// Marks a row segment as selected (drawn highlighted; roles keep their colours).
+    public mutating func select(y: Int, from x0: Int = 0, to x1: Int? = nil) {
+        guard y >= 0 && y < height else { return }
+        var x = max(0, x0)
+        let end = min(width, x1 ?? width)
+        while x < end { cells[y * width + x].selected = true; x += 1 }
     }
 
     /// Writes already-safe text at (x, y), clipped at `maxX`; returns the next column.
@@ -63,11 +73,12 @@ public struct CellGrid: Equatable, Sendable {
             w = min(w, 2)
             if col < 0 { col += w; continue }
             if col + w > limit {
-                self[col, y] = Cell(" ", role); col += 1
+                self[col, y] = Cell(" ", role, selected: self[col, y].selected); col += 1
                 break
             }
-            self[col, y] = Cell(String(kept), role)
-            if w == 2 { self[col + 1, y] = Cell("", role) }
+            let sel = self[col, y].selected
+            self[col, y] = Cell(String(kept), role, selected: sel)
+            if w == 2 { self[col + 1, y] = Cell("", role, selected: self[col + 1, y].selected) }
             col += w
         }
         return col
@@ -103,6 +114,11 @@ public struct CellGrid: Equatable, Sendable {
     }
 
     public var text: String { lines().joined(separator: "\n") }
+
+    /// Which cells of a row are selected ("#") or not ("."), for tests of the highlight.
+    public func selectionLine(_ y: Int) -> String {
+        String((0..<width).map { self[$0, y].selected ? "#" : "." })
+    }
 
     /// The roles of one row, one letter per cell (for snapshot tests of highlighting).
     public func roleLine(_ y: Int, legend: [Role: Character]) -> String {

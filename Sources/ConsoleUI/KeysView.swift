@@ -2,216 +2,399 @@ import Foundation
 import RedisProtocol
 import OpsCore
 
-enum KeysView {
-    static func ttlCell(_ ttl: TTLState?, now: Double, readAt: Double) -> String {
-        formatTTL(ttl, elapsedMs: elapsedMs(since: readAt, now: now))
+extension KeysState {
+    var rows: [KeyInfo] { snapshot?.window.rows ?? [] }
+    /// Rows shown: the window, or the part of it matching what is being typed.
+    public var visibleCount: Int { preview?.count ?? rows.count }
+    public func visible(_ i: Int) -> KeyInfo { rows[preview?[i] ?? i] }
+    var selectedRow: KeyInfo? { visibleCount > 0 && cursor < visibleCount ? visible(cursor) : nil }
+}
+
+enum KeysModule: ViewModule {
+    static let id = ViewID.keys
+    /// Rows on screen are read again this often.
+    static let refreshEvery = 2.0
+
+    static func layout(_ s: AppState) -> SplitLayout {
+        SplitLayout.make(top: s.bodyTop, height: s.bodyHeight, pane: s.keys.pane != .none, paneShare: 0.6, minPane: 4)
     }
 
-    static func render(_ g: inout CellGrid, _ s: AppState) {
-        let k = s.keys
-        let schema = s.schema
-        let y0 = s.bodyTop - 1
-        let rows = visibleKeys(s)
-        var x = 0
-        if !k.started { g.put(2, y0 + 2, "starting…", .dim); return }
-        let progress: String
-        if k.done { progress = "\(k.rows.count) keys" + (k.rows.count >= k.cap ? " (first \(k.cap); narrow with / or use `redis-ops keys`)" : "") }
-        else {
-            let est = k.estimate.map { "/ ~\($0) in db" } ?? ""
-            progress = "scanning… \(k.rows.count) keys under the prefix (\(k.scanned) scanned \(est))"
-        }
-        x = g.put(x, y0, progress, k.done ? .title : .info)
-        x = g.put(x, y0, " · sort \(k.sort.rawValue)", .dim)
-        if !k.filter.isEmpty { x = g.put(x, y0, " · filter “\(k.filter)”: \(rows.count)", .info) }
-        let breakers = k.rows.filter { conventionNote($0, schema: schema) != nil }.count
-        if breakers > 0 { g.put(x, y0, " · \(breakers) break the conventions", .warning) }
-        if let e = k.error { g.put(0, y0, "scan failed: \(Escaper.string(e))", .error) }
+    static func scan(_ s: inout AppState) -> [Effect] {
+        s.keys.generation += 1
+        s.keys.scanning = true
+        s.keys.error = nil
+        return [.scanKeys(generation: s.keys.generation, filter: s.keys.filter, sort: s.keys.sort)]
+    }
 
-        let hy = s.bodyTop
-        g.fill(y: hy, role: .columnHeader)
-        let noteW = 22, kindW = 11, sizeW = 9, ttlW = 9, typeW = 7
-        let keyW = max(10, g.width - (typeW + ttlW + sizeW + kindW + noteW + 5))
-        let cx = (key: 0, type: keyW + 1, ttl: keyW + 2 + typeW, size: keyW + 3 + typeW + ttlW, kind: keyW + 4 + typeW + ttlW + sizeW, note: keyW + 5 + typeW + ttlW + sizeW + kindW)
-        g.put(cx.key, hy, "KEY", .columnHeader)
-        g.put(cx.type, hy, "TYPE", .columnHeader)
-        g.put(cx.ttl, hy, padLeft("TTL", ttlW), .columnHeader)
-        g.put(cx.size, hy, padLeft("SIZE", sizeW), .columnHeader)
-        g.put(cx.kind, hy, "KIND", .columnHeader)
-        g.put(cx.note, hy, "CONVENTIONS", .columnHeader)
-        let L = keysLayout(s)
-        if rows.isEmpty && k.done { g.put(2, L.listTop + 1, k.filter.isEmpty ? "no keys under \(Escaper.string(s.session.prefix))" : "no key matches the filter", .dim) }
+    static func entered(_ s: inout AppState) -> [Effect] {
+        if s.keys.snapshot == nil && !s.keys.scanning { return scan(&s) }
+        return tick(&s)
+    }
+
+    static func tick(_ s: inout AppState) -> [Effect] {
+        guard let snap = s.keys.snapshot else { return s.keys.scanning ? [] : scan(&s) }
+        var out: [Effect] = []
+        // A complete scan is repeated at a pace its cost allows; the rows on screen more often.
+        if !s.keys.scanning, snap.done, let fin = snap.finishedAt,
+           s.now - fin >= KeyBrowser.rescanInterval(commands: snap.stats.commands) {
+            out += scan(&s)
+        }
+        if s.now - s.keys.lastRefresh >= refreshEvery, !onScreen(s).isEmpty {
+            s.keys.lastRefresh = s.now
+            out.append(.refreshKeys(onScreen(s)))
+        }
+        return out
+    }
+
+    /// Keys on screen (and the one inspected).
+    static func onScreen(_ s: AppState) -> [Bytes] {
+        let h = layout(s).listHeight
+        var keys: [Bytes] = []
+        var i = s.keys.scrollTop
+        while i < s.keys.visibleCount && i < s.keys.scrollTop + h { keys.append(s.keys.visible(i).key); i += 1 }
+        if let k = s.keys.inspector?.key, !keys.contains(k) { keys.append(k) }
+        return keys
+    }
+
+    static func sync(_ s: inout AppState, tail: ChannelTail) {
+        let n = s.keys.visibleCount
+        if n == 0 { s.keys.cursor = 0; s.keys.scrollTop = 0; s.keys.selectedKey = nil; return }
+        s.keys.cursor = max(0, min(s.keys.cursor, n - 1))
+        s.keys.selectedKey = s.keys.visible(s.keys.cursor).key
+        // Past the last row of a window over a bigger set, a line says how many more there are:
+        // it scrolls into view with the last row.
+        let hint = s.keys.preview == nil && (s.keys.snapshot?.window.hidden ?? 0) > 0
+        let keep = hint && s.keys.cursor == n - 1 ? n : s.keys.cursor
+        s.keys.scrollTop = ListNav.window(s.keys.scrollTop, keeping: keep, height: layout(s).listHeight, count: n + (hint ? 1 : 0))
+    }
+
+    /// After the rows changed: the cursor goes back to the selected key if it is still shown.
+    static func reselect(_ s: inout AppState) {
+        guard let k = s.keys.selectedKey else { return }
+        if s.keys.cursor < s.keys.visibleCount, s.keys.visible(s.keys.cursor).key == k { return }
+        for i in 0..<s.keys.visibleCount where s.keys.visible(i).key == k { s.keys.cursor = i; return }
+    }
+
+    static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
+        switch ev {
+        case .keysSnapshot(let gen, let snap):
+            guard gen == s.keys.generation else { return [] }
+            s.keys.snapshot = snap
+            s.keys.scanning = !snap.done
+            s.keys.error = nil
+            // The narrowing shown while typing indexes the old rows: computed again for the
+            // new ones while the prompt is open, dropped once the server's rows are here.
+            if let p = s.prompt, p.purpose == .filter { previewFilter(p.text, &s) } else { s.keys.preview = nil }
+            reselect(&s)
+            s.keys.lastRefresh = s.now
+            for n in snap.notices.suffix(1) where snap.done { Reducer.flash(&s, n, .warning, .view(.keys)) }
+        case .keysFailed(let gen, let why):
+            guard gen == s.keys.generation else { return [] }
+            s.keys.scanning = false
+            s.keys.error = why
+        case .keysRefreshed(let fresh):
+            s.keys.refreshError = nil
+            s.keys.snapshot?.window.update(fresh, goneAt: s.now)
+            if var ins = s.keys.inspector, let f = fresh.first(where: { $0.key == ins.key }), var v = ins.value {
+                v.ttl = f.ttl; v.readAt = f.readAt
+                if f.isGone { v.note = "the key is gone (deleted or expired)" }
+                ins.value = v
+                s.keys.inspector = ins
+            }
+        case .keysRefreshFailed(let why):
+            s.keys.refreshError = why
+        case .inspected(let v, let appended):
+            guard var ins = s.keys.inspector, ins.key == v.key else { return [] }
+            if appended, var old = ins.value {
+                old.items += v.items
+                old.next = v.next
+                old.ttl = v.ttl; old.readAt = v.readAt; old.length = v.length
+                ins.value = old
+            } else {
+                ins.value = v
+                ins.scroll = 0
+            }
+            ins.loading = false
+            ins.error = nil
+            s.keys.inspector = ins
+        case .inspectFailed(let key, let why):
+            if s.keys.inspector?.key == key { s.keys.inspector?.loading = false; s.keys.inspector?.error = why }
+        default: break
+        }
+        sync(&s, tail: ChannelTail(capacity: 1))
+        return []
+    }
+
+    static func inspect(_ key: Bytes, _ s: inout AppState) -> [Effect] {
+        s.keys.pane = .inspector
+        s.keys.inspector = InspectorState(key: key)
+        return [.inspect(key, cursor: nil)]
+    }
+
+    static func perform(_ a: Action, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        let L = layout(s)
+        if ListNav.isMove(a) {
+            // With a pane open, PgUp/PgDn scroll the pane; the arrows still move the selection.
+            if s.keys.pane != .none, a == .pageUp || a == .pageDown {
+                let step = max(1, L.paneHeight - 2) * (a == .pageDown ? 1 : -1)
+                if s.keys.pane == .inspector, var ins = s.keys.inspector {
+                    ins.scroll = max(0, ins.scroll + step)
+                    s.keys.inspector = ins
+                    // Scrolling past what is loaded loads the next page.
+                    if a == .pageDown, let v = ins.value, let next = v.next, ins.scroll + L.paneHeight >= inspectorLines(v, s, width: s.width).count, !ins.loading {
+                        s.keys.inspector?.loading = true
+                        return [.inspect(v.key, cursor: next)]
+                    }
+                }
+                return []
+            }
+            let n = s.keys.visibleCount
+            guard n > 0 else { return [] }
+            s.keys.cursor = ListNav.step(a, from: s.keys.cursor, count: n, page: max(1, L.listHeight - 1))
+            sync(&s, tail: tail)
+            // The inspector follows the selection.
+            if s.keys.pane == .inspector, let k = s.keys.selectedKey, s.keys.inspector?.key != k { return inspect(k, &s) }
+            return []
+        }
+        switch a {
+        case .back:
+            if s.keys.pane != .none { s.keys.pane = .none; s.keys.inspector = nil }
+            else if !s.keys.filter.isEmpty { return filterCommitted("", &s, tail: tail) }
+        case .details:
+            guard let r = s.keys.selectedRow else { return [] }
+            if s.keys.pane == .inspector, s.keys.inspector?.key == r.key { s.keys.pane = .none; s.keys.inspector = nil; return [] }
+            return inspect(r.key, &s)
+        case .nextPage:
+            guard let ins = s.keys.inspector, let v = ins.value, let next = v.next, !ins.loading else { return [] }
+            s.keys.inspector?.loading = true
+            return [.inspect(v.key, cursor: next)]
+        case .sort:
+            let all = KeySort.allCases
+            s.keys.sort = all[(all.firstIndex(of: s.keys.sort)! + 1) % all.count]
+            // The loaded rows are sorted at once; the scan then finds the first rows in the new order among every key.
+            if var snap = s.keys.snapshot {
+                var w = KeyWindow(capacity: snap.window.capacity, sort: s.keys.sort)
+                w.add(snap.window.rows, schema: s.schema)
+                snap.window = w
+                snap.sort = s.keys.sort
+                s.keys.snapshot = snap
+            }
+            s.keys.preview = nil
+            reselect(&s)
+            sync(&s, tail: tail)
+            Reducer.flash(&s, "sorted by \(s.keys.sort.rawValue)", .info)
+            return scan(&s)
+        case .namespaces:
+            s.keys.pane = s.keys.pane == .namespaces ? .none : .namespaces
+            s.keys.inspector = nil
+        case .rescan:
+            return scan(&s)
+        case .delete:
+            if s.session.readOnly { Reducer.flash(&s, "read-only mode: deleting is refused (start without --read-only to allow it)", .error); return [] }
+            guard let r = s.keys.selectedRow else { Reducer.flash(&s, "no key selected", .info); return [] }
+            let size = r.bytes.map(formatBytes) ?? "size ?"
+            s.confirm = Confirmation(question: "Delete \(Escaper.string(r.key)) (\(r.type ?? "?"), \(size), TTL \(formatTTL(r.ttl, elapsedMs: elapsedMs(since: r.readAt, now: s.now))))? y = yes · any other key = no",
+                                     effect: .execute(WritePlan(request: WriteRequest(action: .delete, keys: [r.key]), keys: [r.key])))
+        case .invalidate:
+            if s.session.readOnly { Reducer.flash(&s, "read-only mode: invalidation is refused (start without --read-only to allow it)", .error); return [] }
+            s.prompt = Prompt(purpose: .writePattern(.invalidate), text: suggestedGlob(s), suggested: true)
+        case .expire:
+            if s.session.readOnly { Reducer.flash(&s, "read-only mode: setting TTLs is refused (start without --read-only to allow it)", .error); return [] }
+            if let r = s.keys.selectedRow, r.ttl == .persistent, r.kind == .cache {
+                var req = WriteRequest(action: .expire, keys: [r.key])
+                req.ttl = s.schema.cacheTTL
+                req.onlyWithoutTTL = true
+                s.confirm = Confirmation(question: "Give \(Escaper.string(r.key)) the cache TTL (\(s.schema.cacheTTL) s)? It has none. y = yes · any other key = no",
+                                         effect: .execute(WritePlan(request: req, keys: [r.key])))
+            } else {
+                s.prompt = Prompt(purpose: .writePattern(.expire), text: suggestedGlob(s, fallback: s.schema.cachePattern), suggested: true)
+            }
+        default:
+            break
+        }
+        sync(&s, tail: tail)
+        return []
+    }
+
+    /// The glob a pattern write starts from: the current filter when it is one.
+    static func suggestedGlob(_ s: AppState, fallback: String = "") -> String {
+        let f = KeyFilter(s.keys.filter, schema: s.schema)
+        switch f.kind {
+        case .glob, .startsWith:
+            let rel = s.schema.relative(Bytes(utf8: s.keys.filter)) ?? Bytes(utf8: s.keys.filter)
+            return rel.lossyString + (f.kind == .startsWith ? "*" : "")
+        default:
+            return fallback
+        }
+    }
+
+    static func filterText(_ s: AppState) -> String { s.keys.filter }
+
+    static func previewFilter(_ text: String, _ s: inout AppState) {
+        let f = KeyFilter(text, schema: s.schema)
+        let rows = s.keys.rows
+        s.keys.preview = f.isEmpty ? nil : rows.indices.filter { f.matches(rows[$0].key) }
+    }
+
+    /// Typing narrows the rows loaded at once; Enter asks the server for every match.
+    static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        previewFilter(text, &s)
+        s.keys.cursor = 0
+        sync(&s, tail: tail)
+        return []
+    }
+
+    static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        let changed = text != s.keys.filter
+        s.keys.filter = text
+        previewFilter(text, &s)
+        s.keys.cursor = 0
+        sync(&s, tail: tail)
+        if text.isEmpty { s.keys.preview = nil }
+        return changed || s.keys.snapshot == nil ? scan(&s) : []
+    }
+
+    // MARK: rendering
+
+    static func columns() -> [Column] {
+        [Column("key", "KEY", width: 16, grow: 10_000, priority: 10),
+         Column("type", "TYPE", width: 6, priority: 6),
+         Column("ttl", "TTL", width: 8, priority: 9, alignRight: true),
+         Column("size", "SIZE", width: 8, priority: 7, alignRight: true),
+         Column("kind", "KIND", width: 11, priority: 3),
+         Column("note", "CONVENTIONS", width: 18, priority: 5)]
+    }
+
+    static func statusParts(_ s: AppState) -> [(String, Role)] {
+        let k = s.keys
+        guard let snap = k.snapshot else {
+            return [(k.error.map { "scan failed: \(Escaper.string($0))" } ?? "scanning \(Escaper.string(s.session.prefix))* (SCAN, never KEYS)…", k.error == nil ? .dim : .error)]
+        }
+        var parts: [(String, Role)] = []
+        let w = snap.window
+        if let e = k.error { parts.append(("scan failed: \(Escaper.string(e))", .error)) }
+        if k.scanning || !snap.done {
+            let total = snap.dbsize.map { " · \(grouped(snap.stats.returned)) of ~\(grouped($0)) in the database" } ?? ""
+            parts.append(("scanning… \(grouped(w.matched)) keys match\(total)", .info))
+        } else {
+            parts.append(("\(grouped(w.matched)) key\(w.matched == 1 ? " matches" : "s match")", .title))
+        }
+        if w.hidden > 0 {
+            parts.append(("showing the first \(grouped(w.rows.count)) by \(snap.sort.rawValue): narrow with / (the server is searched)", .warning))
+        }
+        if let p = k.preview, s.prompt?.purpose == .filter {
+            parts.append(("\(p.count) of the loaded rows match · Enter searches the server", .info))
+        } else if !k.filter.isEmpty {
+            parts.append(("filter: " + KeyFilter(k.filter, schema: s.schema).explanation, .info))
+        }
+        if w.breakers > 0 { parts.append(("\(grouped(w.breakers)) break the conventions", .warning)) }
+        if let fin = snap.finishedAt { parts.append(("scanned \(ago(s.now - fin)) in \(String(format: "%.1f", fin - snap.startedAt)) s", .dim)) }
+        if let e = k.refreshError {
+            parts.append(("rows read \(ago(s.now - k.lastRefresh)): \(Escaper.string(e))", .error))
+        }
+        for wline in snap.warnings { parts.append((Escaper.string(wline), .warning)) }
+        return parts
+    }
+
+    static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext) {
+        let k = s.keys
+        StatusLine.draw(&g, y: s.bodyTop - 1, statusParts(s))
+        let T = TableLayout.fit(columns(), width: g.width)
+        let sortColumn: String = { switch k.sort { case .name: return "key"; case .type: return "type"; case .ttl: return "ttl"; case .size: return "size"; case .kind: return "kind" } }()
+        T.header(&g, y: s.bodyTop, sortedBy: sortColumn)
+        let L = layout(s)
+        let n = k.visibleCount
+        if n == 0, let snap = k.snapshot, !k.scanning || snap.done {
+            g.put(2, L.listTop + 1, k.filter.isEmpty && k.preview == nil ? "no keys under \(Escaper.string(s.session.prefix))" : "no key matches the filter", .dim)
+        }
         for i in 0..<L.listHeight {
             let idx = k.scrollTop + i
-            guard idx < rows.count else { break }
-            let r = rows[idx]
             let y = L.listTop + i
-            let sel = r.meta.key == k.selectedKey
-            if sel { g.fill(y: y, role: .selected) }
-            let base: Role = sel ? .selected : .normal
-            g.put(cx.key, y, runs: Escaper.runs(r.meta.key, maxScalars: keyW * 2), base, maxX: cx.type - 1)
-            g.put(cx.type, y, r.meta.type ?? "?", sel ? .selected : .dim)
-            g.put(cx.ttl, y, padLeft(ttlCell(r.meta.ttl, now: s.now, readAt: r.readAt), ttlW), base)
-            g.put(cx.size, y, padLeft(r.meta.bytes.map(formatBytes) ?? "?", sizeW), base)
-            g.put(cx.kind, y, r.kind.rawValue, sel ? .selected : .dim)
-            if let (t, role) = conventionNote(r, schema: schema) { g.put(cx.note, y, t, sel ? .selected : role) }
+            guard idx < n else {
+                if idx == n, let snap = k.snapshot, snap.window.hidden > 0, k.preview == nil {
+                    g.put(2, y, "… \(grouped(snap.window.hidden)) more keys match beyond this window — narrow with / (the server is searched)", .warning)
+                }
+                break
+            }
+            let r = k.visible(idx)
+            if let c = T.slot("key") { g.put(c.x, y, runs: Escaper.runs(r.key, maxScalars: c.w * 2), r.isGone ? .dim : .normal, maxX: c.x + c.w) }
+            T.put(&g, y: y, "type", r.isGone ? "gone" : (r.type ?? "?"), .dim)
+            T.put(&g, y: y, "ttl", r.isGone ? "gone" : formatTTL(r.ttl, elapsedMs: elapsedMs(since: r.readAt, now: s.now)), r.isGone ? .dim : .normal)
+            T.put(&g, y: y, "size", r.bytes.map(formatBytes) ?? "?", .normal)
+            T.put(&g, y: y, "kind", r.kind.rawValue, .dim)
+            if let issue = s.schema.convention(of: r) { T.put(&g, y: y, "note", issue.text, issue.isError ? .error : .warning) }
+            if idx == k.cursor { g.select(y: y) }
         }
-        if k.showSummary { summary(&g, s, L) }
-        else if k.inspector != nil || k.inspectorLoading != nil { inspector(&g, s, L) }
-        if let inv = s.invalidation { invalidation(&g, s, inv) }
+        switch k.pane {
+        case .namespaces: namespaces(&g, s, L)
+        case .inspector: inspector(&g, s, L)
+        case .none: break
+        }
     }
 
-    static func summary(_ g: inout CellGrid, _ s: AppState, _ L: EventsLayout) {
+    static func namespaces(_ g: inout CellGrid, _ s: AppState, _ L: SplitLayout) {
+        guard L.paneHeight > 0, let snap = s.keys.snapshot else { return }
         var y = L.paneTop
-        g.fill(y: y, role: .columnHeader)
-        g.put(0, y, " NAMESPACE", .columnHeader)
-        g.put(g.width - 40, y, padLeft("KEYS", 10) + padLeft("MEMORY", 12) + padLeft("NO TTL", 10), .columnHeader)
+        let T = TableLayout.fit([Column("ns", " NAMESPACE (every key scanned)", width: 20, grow: 10_000, priority: 10),
+                                 Column("keys", "KEYS", width: 10, priority: 9, alignRight: true),
+                                 Column("mem", "MEMORY", width: 10, priority: 8, alignRight: true),
+                                 Column("nottl", "NO TTL", width: 8, priority: 7, alignRight: true)], width: g.width)
+        T.header(&g, y: y)
         y += 1
-        let prefix = Bytes(utf8: s.session.prefix)
-        var groups: [Bytes: (Int, Int64, Int)] = [:]
-        for r in s.keys.rows {
-            let rel = r.meta.key.hasPrefix(prefix) ? Array(r.meta.key[prefix.count...]) : r.meta.key
-            let seg = rel.firstIndex(of: UInt8(ascii: ":")).map { Array(rel[...$0]) } ?? rel
-            var e = groups[seg] ?? (0, 0, 0)
-            e.0 += 1; e.1 += r.meta.bytes ?? 0; if r.meta.ttl == .persistent { e.2 += 1 }
-            groups[seg] = e
-        }
-        for (seg, e) in groups.sorted(by: { $0.value.1 > $1.value.1 }) {
+        for ns in snap.window.namespaces.sorted(by: { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.keys > $1.keys }) {
             if y >= L.paneTop + L.paneHeight { break }
-            g.put(1, y, runs: Escaper.runs(seg, maxScalars: 80), .normal, maxX: g.width - 41)
-            g.put(g.width - 40, y, padLeft("\(e.0)", 10) + padLeft(formatBytes(e.1), 12) + padLeft("\(e.2)", 10), .normal)
+            if let c = T.slot("ns") { g.put(c.x + 1, y, runs: Escaper.runs(ns.name, maxScalars: 80), .normal, maxX: c.x + c.w) }
+            T.put(&g, y: y, "keys", grouped(ns.keys), .normal)
+            T.put(&g, y: y, "mem", formatBytes(ns.bytes), .normal)
+            T.put(&g, y: y, "nottl", grouped(ns.noTTL), ns.noTTL > 0 ? .warning : .normal)
             y += 1
         }
     }
 
-    static func inspector(_ g: inout CellGrid, _ s: AppState, _ L: EventsLayout) {
-        guard L.paneHeight > 0 else { return }
-        var y = L.paneTop
-        g.fill(y: y, role: .columnHeader)
-        guard let v = s.keys.inspector else {
-            g.put(0, y, " loading \(Escaper.string(s.keys.inspectorLoading ?? []))…", .columnHeader)
-            return
+    /// How old a cached value is: from its `updatedAt` when it has one, else from the
+    /// convention's TTL minus the TTL left.
+    static func cacheAge(_ v: InspectedValue, _ s: AppState) -> String? {
+        if let str = v.string, let j = JSONParser.parse(str), let u = j.field("updatedAt")?.scalarText {
+            return "updatedAt \(Escaper.string(u, maxScalars: 40))"
         }
-        var head = " " + Escaper.string(v.key, maxScalars: 200) + " · " + v.type
-        if let e = v.encoding { head += " (\(e))" }
-        if let n = v.length { head += " · " + (v.type == "string" ? formatBytes(n) : "\(n) \(v.type == "stream" ? "entries" : "elements")") }
-        if let b = v.bytes { head += " · \(formatBytes(b)) in memory" }
-        head += " · TTL " + ttlCell(v.ttl, now: s.now, readAt: v.readAt)
-        g.put(0, y, head, .columnHeader)
-        y += 1
+        guard s.schema.kind(of: v.key) == .cache, case .expiresIn(let ms)? = v.ttl else { return nil }
+        let left = ms - elapsedMs(since: v.readAt, now: s.now)
+        let age = s.schema.cacheTTL * 1000 - left
+        guard age >= 0 else { return nil }
+        return "cached ~\(formatDuration(age)) ago (\(s.schema.cacheTTL)s TTL − \(formatDuration(max(0, left))) left)"
+    }
+
+    static func inspectorLines(_ v: InspectedValue, _ s: AppState, width: Int) -> [[TextRun]] {
         var lines: [[TextRun]] = []
         if let n = v.note { lines.append([TextRun(n, role: .warning)]) }
         if let str = v.string {
-            lines += EventsView.detailLines(str, width: g.width)
-            if v.stringTruncated { lines.append([TextRun("… showing the first \(formatBytes(Int64(str.count))) of \(formatBytes(v.length ?? 0)) (not fetched whole)", role: .dim)]) }
+            lines += EventsModule.detailLines(str, width: width)
+            if v.stringTruncated { lines.append([TextRun("… showing the first \(formatBytes(Int64(str.count))) of \(formatBytes(v.length ?? 0)) (never fetched whole)", role: .dim)]) }
         }
         for (a, b) in v.items {
             var line = [TextRun(padRight(Escaper.string(a, maxScalars: 60), 24), role: .jsonKey)]
             if let b { line += [TextRun(" ")] + Escaper.runs(b, maxScalars: 400) }
             lines.append(line)
         }
-        if v.next != nil { lines.append([TextRun("… more: n for the next page", role: .dim)]) }
-        let room = L.paneTop + L.paneHeight - y
-        for (i, line) in lines.prefix(max(0, room)).enumerated() {
-            if i == room - 1 && lines.count > room { g.put(1, y, "… \(lines.count - i) more lines", .dim); break }
-            g.put(1, y, runs: line, .normal)
-            y += 1
-        }
+        if v.next != nil { lines.append([TextRun("… more: n (or PgDn at the end) loads the next page", role: .dim)]) }
+        return lines
     }
 
-    static func invalidation(_ g: inout CellGrid, _ s: AppState, _ inv: InvalidationUI) {
-        let w = min(g.width - 2, 90), h = min(g.height - 2, 16)
-        guard w > 10, h > 4 else { return }
-        let x0 = (g.width - w) / 2, y0 = max(0, (g.height - h) / 2)
-        for y in y0..<(y0 + h) { g.fill(y: y, from: x0, to: x0 + w, role: .normal) }
-        g.put(x0, y0, "┌" + String(repeating: "─", count: w - 2) + "┐", .dim)
-        g.put(x0, y0 + h - 1, "└" + String(repeating: "─", count: w - 2) + "┘", .dim)
-        for y in (y0 + 1)..<(y0 + h - 1) { g.put(x0, y, "│", .dim); g.put(x0 + w - 1, y, "│", .dim) }
-        g.put(x0 + 2, y0, " Invalidate \(Escaper.string(s.session.prefix))\(Escaper.string(inv.glob)) ", .title, maxX: x0 + w - 1)
-        var y = y0 + 2
-        let mx = x0 + w - 2
-        func line(_ t: String, _ r: Role = .normal) { if y < y0 + h - 1 { g.put(x0 + 2, y, t, r, maxX: mx); y += 1 } }
-        func bar(_ p: InvalidationProgress) {
-            let bw = w - 16
-            let full = p.total == 0 ? bw : Int(Double(bw) * Double(p.done) / Double(p.total))
-            if y < y0 + h - 1 {
-                g.put(x0 + 2, y, String(repeating: "█", count: full), .ok)
-                g.put(x0 + 2 + full, y, String(repeating: "░", count: bw - full), .barEmpty)
-                g.put(x0 + 3 + bw, y, padLeft("\(p.total == 0 ? 100 : p.done * 100 / p.total)%", 5), .normal)
-                y += 1
-            }
-            line("\(p.deleted) deleted of \(p.total) · \(String(format: "%.1f", p.elapsed)) s" + (p.eta.map { " · ETA \(String(format: "%.1f", $0)) s" } ?? ""))
+    static func inspector(_ g: inout CellGrid, _ s: AppState, _ L: SplitLayout) {
+        guard L.paneHeight > 0, let ins = s.keys.inspector else { return }
+        guard let v = ins.value else {
+            g.fill(y: L.paneTop, role: .columnHeader)
+            let text = ins.error.map { " cannot inspect \(Escaper.string(ins.key)): \(Escaper.string($0))" } ?? " loading \(Escaper.string(ins.key))…"
+            g.put(0, L.paneTop, text, .columnHeader)
+            return
         }
-        switch inv.phase {
-        case .planning(let n):
-            line("Dry run: scanning (SCAN, never KEYS)… \(n) matching so far", .info)
-            line("Nothing is deleted yet. Esc abandons.", .dim)
-        case .confirming(let plan, let typed):
-            line("Dry run: \(plan.keys.count) key\(plan.keys.count == 1 ? "" : "s") would be deleted (UNLINK).", plan.keys.isEmpty ? .info : .warning)
-            if plan.protectedSkipped > 0 { line("\(plan.protectedSkipped) protected key(s) (locks, rate-limit counters) are left out.", .dim) }
-            for k in plan.sample.prefix(max(0, h - 9)) { line("  " + Escaper.string(k, maxScalars: 200)) }
-            if plan.keys.count > plan.sample.count { line("  … and \(plan.keys.count - plan.sample.count) more", .dim) }
-            y = max(y, y0 + h - 3)
-            if plan.keys.isEmpty { line("Nothing to do. Any key closes.", .dim) }
-            else { line("Type \(plan.keys.count) and Enter to delete them; Esc cancels: " + typed + "▏", .prompt) }
-        case .running(_, let p):
-            line("Deleting with UNLINK in throttled batches… Esc cancels.", .info)
-            bar(p)
-        case .cancelling(_, let p):
-            line("Cancelling after the current batch…", .warning)
-            bar(p)
-        case .done(let r):
-            line(r.cancelled ? "Cancelled." : (r.failure == nil ? "Done." : "Stopped."), r.failure == nil ? .ok : .error)
-            line("matched \(r.matched) · deleted \(r.deleted) · already gone \(r.alreadyGone) · failed \(r.failed)")
-            if let f = r.failure { line("reason: " + Escaper.string(f), .error) }
-            line("Recorded in the audit log. Any key closes.", .dim)
-        case .failed(let why):
-            line("Failed: " + Escaper.string(why), .error)
-            line("Nothing more was deleted. Any key closes.", .dim)
-        }
-    }
-}
-
-enum LocksView {
-    static func render(_ g: inout CellGrid, _ s: AppState) {
-        let schema = s.schema
-        let l = s.locks
-        let y0 = s.bodyTop - 1
-        if !l.loaded { g.put(2, y0 + 2, "reading locks (SCAN \(Escaper.string(s.session.prefix))\(schema.lockPattern))…", .dim); return }
-        let exp = schema.lockTTL * 1000
-        let stuck = l.rows.filter { $0.isStuck(expectedMs: exp) }.count
-        var x = g.put(0, y0, "\(l.rows.count) locks held", .title)
-        x = g.put(x, y0, " · ", .dim)
-        x = g.put(x, y0, "\(stuck) stuck", stuck > 0 ? .error : .normal)
-        g.put(x, y0, " · expected TTL \(schema.lockTTL)s (SET NX EX)", .dim)
-        if let e = l.error { g.put(0, y0, "cannot read locks: \(Escaper.string(e))", .error) }
-        let hy = s.bodyTop
-        g.fill(y: hy, role: .columnHeader)
-        let protW = max(20, g.width - 60)
-        g.put(0, hy, "STATE", .columnHeader)
-        g.put(8, hy, "PROTECTS (CACHE KEY)", .columnHeader)
-        g.put(9 + protW, hy, padLeft("HELD", 8) + padLeft("REMAINING", 11) + "  OWNER", .columnHeader)
-        if l.rows.isEmpty { g.put(2, hy + 2, "no locks held", .dim) }
-        let elapsed = elapsedMs(since: l.readAt, now: s.now)
-        for i in 0..<max(0, s.bodyHeight - 1) {
-            let idx = l.scrollTop + i
-            guard idx < l.rows.count else { break }
-            let r = l.rows[idx]
-            let y = hy + 1 + i
-            let sel = r.key == l.selectedKey
-            if sel { g.fill(y: y, role: .selected) }
-            let isStuck = r.isStuck(expectedMs: exp)
-            g.put(0, y, isStuck ? "STUCK" : "held", sel ? .selected : (isStuck ? .error : .ok))
-            g.put(8, y, runs: Escaper.runs(r.protects, maxScalars: protW * 2), sel ? .selected : .normal, maxX: 8 + protW)
-            let held = r.heldMs(expectedMs: exp, elapsedMs: elapsed).map(formatDuration) ?? "?"
-            let remaining: String = {
-                switch r.ttl {
-                case .persistent?: return "no TTL"
-                case .expiresIn(let ms)?: let left = ms - elapsed; return left <= 0 ? "released" : formatDuration(left)
-                default: return "?"
-                }
-            }()
-            let x2 = g.put(9 + protW, y, padLeft(held, 8) + padLeft(remaining, 11), sel ? .selected : (isStuck ? .warning : .normal))
-            if let o = r.owner { g.put(x2 + 2, y, runs: Escaper.runs(o, maxScalars: 60), sel ? .selected : .dim) }
-        }
+        var head = " " + Escaper.string(v.key, maxScalars: 200) + " · " + v.type
+        if let e = v.encoding { head += " (\(e))" }
+        if let n = v.length { head += " · " + (v.type == "string" ? formatBytes(n) : "\(n) \(v.type == "stream" ? "entries" : "elements")") }
+        if let b = v.bytes { head += " · \(formatBytes(b)) in memory" }
+        head += " · TTL " + formatTTL(v.ttl, elapsedMs: elapsedMs(since: v.readAt, now: s.now))
+        if let age = cacheAge(v, s) { head += " · " + age }
+        if ins.loading { head += " · loading…" }
+        TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: inspectorLines(v, s, width: g.width), scroll: ins.scroll)
     }
 }

@@ -1,5 +1,5 @@
+import DequeModule
 import RedisProtocol
-import RedisClient
 import OpsCore
 
 public enum ViewID: Int, CaseIterable, Sendable {
@@ -24,11 +24,16 @@ public enum Key: Equatable, Hashable, Sendable {
 
 public enum FlashLevel: Sendable, Equatable { case info, warning, error }
 
+/// A one-line message at the bottom; it belongs to the view it was raised in.
 public struct Flash: Sendable, Equatable {
     public var text: String
     public var level: FlashLevel
     public var until: Double
-    public init(text: String, level: FlashLevel, until: Double) { self.text = text; self.level = level; self.until = until }
+    /// The view it concerns (nil: every view, e.g. the connection).
+    public var view: ViewID?
+    public init(text: String, level: FlashLevel, until: Double, view: ViewID? = nil) {
+        self.text = text; self.level = level; self.until = until; self.view = view
+    }
 }
 
 public enum LinkState: Sendable, Equatable {
@@ -46,9 +51,13 @@ public struct SessionInfo: Sendable, Equatable {
     public var user: String?
     public var prefix: String
     public var readOnly: Bool
+    /// The role of the server the command connection is on (master, slave).
     public var role: String?
+    /// The role of the node the subscriber is on, when it differs (a demoted primary).
+    public var subscriberRole: String?
     public var command: LinkState = .connecting
     public var subscriber: LinkState = .connecting
+    public var colour = true
     public init(endpoint: String, tls: Bool, insecure: Bool = false, user: String?, prefix: String, readOnly: Bool) {
         self.endpoint = endpoint; self.tls = tls; self.insecure = insecure; self.user = user; self.prefix = prefix; self.readOnly = readOnly
     }
@@ -56,16 +65,31 @@ public struct SessionInfo: Sendable, Equatable {
 
 /// A line prompt at the bottom of the screen.
 public struct Prompt: Sendable, Equatable {
-    public enum Purpose: Sendable, Equatable { case filter, subscribe, unsubscribe, write, invalidatePattern }
+    public enum Purpose: Sendable, Equatable {
+        case filter, subscribe, unsubscribe, writeBuffer, writeMessage(seq: Int)
+        case writePattern(WriteAction), command, publishChannel, publishPayload(channel: Bytes)
+    }
     public var purpose: Purpose
     public var text: String
+    /// A suggestion shown selected: the first key typed replaces it (Backspace clears it).
+    public var suggested = false
+    /// Completions offered for the command line (Tab).
+    public var completions: [String] = []
+    public init(purpose: Purpose, text: String, suggested: Bool = false) {
+        self.purpose = purpose; self.text = text; self.suggested = suggested
+    }
     public var label: String {
         switch purpose {
         case .filter: return "/"
         case .subscribe: return "subscribe (channel, or pattern with * ? [): "
         case .unsubscribe: return "unsubscribe from: "
-        case .write: return "write NDJSON to: "
-        case .invalidatePattern: return "invalidate keys matching (glob, relative to the prefix): "
+        case .writeBuffer: return "write the list (NDJSON) to: "
+        case .writeMessage: return "write this message to: "
+        case .writePattern(.expire): return "give the cache TTL to keys without one, matching (glob under the prefix): "
+        case .writePattern: return "invalidate keys matching (glob under the prefix): "
+        case .command: return ":"
+        case .publishChannel: return "publish to channel: "
+        case .publishPayload: return "payload: "
         }
     }
 }
@@ -77,61 +101,126 @@ public struct Subscription: Sendable, Equatable, Hashable {
     public init(name: Bytes, isPattern: Bool, active: Bool = false) { self.name = name; self.isPattern = isPattern; self.active = active }
 }
 
+/// A yes/no question; `y` carries out the effect.
+public struct Confirmation: Sendable, Equatable {
+    public var question: String
+    public var effect: Effect
+    public init(question: String, effect: Effect) { self.question = question; self.effect = effect }
+}
+
+/// A pattern write in the console: dry run → typed confirmation → progress → report.
+public struct WriteFlow: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable {
+        case planning(found: Int)
+        case confirming(WritePlan)
+        case running(WritePlan, WriteProgress)
+        case cancelling(WritePlan, WriteProgress)
+        case done(WriteReport)
+        case failed(String)
+    }
+    public var request: WriteRequest
+    public var phase: Phase
+    public var typed = ""
+    /// First line of the key list shown (the dry run can be scrolled).
+    public var scroll = 0
+    public init(request: WriteRequest, phase: Phase) { self.request = request; self.phase = phase }
+}
+
+/// The Audit overlay: recent records of the audit log, newest first.
+public struct AuditUI: Sendable, Equatable {
+    public var entries: [AuditEntry] = []
+    public var loaded = false
+    public var path: String = ""
+    public var cursor = 0
+    public var scrollTop = 0
+    public var detailScroll = 0
+    public init() {}
+}
+
 /// State of the Events view.
 public struct EventsState: Sendable, Equatable {
     public var filter = TailFilter("")
-    /// Sequence numbers of the entries shown (matching the filter), oldest first.
-    public var rows: [Int] = []
-    /// Entries up to this sequence number have been considered for `rows`.
+    /// Sequence numbers matching the filter (only kept while one is set), oldest first.
+    public var matches = Deque<Int>()
+    /// Entries up to this sequence number have been considered for `matches`.
     public var scannedUpTo = 0
-    public var filterKey = ""
     /// While paused the list is frozen at this sequence number.
     public var pausedAt: Int?
     /// Following the newest message (like `tail -f`); moving up stops following.
     public var follow = true
     public var selectedSeq: Int?
-    public var detailOpen = false
-    public var showChannels = false
+    public enum Pane: Sendable, Equatable { case none, detail, channels }
+    public var pane: Pane = .none
+    public var paneScroll = 0
     public var scrollTop = 0
+    /// Subscribers per channel (PUBSUB NUMSUB) and channels found under the patterns (PUBSUB CHANNELS).
+    public var listeners: [Bytes: Int] = [:]
+    public var discovered: [Bytes] = []
     public init() {}
 }
 
-/// State of the Rate limits view.
-public struct RateLimitsState: Sendable, Equatable {
-    public var counters: [RateLimitCounter] = []
-    /// Wall-clock time of the reading the TTLs come from (for live countdowns).
-    public var readAt: Double = 0
-    public var lastFullScan: Double = 0
-    public var loaded = false
+/// A pane under the key list.
+public enum KeysPane: Sendable, Equatable { case none, inspector, namespaces }
+
+public struct InspectorState: Sendable, Equatable {
+    public var key: Bytes
+    public var value: InspectedValue?
+    public var loading = true
     public var error: String?
+    /// First line shown.
+    public var scroll = 0
+}
+
+/// State of the Keys view: a window of the keyspace scanned on the server.
+public struct KeysState: Sendable, Equatable {
+    public var snapshot: KeySnapshot?
+    /// Each scan gets a number; results of an older one are ignored.
+    public var generation = 0
+    public var scanning = false
+    /// The committed filter (the server matches it).
     public var filter = ""
+    /// While the filter prompt is open: the rows of the window that match what is typed.
+    public var preview: [Int]?
+    public var sort: KeySort = .name
     public var selectedKey: Bytes?
-    public var detailOpen = false
+    public var cursor = 0
     public var scrollTop = 0
-    /// Counts sampled while the view is open, per key (newest last).
+    public var pane: KeysPane = .none
+    public var inspector: InspectorState?
+    /// When the rows on screen were last read again, and since when that fails.
+    public var lastRefresh: Double = 0
+    public var refreshError: String?
+    public var error: String?
+    public init() {}
+}
+
+public enum CounterSort: String, Sendable, CaseIterable { case state, count, ttl, identifier, kind }
+
+/// State of the Rate limits view: every counter.
+public struct RateLimitsState: Sendable, Equatable {
+    public var board = BoardState<RateLimitCounter>()
+    public var sort: CounterSort = .state
+    public var detailOpen = false
+    /// Counts sampled while a counter is on screen, per key (newest last, bounded).
     public var history: [Bytes: [Int64]] = [:]
     public init() {}
+}
 
-    public var visible: [RateLimitCounter] {
-        if filter.isEmpty { return counters }
-        let f = filter.lowercased()
-        return counters.filter { $0.identifier.lossyString.lowercased().contains(f) || $0.key.lossyString.lowercased().contains(f) }
-    }
+/// State of the Locks view.
+public struct LocksState: Sendable, Equatable {
+    public var board = BoardState<LockRow>()
+    /// When the console first saw each lock (a lower bound of its age when it has no TTL).
+    public var firstSeen: [Bytes: Double] = [:]
+    public init() {}
 }
 
 /// State of the Server view.
 public struct ServerState: Sendable, Equatable {
     public var series = ServerSeries()
-    public var slowlog: [SlowlogEntry] = []
-    public var slowlogError: String?
+    public var reading: ServerReading?
+    public var lastRead: Double = 0
     public var error: String?
     public init() {}
-}
-
-/// A yes/no question; `y` carries out the effect.
-public struct Confirmation: Sendable, Equatable {
-    public var question: String
-    public var effect: Effect
 }
 
 public struct AppState: Sendable, Equatable {
@@ -143,16 +232,19 @@ public struct AppState: Sendable, Equatable {
     public var flash: Flash?
     public var prompt: Prompt?
     public var helpOpen = false
+    public var helpScroll = 0
+    public var confirm: Confirmation?
+    public var write: WriteFlow?
+    public var audit: AuditUI?
     public var subscriptions: [Subscription] = []
     public var events = EventsState()
-    public var rateLimits = RateLimitsState()
-    public var server = ServerState()
-    public var confirm: Confirmation?
     public var keys = KeysState()
+    public var rateLimits = RateLimitsState()
     public var locks = LocksState()
-    public var invalidation: InvalidationUI?
+    public var server = ServerState()
     /// The application's conventions (defaults for the prefix, or the config file's).
     public var schema: KeySchema
+    public var auditPath = ""
     public var quitting = false
 
     public init(width: Int, height: Int, now: Double, session: SessionInfo) {
@@ -160,7 +252,7 @@ public struct AppState: Sendable, Equatable {
         self.schema = KeySchema(prefix: session.prefix)
     }
 
-    /// Height of the list area of a view (between the header block and the footer).
+    /// Rows of the body: between the header block (3 lines) and the footer (2 lines).
     public var bodyTop: Int { 3 }
     public var bodyHeight: Int { max(0, height - bodyTop - 2) }
 }
@@ -172,29 +264,44 @@ public enum AppEvent: Sendable {
     case resize(width: Int, height: Int)
     /// The tail has new entries (the reducer reads them from the tail it is given).
     case tailChanged
-    case subscriber(SubscriberNotice)
-    case serverInfo(role: String?)
+    case tail(TailNotice)
     case commandLink(LinkState)
-    case wrote(path: String, count: Int)
-    case failed(String)
-    /// A reading of the rate-limit counters (`full`: a complete rescan).
-    case rateLimits([RateLimitCounter], full: Bool, at: Double)
+    case serverRole(String?)
+    case keysSnapshot(generation: Int, KeySnapshot)
+    case keysFailed(generation: Int, String)
+    case keysRefreshed([KeyInfo])
+    case keysRefreshFailed(String)
+    case inspected(InspectedValue, appended: Bool)
+    case inspectFailed(Bytes, String)
+    case rateLimits(BoardReading<RateLimitCounter>)
+    case rateLimitsRefreshed([RateLimitCounter], at: Double)
     case rateLimitsFailed(String)
-    case serverSample(ServerSample)
-    case slowlog([SlowlogEntry]?, error: String?)
-    /// A key was deleted on the operator's request (`existed`: it was there).
-    case deleted(key: Bytes, existed: Bool)
-    /// A page of the key browser's scan (`session` guards against stale pages).
-    case keysPage([KeyMetadata], scanned: Int, done: Bool, estimate: Int?, session: Int, at: Double)
-    case keysFailed(String)
-    case inspected(InspectedValue)
-    case locks([LockRow], at: Double)
+    case locks(BoardReading<LockRow>)
+    case locksRefreshed([LockRow])
     case locksFailed(String)
-    case invalidationPlanning(found: Int)
-    case invalidationPlanned(InvalidationPlan)
-    case invalidationProgress(InvalidationProgress)
-    case invalidationDone(InvalidationReport)
-    case invalidationFailed(String)
+    case server(ServerReading)
+    case serverFailed(String)
+    case listeners([Bytes: Int], discovered: [Bytes])
+    case planProgress(Int)
+    case planned(WritePlan)
+    case writeProgress(WriteProgress)
+    case written(WriteReport)
+    case writeFailed(String)
+    case audit([AuditEntry], path: String)
+    case completions(prefix: String, [Bytes])
+    case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose)
+    /// A line for the operator (a file written, a failure).
+    case notice(String, FlashLevel)
+}
+
+public enum LookupPurpose: Sendable, Equatable { case open, ttl }
+
+/// What to write to a file from the Events view.
+public enum TailExport: Sendable, Equatable {
+    /// The rows shown (the filtered buffer), up to a sequence number.
+    case buffer(filter: TailFilter, upTo: Int)
+    /// One message, as stored.
+    case message(seq: Int)
 }
 
 /// Things the console asks the outside world to do.
@@ -202,70 +309,22 @@ public enum Effect: Sendable, Equatable {
     case quit
     case subscribe(Bytes, pattern: Bool)
     case unsubscribe(Bytes, pattern: Bool)
-    /// Write the rows currently shown (the filtered buffer) as NDJSON.
-    case writeTail(path: String, filter: TailFilter, upTo: Int)
-    /// DEL a rate-limit counter (the next request of that client starts a new window).
-    case resetCounter(Bytes)
-    /// Start (or restart) the key browser's scan.
-    case scanKeys(session: Int)
+    case export(path: String, TailExport)
+    case scanKeys(generation: Int, filter: String, sort: KeySort)
+    case refreshKeys([Bytes])
     case inspect(Bytes, cursor: Bytes?)
-    /// UNLINK one key (after a confirmation), with an audit record.
-    case deleteKey(Bytes)
-    case planInvalidation(String)
-    case executeInvalidation(InvalidationPlan)
-    case cancelInvalidation
-}
-
-public enum KeySort: String, Sendable, CaseIterable { case name, ttl, size }
-
-public struct KeyRow: Sendable, Equatable {
-    public var meta: KeyMetadata
-    public var kind: KeyKind
-    public var readAt: Double
-}
-
-/// State of the Keys view (the key browser and its inspector).
-public struct KeysState: Sendable, Equatable {
-    public var rows: [KeyRow] = []
-    public var scanned = 0
-    public var estimate: Int?
-    public var done = false
-    /// Each scan gets a number; pages of an older one are ignored.
-    public var session = 0
-    public var started: Bool { session > 0 }
-    public var error: String?
-    public var filter = ""
-    public var sort: KeySort = .name
-    public var selectedKey: Bytes?
-    public var scrollTop = 0
-    public var showSummary = false
-    public var inspector: InspectedValue?
-    public var inspectorLoading: Bytes?
-    /// At most this many keys are kept in the browser (the rest: narrow the filter or use `redis-ops keys`).
-    public var cap = 200_000
-    public init() {}
-}
-
-public struct LocksState: Sendable, Equatable {
-    public var rows: [LockRow] = []
-    public var readAt: Double = 0
-    public var loaded = false
-    public var error: String?
-    public var selectedKey: Bytes?
-    public var scrollTop = 0
-    public init() {}
-}
-
-/// The pattern invalidation in progress: dry run → typed confirmation → deletion → report.
-public struct InvalidationUI: Sendable, Equatable {
-    public enum Phase: Sendable, Equatable {
-        case planning(found: Int)
-        case confirming(InvalidationPlan, typed: String)
-        case running(InvalidationPlan, InvalidationProgress)
-        case cancelling(InvalidationPlan, InvalidationProgress)
-        case done(InvalidationReport)
-        case failed(String)
-    }
-    public var glob: String
-    public var phase: Phase
+    case scanRateLimits(match: String?)
+    case refreshRateLimits([Bytes])
+    case scanLocks
+    case refreshLocks([Bytes])
+    case readServer
+    case readListeners(channels: [Bytes], patterns: [Bytes])
+    /// The dry run of a write (recorded in the audit log).
+    case plan(WriteRequest)
+    /// Carry out a plan (after the operator confirmed), with an audit record.
+    case execute(WritePlan)
+    case cancelWrite
+    case readAudit
+    case complete(String)
+    case lookup(Bytes, LookupPurpose)
 }

@@ -2,54 +2,165 @@ import Foundation
 import RedisProtocol
 import OpsCore
 
-enum RateLimitsView {
-    static func render(_ g: inout CellGrid, _ s: AppState) {
-        let r = s.rateLimits
+/// An empty tail, for views whose sync does not look at the tail.
+let noTail = ChannelTail(capacity: 1)
+
+enum RateLimitsModule: ViewModule {
+    static let id = ViewID.rateLimits
+    static let refreshEvery = 1.0
+
+    static func layout(_ s: AppState) -> SplitLayout {
+        SplitLayout.make(top: s.bodyTop, height: s.bodyHeight, pane: s.rateLimits.detailOpen, minPane: 4)
+    }
+
+    /// The view's order (nil: as read, blocked first).
+    static func order(_ s: AppState) -> ((RateLimitCounter, RateLimitCounter) -> Bool)? {
+        switch s.rateLimits.sort {
+        case .state: return nil
+        case .count: return { ($0.count ?? -1) > ($1.count ?? -1) }
+        case .ttl: return { rank($0) < rank($1) }
+        case .identifier: return { $0.identifier.lexicographicallyPrecedes($1.identifier) }
+        case .kind: return { $0.kind.rawValue < $1.kind.rawValue }
+        }
+    }
+
+    static func rank(_ c: RateLimitCounter) -> Int64 {
+        if case .expiresIn(let ms)? = c.ttl { return Int64(c.readAt * 1000) + ms }
+        return Int64.max
+    }
+
+    static func entered(_ s: inout AppState) -> [Effect] {
+        if !s.rateLimits.board.loaded && !s.rateLimits.board.scanning { s.rateLimits.board.scanning = true; return [.scanRateLimits(match: nil)] }
+        return tick(&s)
+    }
+
+    static func tick(_ s: inout AppState) -> [Effect] {
+        let (full, keys) = s.rateLimits.board.due(now: s.now, every: refreshEvery,
+                                                  interval: RateLimitBoard.rescanInterval(commands: s.rateLimits.board.fullCost),
+                                                  height: layout(s).listHeight)
+        return (full ? [.scanRateLimits(match: nil)] : []) + (keys.isEmpty ? [] : [.refreshRateLimits(keys)])
+    }
+
+    static func sync(_ s: inout AppState, tail: ChannelTail) {
+        s.rateLimits.board.sync(height: layout(s).listHeight)
+        if s.rateLimits.board.visible.isEmpty { s.rateLimits.detailOpen = false }
+    }
+
+    static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
+        let o = order(s)
+        switch ev {
+        case .rateLimits(let reading):
+            s.rateLimits.board.absorb(reading, order: o)
+            // History is kept for counters still there only.
+            if reading.match == nil { s.rateLimits.history = s.rateLimits.history.filter { s.rateLimits.board.index[$0.key] != nil } }
+        case .rateLimitsRefreshed(let fresh, _):
+            for c in s.rateLimits.board.absorbRefresh(fresh, order: o) {
+                guard let n = c.count else { continue }
+                var h = s.rateLimits.history[c.key] ?? []
+                h.append(n)
+                if h.count > 120 { h.removeFirst(h.count - 120) }
+                s.rateLimits.history[c.key] = h
+            }
+        case .rateLimitsFailed(let why):
+            s.rateLimits.board.failed(why)
+        default: break
+        }
+        sync(&s, tail: noTail)
+        return []
+    }
+
+    static func perform(_ a: Action, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        if ListNav.isMove(a) {
+            s.rateLimits.board.move(a, page: max(1, layout(s).listHeight - 1))
+            sync(&s, tail: tail)
+            return []
+        }
+        switch a {
+        case .back:
+            if s.rateLimits.detailOpen { s.rateLimits.detailOpen = false }
+            else if !s.rateLimits.board.filter.isEmpty { return filterCommitted("", &s, tail: tail) }
+        case .details:
+            if s.rateLimits.board.selectedKey != nil { s.rateLimits.detailOpen.toggle() }
+        case .sort:
+            let all = CounterSort.allCases
+            s.rateLimits.sort = all[(all.firstIndex(of: s.rateLimits.sort)! + 1) % all.count]
+            s.rateLimits.board.recompute(order: order(s))
+            Reducer.flash(&s, "sorted by \(s.rateLimits.sort.rawValue)", .info)
+        case .rescan:
+            s.rateLimits.board.scanning = true
+            return [.scanRateLimits(match: nil)]
+        case .reset:
+            guard let c = s.rateLimits.board.selected else { Reducer.flash(&s, "no counter selected", .info); return [] }
+            if s.session.readOnly {
+                Reducer.flash(&s, "read-only mode: resetting a counter is refused (start without --read-only to allow it)", .error)
+                return []
+            }
+            let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
+            s.confirm = Confirmation(question: "Reset \(Escaper.string(c.key)) (\(count), \(ttlText(c, now: s.now)))? y = yes · any other key = no",
+                                     effect: .execute(WritePlan(request: WriteRequest(action: .reset, keys: [c.key]), keys: [c.key])))
+        default: break
+        }
+        sync(&s, tail: tail)
+        return []
+    }
+
+    static func filterText(_ s: AppState) -> String { s.rateLimits.board.filter }
+
+    static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        s.rateLimits.board.setFilter(text, order: order(s))
+        sync(&s, tail: tail)
+        return []
+    }
+
+    /// Enter keeps the filter: every counter held is searched at once, and the server too,
+    /// for counters that appeared since the last full reading.
+    static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        _ = filterTyped(text, &s, tail: tail)
+        guard !text.isEmpty else { return [] }
+        if s.rateLimits.board.visible.isEmpty { Reducer.flash(&s, "no counter matches “\(text)” yet; searching the server…", .info) }
+        let ns = s.schema.rateLimitPattern.split(separator: "*", maxSplits: 1).first.map(String.init) ?? ""
+        let glob = ns + "*" + KeyFilter.caseInsensitiveGlob(Bytes(utf8: text)).lossyString + "*"
+        return [.scanRateLimits(match: glob)]
+    }
+
+    // MARK: rendering
+
+    static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext) {
+        let r = s.rateLimits.board
         let y0 = s.bodyTop - 1
         if !r.loaded {
-            g.put(2, y0 + 1, "reading rate-limit counters (SCAN \(Escaper.string(s.session.prefix))ratelimit:*)…", .dim)
+            g.put(2, y0 + 1, "reading rate-limit counters (SCAN \(Escaper.string(s.session.prefix))\(s.schema.rateLimitPattern))…", .dim)
             return
         }
-        let all = r.counters
-        let blocked = all.filter(\.isBlocked).count
-        let broken = all.filter(\.isBroken).count
-        var x = g.put(0, y0, "\(all.count) counters", .title)
-        x = g.put(x, y0, " · ", .dim)
-        x = g.put(x, y0, "\(blocked) blocked", blocked > 0 ? .error : .normal)
-        x = g.put(x, y0, " · ", .dim)
-        x = g.put(x, y0, "\(broken) broken", broken > 0 ? .warning : .normal)
-        let limit = all.first?.limit, window = all.first?.window
-        if let limit, let window { x = g.put(x, y0, " · limit \(limit) per \(window)s", .dim) }
-        let age = max(0, s.now - r.lastFullScan)
-        x = g.put(x, y0, " · rescanned \(age < 1 ? "now" : formatDuration(Int64(age * 1000)) + " ago")", .dim)
-        if !r.filter.isEmpty { g.put(x, y0, " · filter “\(r.filter)”: \(r.visible.count)", .info) }
-        if let e = r.error { g.put(0, y0, "cannot read counters: \(Escaper.string(e))", .error) }
+        let all = r.rows
+        let blocked = all.lazy.filter(\.isBlocked).count
+        let broken = all.lazy.filter(\.isBroken).count
+        var parts: [(String, Role)] = [("\(grouped(all.count)) counters", .title), ("\(grouped(blocked)) blocked", blocked > 0 ? .error : .normal),
+                                       ("\(broken) broken", broken > 0 ? .warning : .normal),
+                                       ("limit \(s.schema.rateLimit) per \(s.schema.rateWindow)s", .dim)]
+        if r.truncated { parts.append(("only the first \(grouped(all.count)) are held", .warning)) }
+        if !r.filter.isEmpty { parts.append(("filter “\(r.filter)”: \(grouped(r.visible.count))", .info)) }
+        parts.append(("all read \(ago(s.now - r.lastFull))\(r.scanning ? ", reading…" : ""); rows on screen every \(Int(refreshEvery))s", .dim))
+        if let e = r.error { parts.insert(("cannot read counters: \(Escaper.string(e))", .error), at: 0) }
+        StatusLine.draw(&g, y: y0, parts)
 
-        let hy = y0 + 1
-        g.fill(y: hy, role: .columnHeader)
-        let idW = min(30, max(16, g.width / 4))
-        let cols = (state: 0, id: 9, kind: 10 + idW, count: 16 + idW, bar: 28 + idW)
-        let barW = max(0, min(20, g.width - cols.bar - 32))
-        g.put(cols.state, hy, "STATE", .columnHeader)
-        g.put(cols.id, hy, "IDENTIFIER", .columnHeader)
-        g.put(cols.kind, hy, "KIND", .columnHeader)
-        g.put(cols.count, hy, "COUNT", .columnHeader)
-        g.put(cols.bar, hy, "USAGE", .columnHeader)
-        g.put(cols.bar + barW + 7, hy, "RETRY-AFTER / RESET", .columnHeader)
-
-        let L = rateLimitsLayout(s)
-        let rows = r.visible
-        if rows.isEmpty {
-            g.put(2, L.listTop + 1, r.filter.isEmpty ? "no rate-limit counters under \(Escaper.string(s.session.prefix))ratelimit:" : "no counter matches the filter", .dim)
+        let T = TableLayout.fit([Column("state", "STATE", width: 7, priority: 9),
+                                 Column("id", "IDENTIFIER", width: 16, grow: 12, priority: 10),
+                                 Column("kind", "KIND", width: 5, priority: 3),
+                                 Column("count", "COUNT", width: 9, priority: 8),
+                                 Column("bar", "USAGE", width: 12, grow: 8, priority: 4),
+                                 Column("reset", "RETRY-AFTER / RESET", width: 22, grow: 10_000, priority: 7)], width: g.width)
+        let sortCol: String = { switch s.rateLimits.sort { case .state: return "state"; case .count: return "count"; case .ttl: return "reset"; case .identifier: return "id"; case .kind: return "kind" } }()
+        T.header(&g, y: s.bodyTop, sortedBy: sortCol)
+        let L = layout(s)
+        if r.visible.isEmpty {
+            g.put(2, L.listTop + 1, r.filter.isEmpty ? "no rate-limit counters under \(Escaper.string(s.session.prefix))\(s.schema.rateLimitPattern)" : "no counter matches the filter", .dim)
         }
         for i in 0..<L.listHeight {
             let idx = r.scrollTop + i
-            guard idx < rows.count else { break }
-            let c = rows[idx]
+            guard idx < r.visible.count else { break }
+            let c = r.shown(idx)
             let y = L.listTop + i
-            let sel = c.key == r.selectedKey
-            if sel { g.fill(y: y, role: .selected) }
-            let base: Role = sel ? .selected : .normal
             let (label, role): (String, Role) = {
                 if c.isBroken { return ("BROKEN", .warning) }
                 switch c.state {
@@ -59,42 +170,43 @@ enum RateLimitsView {
                 case .unknown: return ("?", .dim)
                 }
             }()
-            g.put(cols.state, y, label, sel ? .selected : role)
-            g.put(cols.id, y, runs: Escaper.runs(c.identifier, maxScalars: idW * 2), base, maxX: cols.kind - 1)
-            g.put(cols.kind, y, c.kind.rawValue, sel ? .selected : .dim)
-            g.put(cols.count, y, c.count.map { "\($0)/\(c.limit)" } ?? "not a number", base)
-            if barW > 0, let n = c.count {
-                let frac = min(1.0, Double(n) / Double(c.limit))
+            T.put(&g, y: y, "state", label, role)
+            T.put(&g, y: y, "id", runs: Escaper.runs(c.identifier, maxScalars: 80), .normal)
+            T.put(&g, y: y, "kind", c.kind.rawValue, .dim)
+            T.put(&g, y: y, "count", c.count.map { "\($0)/\(c.limit)" } ?? "not a number", .normal)
+            if let b = T.slot("bar"), let n = c.count, b.w >= 8 {
+                let barW = b.w - 6
+                let frac = min(1.0, Double(n) / Double(max(1, c.limit)))
                 let full = Int((frac * Double(barW)).rounded())
-                // Bars keep their colour on the selected row (reverse video would hide them).
-                g.put(cols.bar, y, String(repeating: "█", count: full), c.isBlocked ? .barFull : (c.state == .near ? .warning : .ok))
-                g.put(cols.bar + full, y, String(repeating: "░", count: barW - full), .barEmpty)
-                g.put(cols.bar + barW + 1, y, padLeft("\(Int((Double(n) / Double(c.limit) * 100).rounded()))%", 5), base)
+                g.put(b.x, y, String(repeating: "█", count: full), c.isBlocked ? .barFull : (c.state == .near ? .warning : .ok))
+                g.put(b.x + full, y, String(repeating: "░", count: barW - full), .barEmpty)
+                g.put(b.x + barW + 1, y, padLeft("\(Int((Double(n) / Double(max(1, c.limit)) * 100).rounded()))%", 5), .normal)
             }
-            var reset = ttlText(c, now: s.now, readAt: r.readAt)
+            var reset = ttlText(c, now: s.now)
             if c.isBroken { reset += c.ttl == .persistent ? " — blocks forever" : " — longer than the window" }
             else if c.isBlocked { reset = "Retry-After " + reset.replacingOccurrences(of: "resets in ", with: "") }
-            g.put(cols.bar + barW + 7, y, reset, sel ? .selected : (c.isBroken ? .warning : .normal))
+            T.put(&g, y: y, "reset", reset, c.isBroken ? .warning : .normal)
+            if idx == r.cursor { g.select(y: y) }
         }
-        if r.detailOpen { detail(&g, s, L) }
+        if s.rateLimits.detailOpen { detail(&g, s, L) }
     }
 
-    static func detail(_ g: inout CellGrid, _ s: AppState, _ L: EventsLayout) {
-        guard L.paneHeight > 0, let key = s.rateLimits.selectedKey, let c = s.rateLimits.counters.first(where: { $0.key == key }) else { return }
+    static func detail(_ g: inout CellGrid, _ s: AppState, _ L: SplitLayout) {
+        guard L.paneHeight > 0, let c = s.rateLimits.board.selected else { return }
+        let key = c.key
         var y = L.paneTop
         g.fill(y: y, role: .columnHeader)
         g.put(0, y, " " + Escaper.string(c.key), .columnHeader)
         y += 1
         let lines: [(String, Role)] = [
-            ("count \(c.count.map(String.init) ?? "?") of \(c.limit) per \(c.window) s · \(ttlText(c, now: s.now, readAt: s.rateLimits.readAt))", .normal),
+            ("count \(c.count.map(String.init) ?? "?") of \(c.limit) per \(c.window) s · \(ttlText(c, now: s.now))", .normal),
             (explain(c), c.isBroken ? .warning : (c.isBlocked ? .error : .normal)),
         ]
         for (t, role) in lines where y < L.paneTop + L.paneHeight { g.put(1, y, t, role); y += 1 }
         let h = s.rateLimits.history[key] ?? []
         if y < L.paneTop + L.paneHeight {
-            let spark = sparkline(h.map(Double.init), width: max(0, g.width - 30), min: 0)
-            let x = g.put(1, y, "count while open: ", .dim)
-            g.put(x, y, h.count < 2 ? "sampling…" : spark + "  (\(h.first!) → \(h.last!))", .info)
+            let x = g.put(1, y, "count while on screen: ", .dim)
+            g.put(x, y, h.count < 2 ? "sampling…" : sparkline(h.map(Double.init), width: max(0, g.width - 40), min: 0) + "  (\(h.first!) → \(h.last!))", .info)
         }
     }
 
@@ -107,87 +219,13 @@ enum RateLimitsView {
     }
 }
 
-enum ServerView {
-    static func render(_ g: inout CellGrid, _ s: AppState) {
-        let y0 = s.bodyTop - 1
-        guard let last = s.server.series.latest else {
-            g.put(2, y0 + 1, s.server.error.map { "INFO failed: \(Escaper.string($0))" } ?? "reading INFO…", s.server.error == nil ? .dim : .error)
-            return
-        }
-        let i = last.overview.info
-        let series = s.server.series
-        func v(_ k: String) -> String { i[k].map { Escaper.string($0) } ?? "unknown" }
-        func bytes(_ k: String) -> String { i.int(k).map(formatBytes) ?? "unknown" }
-        func rate(_ k: String) -> String { series.rate(k).map { String(format: "%.1f/s", $0) } ?? "…" }
-        var y = y0
-        func line(_ label: String, _ parts: [(String, Role)], spark: [Double]? = nil, range: (Double, Double)? = nil) {
-            guard y < g.height - 2 else { return }
-            var x = g.put(0, y, padRight(label, 12), .title)
-            for (t, r) in parts { x = g.put(x, y, t, r) ; x = g.put(x, y, "  ", .normal) }
-            if let spark, spark.count >= 2, x < g.width - 4 {
-                let sx = max(x + 2, 64)
-                if sx < g.width - 4 { g.put(sx, y, sparkline(spark, width: min(40, g.width - sx - 1), min: range?.0, max: range?.1), .info) }
-            }
-            y += 1
-        }
-        if let e = last.overview.infoError {
-            line("INFO", [("not permitted: \(Escaper.string(e)) — nothing else can be shown", .error)])
-            return
-        }
-        line("server", [("role \(v("role"))", .normal), ("redis \(v("redis_version"))", .normal),
-                        ("uptime \(i.int("uptime_in_seconds").map { formatDuration($0 * 1000) } ?? "unknown")", .normal)])
-        var repl: [(String, Role)] = []
-        if i["role"] == "master" {
-            repl.append(("\(v("connected_slaves")) replicas", .normal))
-            for n in 0..<8 {
-                guard let sl = i["slave\(n)"] else { break }
-                let f = Dictionary(uniqueKeysWithValues: sl.split(separator: ",").compactMap { p -> (String, String)? in
-                    let kv = p.split(separator: "=", maxSplits: 1); return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil })
-                repl.append(("\(Escaper.string(f["ip"] ?? "?")):\(f["port"] ?? "?") \(f["state"] ?? "?") lag \(f["lag"] ?? "?")s", (f["lag"].flatMap(Int.init) ?? 0) > 5 ? .warning : .normal))
-            }
-        } else if i["role"] == "slave" {
-            repl.append(("primary \(v("master_host")):\(v("master_port"))", .normal))
-            repl.append(("link \(v("master_link_status"))", i["master_link_status"] == "up" ? .ok : .error))
-            repl.append(("last I/O \(v("master_last_io_seconds_ago")) s ago", .normal))
-        }
-        line("replication", repl)
-        let policy = last.overview.maxmemoryPolicy ?? "unknown (not in INFO; CONFIG not permitted)"
-        line("memory", [("used \(bytes("used_memory"))", .normal), ("peak \(bytes("used_memory_peak"))", .normal),
-                        ("max \(i.int("maxmemory").map { $0 == 0 ? "no limit" : formatBytes($0) } ?? "unknown")", .normal),
-                        ("policy \(Escaper.string(policy))", last.overview.maxmemoryPolicy == nil ? .warning : .normal),
-                        ("frag \(v("mem_fragmentation_ratio"))", .normal)], spark: series.series("used_memory"))
-        let hr = series.hitRatio(over: 60)
-        let boot = i.hitRatio
-        line("hit ratio", [(hr.map { String(format: "%.1f%% last minute", $0 * 100) } ?? "no lookups in the last minute", hr.map { $0 < 0.8 ? .warning : .ok } ?? .dim),
-                           (boot.map { String(format: "%.1f%% since start", $0 * 100) } ?? "", .dim)], spark: series.hitRatioSeries(), range: (0, 1))
-        line("keys/s", [("evicted \(rate("evicted_keys"))", (series.rate("evicted_keys") ?? 0) > 0 ? .warning : .normal),
-                        ("expired \(rate("expired_keys"))", .normal)], spark: zip(series.series("evicted_keys").dropFirst(), series.series("evicted_keys")).map { $0 - $1 })
-        line("load", [("ops/s \(v("instantaneous_ops_per_sec"))", .normal)], spark: series.series("instantaneous_ops_per_sec"))
-        line("clients", [("\(v("connected_clients")) connected", .normal), ("\(v("blocked_clients")) blocked", (i.int("blocked_clients") ?? 0) > 0 ? .warning : .normal)],
-             spark: series.series("connected_clients"))
-        line("pub/sub", [("\(v("pubsub_channels")) channels", .normal), ("\(v("pubsub_patterns")) patterns", .normal)])
-        let ks = i.keyspace
-        line("keys", ks.isEmpty ? [("no keys", .dim)] : ks.map { ("\($0.db): \($0.keys) keys, \($0.expires) with TTL", .normal) })
-        y += 1
-        guard y < g.height - 3 else { return }
-        g.fill(y: y, role: .columnHeader)
-        g.put(0, y, "SLOW LOG (SLOWLOG GET)", .columnHeader)
-        y += 1
-        if let e = s.server.slowlogError {
-            g.put(2, y, "not available: \(Escaper.string(e))", .warning)
-            return
-        }
-        if s.server.slowlog.isEmpty { g.put(2, y, "empty", .dim); return }
-        for e in s.server.slowlog {
-            guard y < g.height - 2 else { break }
-            let when = Date(timeIntervalSince1970: Double(e.at))
-            let ago = max(0, s.now - when.timeIntervalSince1970)
-            var x = g.put(1, y, padLeft("#\(e.id)", 6), .dim)
-            x = g.put(x + 1, y, padLeft(formatDuration(Int64(ago * 1000)) + " ago", 10), .dim)
-            x = g.put(x + 1, y, padLeft(String(format: "%.1f ms", Double(e.micros) / 1000), 10), e.micros > 10_000 ? .warning : .normal)
-            let cmd = e.args.prefix(6).map { Escaper.string($0, maxScalars: 60) }.joined(separator: " ")
-            g.put(x + 2, y, cmd, .normal)
-            y += 1
-        }
+/// "resets in 41s", counted down locally from the PTTL read with the counter.
+public func ttlText(_ c: RateLimitCounter, now: Double) -> String {
+    switch c.ttl {
+    case .persistent?: return "no TTL"
+    case .expiresIn(let ms)?:
+        let left = ms - elapsedMs(since: c.readAt, now: now)
+        return left <= 0 ? "window over" : "resets in " + formatDuration(left)
+    default: return "TTL ?"
     }
 }

@@ -1,104 +1,116 @@
 import Foundation
 import RedisProtocol
-import RedisClient
 import OpsCore
 
-/// Layout of the Events view body.
-public struct EventsLayout: Equatable {
-    public var listTop: Int
-    public var listHeight: Int
-    public var paneTop: Int
-    public var paneHeight: Int
+/// What a view is given to draw itself.
+public struct RenderContext {
+    public var tail: ChannelTail
+    public var timeZone: TimeZone
 }
 
-public func eventsLayout(_ s: AppState) -> EventsLayout {
-    let top = s.bodyTop + 1          // one line of column headings
-    let total = max(0, s.bodyHeight - 1)
-    if s.events.detailOpen || s.events.showChannels {
-        let pane = min(max(total / 2, 3), total)
-        let list = max(0, total - pane)
-        return EventsLayout(listTop: top, listHeight: list, paneTop: top + list, paneHeight: pane)
+/// One view's behaviour: its keys, its refreshes, its filter and its screen. The reducer
+/// routes to the visible view's module; nothing a view does touches another view's state.
+protocol ViewModule {
+    static var id: ViewID { get }
+    /// The view became visible: load what it needs, or what went stale meanwhile.
+    static func entered(_ s: inout AppState) -> [Effect]
+    /// About once a second while visible: re-read the rows on screen, rescan when due.
+    static func tick(_ s: inout AppState) -> [Effect]
+    /// An action bound to a key while this view is visible.
+    static func perform(_ a: Action, _ s: inout AppState, tail: ChannelTail) -> [Effect]
+    /// The text the filter prompt starts from.
+    static func filterText(_ s: AppState) -> String
+    /// Each key typed in the filter prompt: the list narrows at once.
+    static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect]
+    /// Enter keeps the filter (`committed`), Esc clears it (text "").
+    static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect]
+    /// Keeps the cursor and the scrolling valid after the size or the rows changed.
+    static func sync(_ s: inout AppState, tail: ChannelTail)
+    static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext)
+}
+
+func module(_ v: ViewID) -> any ViewModule.Type {
+    switch v {
+    case .events: return EventsModule.self
+    case .keys: return KeysModule.self
+    case .rateLimits: return RateLimitsModule.self
+    case .locks: return LocksModule.self
+    case .server: return ServerModule.self
     }
-    return EventsLayout(listTop: top, listHeight: total, paneTop: top + total, paneHeight: 0)
 }
 
-/// The console's reducer: state + event -> new state + effects. Pure: the tail is
-/// read, never written; I/O happens in the effects the backend carries out.
+/// The console's reducer: state + event -> new state + effects. Pure: the tail is read,
+/// never written; I/O happens in the effects the backend carries out. Each event costs
+/// what it changes: a pub/sub message touches the Events view's rows, nothing else.
 public enum Reducer {
     public static func reduce(_ s: inout AppState, _ event: AppEvent, tail: ChannelTail) -> [Effect] {
-        var effects: [Effect] = []
         switch event {
         case .key(let k):
-            effects = key(&s, k, tail: tail)
+            return key(&s, k, tail: tail)
         case .tick(let now):
             s.now = now
             if let f = s.flash, f.until <= now { s.flash = nil }
+            return module(s.view).tick(&s)
         case .resize(let w, let h):
             s.width = max(0, w); s.height = max(0, h)
+            module(s.view).sync(&s, tail: tail)
+            return []
         case .tailChanged:
-            break
-        case .subscriber(let n):
+            EventsModule.tailChanged(&s, tail: tail)
+            return []
+        case .tail(let n):
             notice(&s, n)
-        case .serverInfo(let role):
-            s.session.role = role
-            s.session.command = .connected
+            return []
         case .commandLink(let l):
             s.session.command = l
-        case .wrote(let path, let count):
-            flash(&s, "wrote \(count) message\(count == 1 ? "" : "s") to \(path)", .info)
-        case .failed(let why):
-            flash(&s, why, .error)
-        case .rateLimits(let list, let full, let at):
-            var r = s.rateLimits
-            r.counters = list
-            r.readAt = at
-            if full { r.lastFullScan = at }
-            r.loaded = true
-            r.error = nil
-            for c in list {
-                guard let n = c.count else { continue }
-                var h = r.history[c.key] ?? []
-                h.append(n)
-                if h.count > 120 { h.removeFirst(h.count - 120) }
-                r.history[c.key] = h
+            return []
+        case .serverRole(let role):
+            if let old = s.session.role, let role, old != role {
+                flash(&s, "the server's role changed: \(old) → \(role)\(role == "slave" ? " (demoted by a failover? writes will be refused)" : "")", .warning, .everywhere)
             }
-            s.rateLimits = r
-        case .rateLimitsFailed(let why):
-            s.rateLimits.error = why
-            s.rateLimits.loaded = true
-        case .serverSample(let sample):
-            s.server.series.add(sample)
-            s.server.error = sample.overview.infoError
-        case .slowlog(let entries, let error):
-            s.server.slowlog = entries ?? []
-            s.server.slowlogError = error
-        case .deleted(let key, let existed):
-            let wasCounter = s.rateLimits.counters.contains { $0.key == key }
-            s.rateLimits.counters.removeAll { $0.key == key }
-            s.keys.rows.removeAll { $0.meta.key == key }
-            s.locks.rows.removeAll { $0.key == key }
-            if s.keys.inspector?.key == key { s.keys.inspector = nil }
-            if wasCounter {
-                flash(&s, existed ? "reset \(Escaper.string(key)): the client's next request starts a new window"
-                                  : "\(Escaper.string(key)) was already gone (its window had ended)", .info)
-            } else {
-                flash(&s, existed ? "deleted \(Escaper.string(key)) (UNLINK)" : "\(Escaper.string(key)) was already gone", .info)
-            }
-        default:
-            effects = keysEvent(&s, event)
+            s.session.role = role
+            s.session.command = .connected
+            return []
+        case .keysSnapshot, .keysFailed, .keysRefreshed, .keysRefreshFailed, .inspected, .inspectFailed:
+            return KeysModule.apply(event, &s)
+        case .rateLimits, .rateLimitsRefreshed, .rateLimitsFailed:
+            return RateLimitsModule.apply(event, &s)
+        case .locks, .locksRefreshed, .locksFailed:
+            return LocksModule.apply(event, &s)
+        case .server, .serverFailed:
+            return ServerModule.apply(event, &s)
+        case .listeners(let counts, let discovered):
+            s.events.listeners = counts
+            s.events.discovered = discovered
+            return []
+        case .planProgress, .planned, .writeProgress, .written, .writeFailed:
+            return WriteFlowModule.apply(event, &s)
+        case .audit(let entries, let path):
+            if s.audit == nil { s.audit = AuditUI() }
+            s.audit?.entries = entries
+            s.audit?.loaded = true
+            s.audit?.path = path
+            return []
+        case .completions, .lookedUp:
+            return CommandLineModule.apply(event, &s)
+        case .notice(let text, let level):
+            flash(&s, text, level)
+            return []
         }
-        sync(&s, tail: tail)
-        syncRateLimits(&s)
-        syncKeys(&s)
-        return effects
     }
+
+    enum FlashScope { case here, everywhere, view(ViewID) }
 
     /// Flash texts often carry server text (error replies): made visible here, once for all.
-    static func flash(_ s: inout AppState, _ text: String, _ level: FlashLevel) {
-        s.flash = Flash(text: Escaper.string(Bytes(utf8: text), escapeBackslash: false), level: level, until: s.now + (level == .error ? 10 : 5))
+    /// A flash belongs to the view it was raised in (or every view, for the connection).
+    static func flash(_ s: inout AppState, _ text: String, _ level: FlashLevel, _ scope: FlashScope = .here) {
+        let v: ViewID?
+        switch scope { case .here: v = s.view; case .everywhere: v = nil; case .view(let x): v = x }
+        s.flash = Flash(text: Escaper.string(Bytes(utf8: text), escapeBackslash: false), level: level,
+                        until: s.now + (level == .error ? 10 : 5), view: v)
     }
 
-    static func notice(_ s: inout AppState, _ n: SubscriberNotice) {
+    static func notice(_ s: inout AppState, _ n: TailNotice) {
         switch n {
         case .connected:
             s.session.subscriber = .connected
@@ -110,27 +122,24 @@ public enum Reducer {
         case .disconnected(let reason, let retry):
             s.session.subscriber = .reconnecting(reason)
             for i in s.subscriptions.indices { s.subscriptions[i].active = false }
-            flash(&s, "subscriber disconnected: \(Escaper.string(reason)) — retrying in \(String(format: "%.1f", retry)) s", .warning)
-        case .gap(let from, let to):
-            flash(&s, "reconnected after \(String(format: "%.1f", to - from)) s: messages published meanwhile were lost (marked in the list)", .warning)
+            flash(&s, "subscriber disconnected: \(reason) — retrying in \(String(format: "%.1f", retry)) s", .warning, .everywhere)
+        case .gap(let g):
+            flash(&s, "subscribed again after \(String(format: "%.1f", g.to - g.from)) s: messages published meanwhile may be lost (marked in the list)", .warning, .view(.events))
         case .refused(let name, let p, let reason):
             if let name { s.subscriptions.removeAll { $0.name == name && $0.isPattern == p } }
-            flash(&s, "\(p ? "PSUBSCRIBE" : "SUBSCRIBE") \(name.map { Escaper.string($0) } ?? "") refused: \(Escaper.string(reason))", .error)
+            flash(&s, "\(p ? "PSUBSCRIBE" : "SUBSCRIBE") \(name.map { Escaper.string($0) } ?? "") refused: \(reason)", .error, .everywhere)
         case .fatal(let reason):
             s.session.subscriber = .failed(reason)
-            flash(&s, "subscriber stopped: \(Escaper.string(reason))", .error)
+            flash(&s, "subscriber stopped: \(reason)", .error, .everywhere)
         }
     }
 
     // MARK: keys
 
     static func key(_ s: inout AppState, _ k: Key, tail: ChannelTail) -> [Effect] {
-        if s.helpOpen {
-            s.helpOpen = false
-            if k == .char("q") { s.quitting = true; return [.quit] }
-            return []
-        }
-        if s.invalidation != nil { return invalidationKey(&s, k) }
+        if s.helpOpen { return helpKey(&s, k) }
+        if s.audit != nil { return AuditModule.key(&s, k) }
+        if s.write != nil { return WriteFlowModule.key(&s, k) }
         if let c = s.confirm {
             s.confirm = nil
             if k == .char("y") || k == .char("Y") { return [c.effect] }
@@ -146,259 +155,88 @@ public enum Reducer {
     static func perform(_ s: inout AppState, _ a: Action, tail: ChannelTail) -> [Effect] {
         switch a {
         case .quit: s.quitting = true; return [.quit]
-        case .help: s.helpOpen = true
-        case .show(let v): s.view = v; return enteredView(&s)
-        case .nextView: s.view = ViewID(rawValue: s.view.rawValue % ViewID.allCases.count + 1)!; return enteredView(&s)
-        case .previousView: s.view = ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!; return enteredView(&s)
-        case .up, .down, .pageUp, .pageDown, .top, .bottom:
-            if s.view == .events { move(&s, a) }
-            if s.view == .rateLimits { moveRateLimits(&s, a) }
-            if s.view == .keys { moveKeys(&s, a) }
-            if s.view == .locks { moveLocks(&s, a) }
+        case .help: s.helpOpen = true; s.helpScroll = 0; return []
+        case .show(let v): return show(&s, v, tail: tail)
+        case .nextView: return show(&s, ViewID(rawValue: s.view.rawValue % ViewID.allCases.count + 1)!, tail: tail)
+        case .previousView: return show(&s, ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!, tail: tail)
         case .filter:
-            s.prompt = Prompt(purpose: .filter, text: s.view == .rateLimits ? s.rateLimits.filter : (s.view == .keys ? s.keys.filter : s.events.filter.text))
-        case .delete, .invalidate, .sort, .summary, .nextPage, .refresh:
-            return keysAction(&s, a)
-        case .clearFilter where s.view == .keys:
-            if s.keys.inspector != nil { s.keys.inspector = nil } else if s.keys.showSummary { s.keys.showSummary = false } else { s.keys.filter = "" }
-        case .details where s.view == .keys:
-            return keysAction(&s, a)
-        case .clearFilter:
-            if s.view == .rateLimits {
-                if s.rateLimits.detailOpen { s.rateLimits.detailOpen = false } else { s.rateLimits.filter = "" }
-            } else if s.events.detailOpen || s.events.showChannels { s.events.detailOpen = false; s.events.showChannels = false }
-            else if !s.events.filter.isEmpty { s.events.filter = TailFilter("") }
-        case .details:
-            if s.view == .rateLimits {
-                if s.rateLimits.selectedKey != nil { s.rateLimits.detailOpen.toggle() }
-            } else if s.events.selectedSeq != nil { s.events.detailOpen.toggle(); s.events.showChannels = false }
-        case .reset:
-            guard let key = s.rateLimits.selectedKey, let c = s.rateLimits.counters.first(where: { $0.key == key }) else {
-                flash(&s, "no counter selected", .info)
-                return []
-            }
-            if s.session.readOnly {
-                flash(&s, "read-only mode: resetting a counter is refused (start without --read-only to allow it)", .error)
-                return []
-            }
-            let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
-            s.confirm = Confirmation(question: "Reset \(Escaper.string(key)) (\(count), \(ttlText(c, now: s.now, readAt: s.rateLimits.readAt)))? y = yes · any other key = no",
-                                     effect: .resetCounter(key))
-        case .pause:
-            if s.events.pausedAt == nil { s.events.pausedAt = tail.nextSeq - 1 } else { s.events.pausedAt = nil }
-        case .subscribe:
-            s.prompt = Prompt(purpose: .subscribe, text: "")
-        case .unsubscribe:
-            var offer = ""
-            if let seq = s.events.selectedSeq, seq >= tail.oldestSeq, seq < tail.nextSeq, let m = tail[seq - tail.oldestSeq].message {
-                offer = Escaper.string(m.pattern ?? m.channel)
-            } else if let first = s.subscriptions.first {
-                offer = Escaper.string(first.name)
-            }
-            s.prompt = Prompt(purpose: .unsubscribe, text: offer)
-        case .write:
-            s.prompt = Prompt(purpose: .write, text: defaultDumpName(s.now))
-        case .channels:
-            s.events.showChannels.toggle(); s.events.detailOpen = false
+            if s.view == .server { flash(&s, "the Server view has no list to filter", .info); return [] }
+            s.prompt = Prompt(purpose: .filter, text: module(s.view).filterText(s))
+            return []
+        case .command:
+            s.prompt = Prompt(purpose: .command, text: "")
+            return []
+        case .audit:
+            s.audit = AuditUI()
+            return [.readAudit]
+        default:
+            return module(s.view).perform(a, &s, tail: tail)
+        }
+    }
+
+    static func show(_ s: inout AppState, _ v: ViewID, tail: ChannelTail) -> [Effect] {
+        if v == s.view { return [] }
+        s.view = v
+        // A flash raised in another view does not follow the operator here.
+        if let f = s.flash, let fv = f.view, fv != v { s.flash = nil }
+        module(v).sync(&s, tail: tail)
+        return module(v).entered(&s)
+    }
+
+    static func helpKey(_ s: inout AppState, _ k: Key) -> [Effect] {
+        switch k {
+        case .down, .char("j"): s.helpScroll += 1
+        case .up, .char("k"): s.helpScroll = max(0, s.helpScroll - 1)
+        case .pageDown, .char(" "): s.helpScroll += max(1, s.height - 6)
+        case .pageUp: s.helpScroll = max(0, s.helpScroll - max(1, s.height - 6))
+        case .char("q"): s.helpOpen = false; s.quitting = true; return [.quit]
+        default: s.helpOpen = false
         }
         return []
     }
 
-    static func defaultDumpName(_ now: Double) -> String {
-        let ts = isoTimestamp(now).prefix(19).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
-        return "redis-ops-tail-\(ts).ndjson"
-    }
-
     static func promptKey(_ s: inout AppState, _ k: Key, tail: ChannelTail) -> [Effect] {
         guard var p = s.prompt else { return [] }
-        let rl = s.view == .rateLimits
-        let kv = s.view == .keys
         switch k {
         case .escape:
-            if p.purpose == .filter { if rl { s.rateLimits.filter = "" } else if kv { s.keys.filter = "" } else { s.events.filter = TailFilter("") } }
             s.prompt = nil
+            if p.purpose == .filter { return module(s.view).filterCommitted("", &s, tail: tail) }
             return []
         case .enter:
             s.prompt = nil
             return commit(&s, p, tail: tail)
+        case .tab where p.purpose == .command:
+            return [.complete(p.text)]
         case .backspace:
-            if !p.text.isEmpty { p.text.removeLast() }
+            if p.suggested { p.text = ""; p.suggested = false }
+            else if !p.text.isEmpty { p.text.removeLast() }
         case .ctrl("u"):
-            p.text = ""
+            p.text = ""; p.suggested = false
         case .char(let c):
+            if p.suggested { p.text = ""; p.suggested = false }
             p.text.append(c)
+        case .right, .end:
+            p.suggested = false   // keep the suggestion and edit it
         default:
             return []
         }
+        p.completions = []
         s.prompt = p
-        if p.purpose == .filter { if rl { s.rateLimits.filter = p.text } else if kv { s.keys.filter = p.text } else { s.events.filter = TailFilter(p.text) } }
+        if p.purpose == .filter { return module(s.view).filterTyped(p.text, &s, tail: tail) }
         return []
     }
 
     static func commit(_ s: inout AppState, _ p: Prompt, tail: ChannelTail) -> [Effect] {
         let text = p.text
         switch p.purpose {
-        case .filter where s.view == .keys:
-            s.keys.filter = text
-            s.keys.selectedKey = visibleKeys(s).first?.meta.key
-            return []
-        case .invalidatePattern:
-            guard !text.isEmpty else { return [] }
-            s.invalidation = InvalidationUI(glob: text, phase: .planning(found: 0))
-            return [.planInvalidation(text)]
-        case .filter where s.view == .rateLimits:
-            s.rateLimits.filter = text
-            s.rateLimits.selectedKey = s.rateLimits.visible.first?.key
-            if !text.isEmpty && s.rateLimits.visible.isEmpty { flash(&s, "no counter matches “\(text)”", .info) }
-            return []
         case .filter:
-            s.events.filter = TailFilter(text)
-            sync(&s, tail: tail)
-            s.events.follow = false
-            s.events.selectedSeq = s.events.rows.first
-            if !text.isEmpty && s.events.rows.isEmpty { flash(&s, "no message matches “\(text)” yet", .info) }
-            return []
-        case .subscribe:
-            guard !text.isEmpty else { return [] }
-            let isPattern = text.contains("*") || text.contains("?") || text.contains("[")
-            let name = Bytes(utf8: text)
-            if !s.subscriptions.contains(where: { $0.name == name && $0.isPattern == isPattern }) {
-                s.subscriptions.append(Subscription(name: name, isPattern: isPattern))
-            }
-            flash(&s, "\(isPattern ? "PSUBSCRIBE" : "SUBSCRIBE") \(text)", .info)
-            return [.subscribe(name, pattern: isPattern)]
-        case .unsubscribe:
-            guard !text.isEmpty else { return [] }
-            let sub = s.subscriptions.first { Escaper.string($0.name) == text } ?? s.subscriptions.first { $0.name == Bytes(utf8: text) }
-            guard let sub else {
-                flash(&s, "not subscribed to “\(text)”", .warning)
-                return []
-            }
-            s.subscriptions.removeAll { $0 == sub }
-            flash(&s, "\(sub.isPattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE") \(text)", .info)
-            return [.unsubscribe(sub.name, pattern: sub.isPattern)]
-        case .write:
-            guard !text.isEmpty else { return [] }
-            return [.writeTail(path: text, filter: s.events.filter, upTo: s.events.pausedAt ?? Int.max)]
+            return module(s.view).filterCommitted(text, &s, tail: tail)
+        case .subscribe, .unsubscribe, .writeBuffer, .writeMessage, .publishChannel, .publishPayload:
+            return EventsModule.commit(p, &s, tail: tail)
+        case .writePattern(let action):
+            return WriteFlowModule.start(action, glob: text, &s)
+        case .command:
+            return CommandLineModule.run(text, &s, tail: tail)
         }
     }
-
-    static func move(_ s: inout AppState, _ a: Action) {
-        let rows = s.events.rows
-        guard !rows.isEmpty else { return }
-        let page = max(1, eventsLayout(s).listHeight - 1)
-        let cur = s.events.selectedSeq.flatMap { seq in rows.lastIndex { $0 <= seq } } ?? (rows.count - 1)
-        let idx = step(a, from: cur, count: rows.count, page: page)
-        s.events.selectedSeq = rows[idx]
-        // Follow again only when the operator goes down to the very end.
-        s.events.follow = idx == rows.count - 1 && (a == .bottom || a == .down || a == .pageDown)
-    }
-
-    /// Brings the rows up to date with the tail (incrementally) and keeps the selection visible.
-    public static func sync(_ s: inout AppState, tail: ChannelTail) {
-        var e = s.events
-        if e.filterKey != e.filter.text {
-            e.rows.removeAll(keepingCapacity: true)
-            e.scannedUpTo = 0
-            e.filterKey = e.filter.text
-        }
-        let oldest = tail.oldestSeq
-        if let firstKept = e.rows.firstIndex(where: { $0 >= oldest }) {
-            if firstKept > 0 { e.rows.removeFirst(firstKept) }
-        } else {
-            e.rows.removeAll(keepingCapacity: true)
-        }
-        let limit = min(e.pausedAt ?? Int.max, tail.nextSeq - 1)
-        var seq = max(e.scannedUpTo + 1, oldest)
-        if e.filter.isEmpty {
-            // Every entry is shown: no need to look at them (this runs under the tail's lock).
-            if seq <= limit { e.rows.append(contentsOf: seq...limit) }
-        } else {
-            while seq <= limit {
-                let entry = tail[seq - oldest]
-                if entry.message == nil || e.filter.matches(entry) { e.rows.append(seq) }
-                seq += 1
-            }
-        }
-        e.scannedUpTo = max(e.scannedUpTo, limit)
-        if e.follow || e.selectedSeq == nil {
-            e.selectedSeq = e.rows.last
-        } else if let sel = e.selectedSeq, sel < oldest {
-            e.selectedSeq = e.rows.first
-        }
-        // Keep the selected row inside the list window.
-        s.events = e
-        let h = eventsLayout(s).listHeight
-        if h > 0, let sel = s.events.selectedSeq, let idx = s.events.rows.lastIndex(where: { $0 <= sel }) {
-            s.events.scrollTop = window(s.events.scrollTop, keeping: idx, height: h, count: s.events.rows.count)
-        } else {
-            s.events.scrollTop = max(0, s.events.rows.count - h)
-        }
-    }
-}
-
-extension Reducer {
-    /// The row a movement lands on (clamped to the rows there are).
-    static func step(_ a: Action, from cur: Int, count: Int, page: Int) -> Int {
-        var idx = cur
-        switch a {
-        case .up: idx -= 1
-        case .down: idx += 1
-        case .pageUp: idx -= page
-        case .pageDown: idx += page
-        case .top: idx = 0
-        case .bottom: idx = count - 1
-        default: break
-        }
-        return max(0, min(count - 1, idx))
-    }
-
-    /// The first row of a window of `height` rows that keeps row `idx` in sight.
-    static func window(_ top: Int, keeping idx: Int, height: Int, count: Int) -> Int {
-        var top = top
-        if idx < top { top = idx }
-        if idx >= top + height { top = idx - height + 1 }
-        return max(0, min(top, max(0, count - height)))
-    }
-
-    static func moveRateLimits(_ s: inout AppState, _ a: Action) {
-        let rows = s.rateLimits.visible
-        guard !rows.isEmpty else { return }
-        let page = max(1, rateLimitsLayout(s).listHeight - 1)
-        let cur = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
-        let idx = step(a, from: cur, count: rows.count, page: page)
-        s.rateLimits.selectedKey = rows[idx].key
-    }
-
-    /// Keeps a valid selection (by key, so it survives re-sorting) inside the window.
-    static func syncRateLimits(_ s: inout AppState) {
-        let rows = s.rateLimits.visible
-        if rows.isEmpty { s.rateLimits.selectedKey = nil; s.rateLimits.scrollTop = 0; s.rateLimits.detailOpen = false; return }
-        if s.rateLimits.selectedKey == nil || !rows.contains(where: { $0.key == s.rateLimits.selectedKey }) {
-            s.rateLimits.selectedKey = rows[0].key
-        }
-        let idx = rows.firstIndex { $0.key == s.rateLimits.selectedKey } ?? 0
-        s.rateLimits.scrollTop = window(s.rateLimits.scrollTop, keeping: idx, height: max(1, rateLimitsLayout(s).listHeight), count: rows.count)
-    }
-}
-
-/// "resets in 41s", counted down locally from the PTTL read at `readAt`.
-public func ttlText(_ c: RateLimitCounter, now: Double, readAt: Double) -> String {
-    switch c.ttl {
-    case .persistent?: return "no TTL"
-    case .expiresIn(let ms)?:
-        let left = ms - elapsedMs(since: readAt, now: now)
-        return left <= 0 ? "window over" : "resets in " + formatDuration(left)
-    default: return "TTL ?"
-    }
-}
-
-public func rateLimitsLayout(_ s: AppState) -> EventsLayout {
-    let top = s.bodyTop + 1
-    let total = max(0, s.bodyHeight - 1)
-    if s.rateLimits.detailOpen {
-        let pane = min(max(total / 2, 4), total)
-        return EventsLayout(listTop: top, listHeight: total - pane, paneTop: top + total - pane, paneHeight: pane)
-    }
-    return EventsLayout(listTop: top, listHeight: total, paneTop: top + total, paneHeight: 0)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import DequeModule
 import RedisProtocol
 import RedisClient
 
@@ -7,8 +8,8 @@ import RedisClient
 public struct TailEntry: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case message(ReceivedMessage)
-        /// Reconnected: messages published between these times were lost.
-        case gap(from: Double, to: Double)
+        /// Reconnected: messages published between these times may have been lost.
+        case gap(TailGap)
         /// Subscription changes and errors, shown in line with the messages.
         case note(String)
     }
@@ -19,7 +20,7 @@ public struct TailEntry: Sendable, Equatable {
     public var time: Double {
         switch kind {
         case .message(let m): return m.receivedAt
-        case .gap(_, let to): return to
+        case .gap(let g): return g.to
         case .note: return 0
         }
     }
@@ -100,14 +101,15 @@ public struct ChannelStats: Sendable, Equatable {
         bucketSecond = s
     }
 
-    /// Messages per second over the last 5 complete seconds.
+    /// Messages per second over the last two seconds, the current (partial) one included,
+    /// so the figure follows a flood that starts or stops within a second or two.
     public func rate(at t: Double) -> Double {
         let s = Int(t)
-        var sum = 0
-        for k in 1...5 where s - k > bucketSecond - buckets.count && s - k <= bucketSecond {
-            sum += buckets[(s - k) % buckets.count]
-        }
-        return Double(sum) / 5
+        guard s - bucketSecond < buckets.count else { return 0 }
+        let current = s == bucketSecond ? buckets[s % buckets.count] : 0
+        let previous = s - 1 <= bucketSecond && s - 1 > bucketSecond - buckets.count ? buckets[(s - 1) % buckets.count] : 0
+        let span = 1 + max(0.25, t - Double(s))
+        return Double(current + previous) / span
     }
 }
 
@@ -166,9 +168,20 @@ public struct ChannelTail: Sendable {
         }
     }
 
-    public mutating func append(gapFrom from: Double, to: Double) {
+    public mutating func append(gap: TailGap) {
         gaps += 1
-        push(TailEntry(seq: nextSeq, kind: .gap(from: from, to: to)), size: 0)
+        push(TailEntry(seq: nextSeq, kind: .gap(gap)), size: gap.reason.utf8.count)
+    }
+
+    /// Messages that never made it into the buffer (the console fell behind a flood): they
+    /// count in the totals and rates, and as evicted.
+    public mutating func account(dropped: [Bytes: Int], at t: Double) {
+        for (ch, n) in dropped where n > 0 {
+            received += n
+            evicted += n
+            overall.add(n, at: t)
+            channels[ch, default: ChannelStats()].add(n, at: t)
+        }
     }
 
     public mutating func append(note: String) {
@@ -187,8 +200,11 @@ public struct ChannelTail: Sendable {
 
     private mutating func popOldest() {
         if let e = ring[head] {
-            if case .message(let m) = e.kind { bytes -= m.payload.count + m.channel.count; evicted += 1 }
-            else if case .note(let s) = e.kind { bytes -= s.utf8.count }
+            switch e.kind {
+            case .message(let m): bytes -= m.payload.count + m.channel.count; evicted += 1
+            case .note(let s): bytes -= s.utf8.count
+            case .gap(let g): bytes -= g.reason.utf8.count
+            }
         }
         ring[head] = nil
         head = (head + 1) % capacity
@@ -213,36 +229,125 @@ public struct ChannelTail: Sendable {
 
 }
 
-/// Thread-safe home of the tail: the subscriber worker appends from its thread, the
-/// console reads from its own. It wakes the console through `wake` after each batch.
-public final class TailStore: SubscriberSink, Sendable {
-    public let tail: Mutex<ChannelTail>
-    private let notices = Mutex<[SubscriberNotice]>([])
+/// A gap in the tail: the subscriber was not receiving between `from` (the last moment
+/// it was known to be: its last message or PING reply) and `to` (subscribed again).
+public struct TailGap: Sendable, Equatable {
+    public var from: Double
+    public var to: Double
+    public var reason: String
+    public init(from: Double, to: Double, reason: String) { self.from = from; self.to = to; self.reason = reason }
+}
+
+/// What the subscriber reports besides messages, in the domain's words.
+public enum TailNotice: Sendable, Equatable {
+    case connected(endpoint: String)
+    case subscribed(name: Bytes, isPattern: Bool)
+    case unsubscribed(name: Bytes, isPattern: Bool)
+    case disconnected(reason: String, retryIn: Double)
+    case gap(TailGap)
+    case refused(name: Bytes?, isPattern: Bool, reason: String)
+    case fatal(reason: String)
+
+    public init(_ n: SubscriberNotice) {
+        switch n {
+        case .connected(let e): self = .connected(endpoint: e)
+        case .subscribed(let n, let p): self = .subscribed(name: n, isPattern: p)
+        case .unsubscribed(let n, let p): self = .unsubscribed(name: n, isPattern: p)
+        case .disconnected(let r, let d): self = .disconnected(reason: r, retryIn: d)
+        case .gap(let f, let t, let r): self = .gap(TailGap(from: f, to: t, reason: r))
+        case .refused(let n, let p, let r): self = .refused(name: n, isPattern: p, reason: r)
+        case .fatal(let r): self = .fatal(reason: r)
+        }
+    }
+}
+
+/// Where the subscriber thread hands over what it reads: a bounded queue, in order, of
+/// message batches and notices. The console's loop takes everything at once (O(1) under
+/// the lock) and works on it without holding the lock the subscriber needs. When more than
+/// `capacity` messages wait, the oldest are dropped, and counted per channel.
+public final class TailInbox: SubscriberSink, Sendable {
+    public enum Item: Sendable {
+        case messages([ReceivedMessage])
+        case notice(TailNotice)
+    }
+    public struct Taken: Sendable {
+        public var items: [Item] = []
+        /// Messages dropped before they were taken, per channel.
+        public var dropped: [Bytes: Int] = [:]
+    }
+    private struct State {
+        var items = Deque<Item>()
+        var messages = 0
+        var dropped: [Bytes: Int] = [:]
+    }
+    private let state = Mutex(State())
+    public let capacity: Int
     private let wake: @Sendable () -> Void
 
     public init(capacity: Int = 10_000, wake: @escaping @Sendable () -> Void = {}) {
-        tail = Mutex(ChannelTail(capacity: capacity))
+        self.capacity = max(1, capacity)
         self.wake = wake
     }
 
     public func deliver(_ messages: [ReceivedMessage]) {
-        tail.withLock { $0.append(messages: messages) }
+        state.withLock { s in
+            s.items.append(.messages(messages))
+            s.messages += messages.count
+            // Over capacity: the oldest messages go (they would be evicted from the ring anyway).
+            while s.messages > capacity, let first = s.items.first {
+                guard case .messages(var ms) = first else {
+                    // A notice at the front stays; drop from the batch behind it instead.
+                    if let i = s.items.firstIndex(where: { if case .messages = $0 { return true }; return false }),
+                       case .messages(var ms2) = s.items[i] {
+                        let n = min(ms2.count, s.messages - capacity)
+                        for m in ms2.prefix(n) { s.dropped[m.channel, default: 0] += 1 }
+                        ms2.removeFirst(n)
+                        s.messages -= n
+                        if ms2.isEmpty { s.items.remove(at: i) } else { s.items[i] = .messages(ms2) }
+                        continue
+                    }
+                    break
+                }
+                let n = min(ms.count, s.messages - capacity)
+                for m in ms.prefix(n) { s.dropped[m.channel, default: 0] += 1 }
+                ms.removeFirst(n)
+                s.messages -= n
+                if ms.isEmpty { s.items.removeFirst() } else { s.items[s.items.startIndex] = .messages(ms) }
+            }
+        }
         wake()
     }
 
     public func notice(_ n: SubscriberNotice) {
-        tail.withLock { t in
-            switch n {
-            case .gap(let from, let to): t.append(gapFrom: from, to: to)
-            default: break
-            }
-        }
-        notices.withLock { $0.append(n) }
+        state.withLock { $0.items.append(.notice(TailNotice(n))) }
         wake()
     }
 
-    /// Notices since the last call (for the status line and flash messages).
-    public func takeNotices() -> [SubscriberNotice] {
-        notices.withLock { n in let out = n; n.removeAll(); return out }
+    /// Everything waiting, in order.
+    public func take() -> Taken {
+        state.withLock { s in
+            let out = Taken(items: Array(s.items), dropped: s.dropped)
+            s.items.removeAll()
+            s.messages = 0
+            s.dropped.removeAll()
+            return out
+        }
+    }
+}
+
+extension ChannelTail {
+    /// Appends what the inbox handed over; returns the notices, in order, for the console.
+    public mutating func absorb(_ taken: TailInbox.Taken, now: Double) -> [TailNotice] {
+        var notices: [TailNotice] = []
+        account(dropped: taken.dropped, at: now)
+        for item in taken.items {
+            switch item {
+            case .messages(let ms): append(messages: ms)
+            case .notice(let n):
+                if case .gap(let g) = n { append(gap: g) }
+                notices.append(n)
+            }
+        }
+        return notices
     }
 }

@@ -78,9 +78,10 @@ public final class DemoTraffic: Sendable {
         cmds.append(cmd(["SET", key("workspace:leaked-1"), workspaceJSON(999_001, &r)]))
         cmds.append(cmd(["SET", key("workspace:leaked-2"), workspaceJSON(999_002, &r)]))
         cmds.append(cmd(["SET", key("workspace:long-ttl"), workspaceJSON(999_003, &r), "EX", 86_400]))
-        // Locks: a few held, one stuck (no TTL).
-        for _ in 0..<5 { cmds.append(cmd(["SET", key("lock:") + key("workspace:\(r.int(1...workspaces))"), "worker-\(r.int(1...9))", "NX", "EX", r.int(2...10)])) }
-        cmds.append(cmd(["SET", key("lock:") + key("workspace:17"), "worker-crashed", "NX"]))
+        // Locks as the application takes them: `lock:${key}` for the cache key `workspace:{id}`,
+        // prefixed once by its client, value always "1", SET NX EX 10. A few held, one stuck (no TTL).
+        for _ in 0..<5 { cmds.append(cmd(["SET", key("lock:workspace:\(r.int(1...workspaces))"), "1", "NX", "EX", r.int(2...10)])) }
+        cmds.append(cmd(["SET", key("lock:workspace:17"), "1", "NX"]))
         // Other types, some without TTL.
         for u in 1...40 { cmds.append(cmd(["HSET", key("user:\(u)"), "name", "User \(u)", "email", "user\(u)@example.com", "role", r.pick(["owner", "admin", "member"])])) }
         for i in 0..<30 { cmds.append(cmd(["RPUSH", key("queue:emails"), #"{"to":"user\#(i)@example.com","template":"invite"}"#])) }
@@ -140,9 +141,9 @@ public final class DemoTraffic: Sendable {
                 // Cache-aside: a read that misses refills with TTL 300 (under a stampede lock).
                 for _ in 0..<r.int(1...8) {
                     let id = r.int(1...workspaces)
-                    cmds.append(cmd(["SET", key("lock:") + key("workspace:\(id)"), "worker-\(r.int(1...9))", "NX", "EX", Int(schema.lockTTL)]))
+                    cmds.append(cmd(["SET", key("lock:workspace:\(id)"), "1", "NX", "EX", Int(schema.lockTTL)]))
                     cmds.append(cmd(["SET", key("workspace:\(id)"), workspaceJSON(id, &r), "EX", Int(schema.cacheTTL), "NX"]))
-                    if r.chance(0.7) { cmds.append(cmd(["DEL", key("lock:") + key("workspace:\(id)")])) }
+                    if r.chance(0.7) { cmds.append(cmd(["DEL", key("lock:workspace:\(id)")])) }
                 }
                 // Clients hitting the limiter; one abusive client keeps hammering.
                 for _ in 0..<r.int(0...3) {

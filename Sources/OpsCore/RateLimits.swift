@@ -2,7 +2,7 @@ import RedisProtocol
 import RedisClient
 
 /// One fixed-window counter of the application's rate limiter.
-public struct RateLimitCounter: Sendable, Equatable {
+public struct RateLimitCounter: BoardRow {
     public enum Kind: String, Sendable { case ip, user, other }
     public enum State: Int, Sendable, Comparable {
         case blocked = 0, near = 1, ok = 2, unknown = 3
@@ -17,10 +17,12 @@ public struct RateLimitCounter: Sendable, Equatable {
     public var limit: Int64
     public var window: Int64
     public var ttl: TTLState?
+    /// Wall-clock time of the reading (the TTL counts down locally from it).
+    public var readAt: Double
 
-    public init(key: Bytes, identifier: Bytes, kind: Kind, count: Int64?, limit: Int64, window: Int64, ttl: TTLState?) {
+    public init(key: Bytes, identifier: Bytes, kind: Kind, count: Int64?, limit: Int64, window: Int64, ttl: TTLState?, readAt: Double = 0) {
         self.key = key; self.identifier = identifier; self.kind = kind; self.count = count
-        self.limit = limit; self.window = window; self.ttl = ttl
+        self.limit = limit; self.window = window; self.ttl = ttl; self.readAt = readAt
     }
 
     public var state: State {
@@ -30,6 +32,7 @@ public struct RateLimitCounter: Sendable, Equatable {
         return .ok
     }
     public var isBlocked: Bool { state == .blocked }
+    public var isGone: Bool { ttl == .gone }
     /// No TTL (blocks forever once over the limit), or a TTL longer than the window.
     public var isBroken: Bool {
         switch ttl {
@@ -61,13 +64,47 @@ public struct RateLimitCounter: Sendable, Equatable {
     }
 }
 
-/// Finds and reads rate-limit counters: SCAN (bounded COUNT) plus GET and PTTL in pipelines.
-public struct RateLimitReader: Sendable {
-    public var schema: KeySchema
+/// Reads GET and PTTL for each page of counter keys (counters gone since SCAN are dropped).
+public final class CounterReader: BoardReader {
+    public let schema: KeySchema
+    public var now: () -> Double = wallClockNow
+    /// A refused read (NOPERM) is kept here and the listing stops with it.
+    public private(set) var refusal: ServerError?
     public init(schema: KeySchema) { self.schema = schema }
 
+    public func gone(_ key: Bytes, at: Double) -> RateLimitCounter {
+        let id = identifier(of: key)
+        return RateLimitCounter(key: key, identifier: id, kind: kind(of: id), count: nil, limit: schema.rateLimit,
+                                window: schema.rateWindow, ttl: .gone, readAt: at)
+    }
+
+    public func request(_ keys: [Bytes]) -> (commands: [[Bytes]], token: Void) {
+        var cmds: [[Bytes]] = []
+        cmds.reserveCapacity(keys.count * 2)
+        for k in keys { cmds.append([Bytes(utf8: "GET"), k]); cmds.append([Bytes(utf8: "PTTL"), k]) }
+        return (cmds, ())
+    }
+
+    public func rows(_ keys: [Bytes], _ token: Void, _ r: ArraySlice<RESPValue>) -> [RateLimitCounter] {
+        var out: [RateLimitCounter] = []
+        var j = r.startIndex
+        let at = now()
+        for k in keys {
+            let v = r[j], t = r[j + 1]
+            j += 2
+            if let e = t.errorReply ?? v.errorReply, e.kind == .noPerm { refusal = refusal ?? e; continue }
+            if case .bulk(nil) = v { continue }              // gone since the scan
+            let ttl = t.int.map(TTLState.init(pttl:))
+            if ttl == .gone { continue }
+            let id = identifier(of: k)
+            out.append(RateLimitCounter(key: k, identifier: id, kind: kind(of: id), count: v.errorReply == nil ? v.int : nil,
+                                        limit: schema.rateLimit, window: schema.rateWindow, ttl: ttl, readAt: at))
+        }
+        return out
+    }
+
     /// The text after the namespace of the rate-limit pattern (`ratelimit:`).
-    func identifier(of key: Bytes) -> Bytes {
+    public func identifier(of key: Bytes) -> Bytes {
         guard let rel = schema.relative(key) else { return key }
         let ns = Bytes(utf8: schema.rateLimitPattern.split(separator: "*", maxSplits: 1).first.map(String.init) ?? "")
         return rel.hasPrefix(ns) ? Array(rel[ns.count...]) : rel
@@ -78,51 +115,5 @@ public struct RateLimitReader: Sendable {
         if id.hasPrefix(Bytes(utf8: "user:")) { return .user }
         return .other
     }
-
-    /// Every counter under the prefix (on every primary in cluster mode), ordered blocked first.
-    public func scanAll(_ conn: RedisConnection, maxKeys: Int = 100_000) throws -> [RateLimitCounter] {
-        try scanAll(NodeSet(seed: conn), maxKeys: maxKeys)
-    }
-
-    public func scanAll(_ nodes: NodeSet, maxKeys: Int = 100_000) throws -> [RateLimitCounter] {
-        var out: [RateLimitCounter] = []
-        for conn in try nodes.scanNodes() {
-            let scanner = KeyScanner(match: schema.fullGlob(schema.rateLimitPattern), count: 1000)
-            var keys: [Bytes] = []
-            while keys.count < maxKeys, let page = try scanner.next(on: conn) { keys += page }
-            out += try read(keys, conn)
-        }
-        return out.sorted(by: RateLimitCounter.ordered)
-    }
-
-    /// Re-reads counters on the nodes that own them.
-    public func read(_ keys: [Bytes], _ nodes: NodeSet) throws -> [RateLimitCounter] {
-        var out: [RateLimitCounter] = []
-        for (conn, ks) in try nodes.group(keys) { out += try read(ks, conn) }
-        return out
-    }
-
-    /// Re-reads the given counters' values and TTLs in one pipeline (gone ones are dropped).
-    public func read(_ keys: [Bytes], _ conn: RedisConnection) throws -> [RateLimitCounter] {
-        var out: [RateLimitCounter] = []
-        var i = 0
-        while i < keys.count {
-            let chunk = Array(keys[i..<min(keys.count, i + 1000)])
-            var cmds: [[Bytes]] = []
-            for k in chunk { cmds.append([Bytes(utf8: "GET"), k]); cmds.append([Bytes(utf8: "PTTL"), k]) }
-            let r = try conn.pipeline(cmds)
-            for (j, k) in chunk.enumerated() {
-                let v = r[2 * j], t = r[2 * j + 1]
-                if case .bulk(nil) = v { continue }              // gone since the scan
-                if let e = t.errorReply, e.kind == .noPerm { throw RedisError.server(e) }
-                let ttl = t.int.map(TTLState.init(pttl:))
-                if ttl == .gone { continue }
-                let id = identifier(of: k)
-                out.append(RateLimitCounter(key: k, identifier: id, kind: kind(of: id), count: v.errorReply == nil ? v.int : nil,
-                                            limit: schema.rateLimit, window: schema.rateWindow, ttl: ttl))
-            }
-            i += 1000
-        }
-        return out
-    }
 }
+

@@ -43,6 +43,12 @@ public struct ServerSeries: Sendable, Equatable {
         return samples.first { last.at - $0.at <= seconds + 0.5 } ?? samples.first
     }
 
+    /// How many seconds of history a figure over `seconds` really covers (less at the start).
+    public func span(over seconds: Double) -> Double {
+        guard let last = samples.last, let base = baseline(seconds) else { return 0 }
+        return last.at - base.at
+    }
+
     /// Hit ratio over the last `seconds` from keyspace hit/miss deltas; nil without lookups or history.
     public func hitRatio(over seconds: Double = 60) -> Double? {
         guard let last = samples.last, let base = baseline(seconds), base.at < last.at,
@@ -89,4 +95,104 @@ public func sparkline(_ values: [Double], width: Int, min lo: Double? = nil, max
         let t = (x - mn) / (mx - mn)
         return blocks[Swift.max(0, Swift.min(7, Int((t * 7).rounded())))]
     })
+}
+
+/// Who is connected (CLIENT LIST, summarised): the application's connections by name,
+/// and every subscriber with its subscriptions and output-buffer use, so a slow
+/// subscriber is visible before the server cuts it off.
+public struct ClientSummary: Sendable, Equatable {
+    public struct Group: Sendable, Equatable {
+        public var name: String
+        public var count: Int
+        public var addresses: [String]
+        public var omem: Int64
+    }
+    public struct Subscriber: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var addr: String
+        public var channels: Int
+        public var patterns: Int
+        public var shardChannels: Int
+        /// Output buffer memory (bytes) and list length: what the server holds back for it.
+        public var omem: Int64
+        public var oll: Int64
+        public var age: Int64
+    }
+    public var total = 0
+    public var groups: [Group] = []
+    public var subscribers: [Subscriber] = []
+
+    public init(clientList text: String) {
+        var byName: [String: Int] = [:]
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            var f: [Substring: Substring] = [:]
+            for part in line.split(separator: " ") {
+                guard let eq = part.firstIndex(of: "=") else { continue }
+                f[part[..<eq]] = part[part.index(after: eq)...]
+            }
+            guard let id = f["id"] else { continue }
+            total += 1
+            let name = f["name"].map(String.init).flatMap { $0.isEmpty ? nil : $0 } ?? "(no name)"
+            let addr = f["addr"].map(String.init) ?? "?"
+            let omem = Int64(f["omem"] ?? "0") ?? 0
+            if let i = byName[name] {
+                groups[i].count += 1
+                groups[i].omem += omem
+                if groups[i].addresses.count < 3 { groups[i].addresses.append(addr) }
+            } else {
+                byName[name] = groups.count
+                groups.append(Group(name: name, count: 1, addresses: [addr], omem: omem))
+            }
+            let sub = Int(f["sub"] ?? "0") ?? 0, psub = Int(f["psub"] ?? "0") ?? 0, ssub = Int(f["ssub"] ?? "0") ?? 0
+            if sub + psub + ssub > 0 || (f["flags"]?.contains("P") ?? false) {
+                subscribers.append(Subscriber(id: String(id), name: name, addr: addr, channels: sub, patterns: psub, shardChannels: ssub,
+                                              omem: omem, oll: Int64(f["oll"] ?? "0") ?? 0, age: Int64(f["age"] ?? "0") ?? 0))
+            }
+        }
+        groups.sort { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
+        subscribers.sort { $0.omem != $1.omem ? $0.omem > $1.omem : $0.id < $1.id }
+    }
+}
+
+/// One LATENCY LATEST entry.
+public struct LatencyEvent: Sendable, Equatable {
+    public var event: String
+    public var at: Int64
+    public var latestMs: Int64
+    public var maxMs: Int64
+    public static func parse(_ v: RESPValue) -> [LatencyEvent] {
+        (v.array ?? []).compactMap { e in
+            guard let a = e.array, a.count >= 4, let name = a[0].string, let at = a[1].int, let l = a[2].int, let m = a[3].int else { return nil }
+            return LatencyEvent(event: name, at: at, latestMs: l, maxMs: m)
+        }
+    }
+}
+
+/// Everything the Server view shows, read in one round trip; what the user may not run
+/// is an error in its own field, the rest still shown.
+public struct ServerReading: Sendable, Equatable {
+    public var sample: ServerSample
+    public var slowlog: [SlowlogEntry]?
+    public var slowlogError: String?
+    public var clients: ClientSummary?
+    public var clientsError: String?
+    public var latency: [LatencyEvent]?
+    public var latencyError: String?
+
+    /// INFO, SLOWLOG GET, LATENCY LATEST and (when `clients`) CLIENT LIST, pipelined.
+    public static func read(_ conn: RedisConnection, clients: Bool) throws -> ServerReading {
+        var extra: [[Bytes]] = [[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")], [Bytes(utf8: "LATENCY"), Bytes(utf8: "LATEST")]]
+        if clients { extra.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "LIST")]) }
+        let (ov, r) = try ServerOverview.fetch(conn, alongWith: extra)
+        var out = ServerReading(sample: ServerSample(at: wallClockNow(), overview: ov))
+        if let e = r[0].errorReply { out.slowlogError = e.message } else { out.slowlog = SlowlogEntry.parse(r[0]) }
+        if let e = r[1].errorReply { out.latencyError = e.message } else { out.latency = LatencyEvent.parse(r[1]) }
+        if clients {
+            if let e = r[2].errorReply { out.clientsError = e.message } else { out.clients = ClientSummary(clientList: r[2].string ?? "") }
+        }
+        return out
+    }
+
+    public init(sample: ServerSample) { self.sample = sample }
 }

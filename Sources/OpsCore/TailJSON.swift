@@ -13,6 +13,13 @@ public enum TailJSON {
         return .object(f)
     }
 
+    /// `{"gap":{"from":"ISO","to":"ISO","reason":"…"}}`, where messages may have been lost.
+    public static func gap(_ g: TailGap, into out: inout Bytes) {
+        JSON.object([("gap", .object([("from", .string(isoTimestamp(g.from))), ("to", .string(isoTimestamp(g.to))),
+                                      ("reason", .string(g.reason))]))]).write(to: &out)
+        out.append(10)
+    }
+
     public static func line(_ m: ReceivedMessage, truncatedFrom: Int? = nil, into out: inout Bytes) {
         object(m, truncatedFrom: truncatedFrom).write(to: &out)
         out.append(10)

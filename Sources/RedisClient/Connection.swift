@@ -41,6 +41,11 @@ public final class RedisConnection: @unchecked Sendable {
     let decoder: RESPDecoder
     private var readBuffer: UnsafeMutableRawBufferPointer
     private var failure: RedisError?
+    /// The server's id for this connection (CLIENT ID), when the user may ask for it:
+    /// lets a later connection make sure this one will run nothing more (CLIENT KILL ID).
+    public private(set) var clientID: Int64?
+    /// READONLY was sent (reads from a cluster replica).
+    public var readOnlyMode = false
 
     public init(_ config: ConnectionConfig) throws {
         self.config = config
@@ -79,11 +84,11 @@ public final class RedisConnection: @unchecked Sendable {
             selectIndex = cmds.count
             cmds.append([Bytes(utf8: "SELECT"), Bytes(utf8: String(config.db))])
         }
-        var nameIndex = -1
         if let n = config.clientName {
-            nameIndex = cmds.count
             cmds.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "SETNAME"), Bytes(utf8: n)])
         }
+        let idIndex = cmds.count
+        cmds.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "ID")])
         let replies = try pipeline(cmds)
         if authIndex >= 0, let e = replies[authIndex].errorReply {
             let who = config.user.map { "user '\($0)'" } ?? "the default user"
@@ -101,7 +106,8 @@ public final class RedisConnection: @unchecked Sendable {
         if selectIndex >= 0, let e = replies[selectIndex].errorReply {
             throw RedisError.server(ServerError("\(e.code) SELECT \(config.db) failed: \(e.message)"))
         }
-        _ = nameIndex  // CLIENT SETNAME may be forbidden for this user; that's fine.
+        // CLIENT SETNAME and CLIENT ID may be forbidden for this user; that's fine.
+        if case .integer(let id) = replies[idIndex] { clientID = id }
     }
 
     // MARK: requests

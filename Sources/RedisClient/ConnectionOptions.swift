@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Connection flags as given on the command line (nil = not given).
 public struct ConnectionFlags: Sendable, Equatable {
@@ -15,6 +18,7 @@ public struct ConnectionFlags: Sendable, Equatable {
     public var insecure: Bool = false
     public var prefix: String?
     public var readOnly: Bool = false
+    public var db: Int?
     /// A password from elsewhere (a profile's `password_env`); never from the command line.
     public var password: Secret?
     public init() {}
@@ -26,6 +30,8 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// The application's key prefix (applies to keys, never to channel names).
     public var prefix: String
     public var readOnly: Bool
+    /// Things worth a warning on stderr (a password where others can read it).
+    public var warnings: [String] = []
 
     public var isTLS: Bool { config.tls != nil }
     public var insecure: Bool { config.tls?.insecure ?? false }
@@ -72,7 +78,11 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
             if let colon = userinfo.firstIndex(of: ":") {
                 let u = String(userinfo[..<colon])
                 user = u.isEmpty ? nil : try RedisURL.decode(u)
-                password = try RedisURL.decode(String(userinfo[userinfo.index(after: colon)...]))
+                let pw = String(userinfo[userinfo.index(after: colon)...])
+                if pw.isEmpty {
+                    throw RedisError.usage("invalid URL '\(RedisURL.redact(s))': the password after ':' is empty (leave out ':' and '@', or give the password with --password-file)")
+                }
+                password = try RedisURL.decode(pw)
             } else if !userinfo.isEmpty {
                 user = try RedisURL.decode(String(userinfo))
             }
@@ -124,7 +134,9 @@ extension ConnectionOptions {
     /// individual flags, then `--url`, then `REDIS_URL`, then `REDIS_HOST` & co.
     /// `NODE_ENV=production` turns TLS on, as the application does.
     public static func resolve(flags: ConnectionFlags, environment env: [String: String],
-                               readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }) throws -> ConnectionOptions {
+                               readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) },
+                               fileMode: (String) -> UInt32? = ConnectionOptions.fileMode) throws -> ConnectionOptions {
+        var warnings: [String] = []
         let flagURL = try flags.url.map { try RedisURL(parsing: $0) }
         let envURL = try env["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }.map { u -> RedisURL in
             do { return try RedisURL(parsing: u) } catch { throw RedisError.usage("REDIS_URL: \(error)") }
@@ -145,15 +157,23 @@ extension ConnectionOptions {
             do { text = try readFile(f) } catch {
                 throw RedisError.usage("cannot read --password-file '\(f)': \((error as NSError).localizedDescription)")
             }
-            var t = Substring(text)
-            while let l = t.last, l == "\n" || l == "\r" { t = t.dropLast() }
-            password = String(t)
+            // Trailing CR and LF go (a file saved on Windows ends in CR LF, which Swift counts as one character).
+            var scalars = Substring(text).unicodeScalars
+            while let l = scalars.last, l == "\n" || l == "\r" { scalars.removeLast() }
+            password = String(scalars)
+            if let mode = fileMode(f), mode & 0o077 != 0 {
+                warnings.append("the password file '\(f)' can be read by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
+            }
         } else if let p = flags.password {
             password = p.value
         } else {
             password = flagURL?.password ?? envURL?.password ?? env["REDIS_AUTH_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         }
-        let db = flagURL?.db ?? envURL?.db ?? 0
+        let db = flags.db ?? flagURL?.db ?? envURL?.db ?? 0
+        if let d = flags.db, d < 0 { throw RedisError.usage("-n \(d): the database number must be 0 or more") }
+        if flagURL?.password != nil {
+            warnings.append("a password inside --url can be seen by other users (ps, shell history); use --password-file, --askpass or REDIS_AUTH_TOKEN")
+        }
 
         var tls: Bool
         if flags.tls { tls = true }
@@ -176,6 +196,13 @@ extension ConnectionOptions {
 
         let config = ConnectionConfig(host: host, port: port ?? 6379, user: user,
                                       password: password.map(Secret.init), db: db, tls: tlsSettings)
-        return ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly)
+        return ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly, warnings: warnings)
+    }
+
+    /// The permission bits of a file (nil if it cannot be read).
+    public static func fileMode(_ path: String) -> UInt32? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt32(st.st_mode)
     }
 }

@@ -60,37 +60,10 @@ public final class Subscriber: @unchecked Sendable {
         catch let e as RedisError { throw connection.breakConnection(e) }
     }
 
-    /// Waits up to `timeout` for data, then decodes every event available without
-    /// blocking further. Appends to `out`; returns how many were appended.
-    @discardableResult
-    public func read(timeout: Double, into out: inout [PubSubEvent]) throws -> Int {
-        let before = out.count
-        do {
-            try decodeAll(into: &out)
-            if out.count > before { return out.count - before }
-            if !connection.transport.hasBufferedInput {
-                if !connection.transport.waitFor(POLLIN, seconds: timeout) { return 0 }
-            }
-            _ = try connection.fillAvailable()
-            try decodeAll(into: &out)
-        } catch let e as ProtocolError {
-            throw connection.breakConnection(.protocolViolation(e.message))
-        } catch let e as RedisError {
-            throw connection.breakConnection(e)
-        }
-        return out.count - before
-    }
-
     private static let MESSAGE = Bytes(utf8: "message"), PMESSAGE = Bytes(utf8: "pmessage")
     private static let SUBSCRIBED = Bytes(utf8: "subscribe"), PSUBSCRIBED = Bytes(utf8: "psubscribe")
     private static let UNSUBSCRIBED = Bytes(utf8: "unsubscribe"), PUNSUBSCRIBED = Bytes(utf8: "punsubscribe")
     private static let PONG = Bytes(utf8: "pong")
-
-    private func decodeAll(into out: inout [PubSubEvent]) throws {
-        while let v = try connection.decoder.next() {
-            if let ev = try interpret(v) { out.append(ev) }
-        }
-    }
 
     /// The hot path of a tail: messages go straight from hiredis's objects into
     /// `ReceivedMessage`s; everything else becomes a `PubSubEvent`.

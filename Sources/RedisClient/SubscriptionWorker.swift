@@ -5,18 +5,6 @@ import Foundation
 import Synchronization
 import RedisProtocol
 
-/// A message as received, stamped with the wall-clock time it arrived.
-public struct ReceivedMessage: Sendable, Equatable {
-    public var channel: Bytes
-    public var pattern: Bytes?
-    public var payload: Bytes
-    /// Seconds since 1970 (UTC).
-    public var receivedAt: Double
-    public init(channel: Bytes, pattern: Bytes?, payload: Bytes, receivedAt: Double) {
-        self.channel = channel; self.pattern = pattern; self.payload = payload; self.receivedAt = receivedAt
-    }
-}
-
 /// What the worker reports besides messages.
 public enum SubscriberNotice: Sendable, Equatable {
     case connected(endpoint: String)
@@ -24,8 +12,9 @@ public enum SubscriberNotice: Sendable, Equatable {
     case unsubscribed(name: Bytes, isPattern: Bool)
     /// The connection dropped; the worker retries after `retryIn` seconds.
     case disconnected(reason: String, retryIn: Double)
-    /// Reconnected and resubscribed: messages published between these times were lost.
-    case gap(from: Double, to: Double)
+    /// Reconnected and resubscribed: messages published between these times may have been
+    /// lost. `from` is the last moment the subscriber was known to be receiving.
+    case gap(from: Double, to: Double, reason: String)
     /// The server refused one subscription (e.g. NOPERM): it is dropped, not retried.
     case refused(name: Bytes?, isPattern: Bool, reason: String)
     /// A permanent failure (wrong password, untrusted certificate): no more retries.
@@ -150,6 +139,7 @@ public final class SubscriptionWorker: Sendable {
     private func run() {
         var backoff = Backoff(base: backoffBase, cap: backoffCap)
         var lostAt: Double? = nil
+        var lostReason = ""
         while !stopping {
             let sub: Subscriber
             do {
@@ -160,7 +150,7 @@ public final class SubscriptionWorker: Sendable {
                     _ = pause(.infinity)
                     return
                 }
-                if lostAt == nil { lostAt = wallClockNow() }
+                if lostAt == nil { lostAt = wallClockNow(); lostReason = e.description }
                 let d = backoff.nextDelay()
                 sink.notice(.disconnected(reason: e.description, retryIn: d))
                 if !pause(d) { return }
@@ -183,12 +173,13 @@ public final class SubscriptionWorker: Sendable {
                 continue
             }
             sink.notice(.connected(endpoint: config.endpoint))
-            if let t = lostAt { sink.notice(.gap(from: t, to: wallClockNow())); lostAt = nil }
+            if let t = lostAt { sink.notice(.gap(from: t, to: wallClockNow(), reason: lostReason)); lostAt = nil }
             let err = pump(sub, backoff: &backoff)
             sub.close()
             if stopping { return }
             if let err {
                 lostAt = wallClockNow()
+                lostReason = err.text
                 if case .fatal = err { return }
                 let d = backoff.nextDelay()
                 sink.notice(.disconnected(reason: err.text, retryIn: d))

@@ -6,9 +6,9 @@ import RedisProtocol
 import OpsCore
 import ConsoleUI
 
-/// Measures the console's tail without a terminal: the same subscriber worker, ring
-/// buffer, reducer and renderer as the console (rendering a 120x40 grid at 30 fps),
-/// driven for a fixed time. Used by scripts/bench.sh; prints one JSON object.
+/// Measures the console's tail without a terminal: the same subscriber worker, inbox, ring
+/// buffer, reducer and renderer as the console (a 120x40 grid at 30 fps), driven for a
+/// fixed time. Used by scripts/bench.sh; prints one JSON object.
 struct BenchTailCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "bench-tail", abstract: "Benchmark the console's live tail (for scripts/bench.sh).", shouldDisplay: false)
 
@@ -18,22 +18,23 @@ struct BenchTailCommand: ParsableCommand {
     @Option(name: .long) var buffer: Int = 10_000
 
     final class Counter: SubscriberSink, @unchecked Sendable {
-        let store: TailStore
+        let inbox: TailInbox
         let disconnects = Atomic<Int>(0)
-        init(_ s: TailStore) { store = s }
-        func deliver(_ m: [ReceivedMessage]) { store.deliver(m) }
+        init(_ i: TailInbox) { inbox = i }
+        func deliver(_ m: [ReceivedMessage]) { inbox.deliver(m) }
         func notice(_ n: SubscriberNotice) {
             if case .disconnected = n { disconnects.add(1, ordering: .relaxed) }
-            store.notice(n)
+            inbox.notice(n)
         }
     }
 
     func run() throws {
         let opts = try connection.resolve()
-        let store = TailStore(capacity: buffer)
-        let sink = Counter(store)
+        let inbox = TailInbox(capacity: buffer)
+        let sink = Counter(inbox)
         let worker = SubscriptionWorker(config: opts.config, channels: [Bytes(utf8: channel)], patterns: [], sink: sink)
         worker.start()
+        var tail = ChannelTail(capacity: buffer)
         var state = AppState(width: 120, height: 40, now: wallClockNow(),
                              session: SessionInfo(endpoint: opts.config.endpoint, tls: opts.isTLS, user: nil, prefix: opts.prefix, readOnly: false))
         state.subscriptions = [Subscription(name: Bytes(utf8: channel), isPattern: false, active: true)]
@@ -43,19 +44,18 @@ struct BenchTailCommand: ParsableCommand {
         while monotonicNow() - start < seconds {
             usleep(33_000)
             state.now = wallClockNow()
-            let grid = store.tail.withLock { t -> CellGrid in
-                _ = Reducer.reduce(&state, .tailChanged, tail: t)
-                return Screen.render(state, tail: t)
-            }
+            _ = tail.absorb(inbox.take(), now: state.now)
+            _ = Reducer.reduce(&state, .tailChanged, tail: tail)
+            let grid = Screen.render(state, tail: tail)
             checksum &+= grid.cells.count
             frames += 1
         }
         worker.stop()
+        _ = tail.absorb(inbox.take(), now: wallClockNow())
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        let (received, evicted) = store.tail.withLock { ($0.received, $0.evicted) }
         let out = JSON.object([
-            ("received", .int(Int64(received))), ("dropped", .int(0)), ("evicted_from_ring", .int(Int64(evicted))),
+            ("received", .int(Int64(tail.received))), ("dropped", .int(0)), ("evicted_from_ring", .int(Int64(tail.evicted))),
             ("disconnects", .int(Int64(sink.disconnects.load(ordering: .relaxed)))),
             ("peak_rss_kb", .int(Int64(usage.ru_maxrss))), ("frames", .int(Int64(frames))),
         ])

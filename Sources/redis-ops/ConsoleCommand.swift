@@ -32,6 +32,7 @@ struct ConsoleCommand: ParsableCommand {
         var pats = patterns.map { Bytes(utf8: $0) }
         let chans = channels.map { Bytes(utf8: $0) }
         if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
-        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema)).run()
+        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema,
+                                    audit: connection.audit, colour: connection.colour, replicaReads: connection.replicaReads)).run()
     }
 }

@@ -20,6 +20,10 @@ struct DemoCommand: ParsableCommand {
     var noConsole = false
     @Option(name: .long, help: "The application's key prefix.")
     var prefix: String = "app:"
+    @Option(name: .customLong("audit-log"), help: "Audit log file (default $REDIS_OPS_AUDIT_LOG or ~/.local/state/redis-ops/audit.log).")
+    var auditLog: String?
+    @Flag(name: .customLong("no-color"), help: "No colour (also NO_COLOR).")
+    var noColor = false
 
     func validate() throws {
         if let p = port, !(1...65535).contains(p) { throw ValidationError("--port must be 1-65535") }
@@ -56,7 +60,9 @@ struct DemoCommand: ParsableCommand {
         flags.port = server.port
         flags.prefix = prefix
         let opts = try ConnectionOptions.resolve(flags: flags, environment: [:])
-        try Console(ConsoleSettings(options: opts, channels: [], patterns: [Bytes(utf8: schema.eventsPattern)])).run()
+        let colour = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
+        try Console(ConsoleSettings(options: opts, channels: [], patterns: [Bytes(utf8: schema.eventsPattern)], schema: schema,
+                                    audit: AuditLog.resolve(explicit: auditLog, environment: ProcessInfo.processInfo.environment), colour: colour)).run()
     }
 }
 

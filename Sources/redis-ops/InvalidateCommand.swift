@@ -9,88 +9,197 @@ import ConsoleUI
 private let interrupted = Atomic<Bool>(false)
 private func onInterrupt(_ sig: Int32) { interrupted.store(true, ordering: .relaxed) }
 
+/// How keys are named on the command line: literally, as `\xHH` escapes, or in base64.
+struct KeyNaming: ParsableArguments {
+    @Option(name: .customLong("key-base64"), help: "A key (relative to the prefix) given in base64, for names that are not UTF-8 (repeatable).")
+    var keysBase64: [String] = []
+    @Flag(name: .long, help: "KEY arguments and --match use \\xHH escapes for bytes (and \\\\ for a backslash).")
+    var escaped = false
+
+    /// Decodes `\xHH` and `\\`; anything else stays as it is.
+    static func unescape(_ s: String) throws -> Bytes {
+        let b = Bytes(utf8: s)
+        var out = Bytes()
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "\\"), i + 1 < b.count {
+                if b[i + 1] == UInt8(ascii: "\\") { out.append(b[i]); i += 2; continue }
+                if b[i + 1] == UInt8(ascii: "x"), i + 3 < b.count, let v = UInt8(String(decoding: b[(i + 2)...(i + 3)], as: UTF8.self), radix: 16) {
+                    out.append(v); i += 4; continue
+                }
+                throw CLIError.usage("--escaped: '\(s)' has a backslash that is neither \\xHH nor \\\\")
+            }
+            out.append(b[i]); i += 1
+        }
+        return out
+    }
+
+    /// The keys named (relative to the prefix), as exact bytes.
+    func keys(_ args: [String]) throws -> [Bytes] {
+        var out = try args.map { escaped ? try Self.unescape($0) : Bytes(utf8: $0) }
+        for b in keysBase64 {
+            guard let d = Data(base64Encoded: b) else { throw CLIError.usage("--key-base64 '\(b)' is not valid base64") }
+            out.append(Bytes(d))
+        }
+        return out
+    }
+
+    func glob(_ g: String?) throws -> String? {
+        guard let g else { return nil }
+        return escaped ? String(decoding: try Self.unescape(g), as: UTF8.self) : g
+    }
+}
+
+/// The CLI side of a write: plan (dry run) → confirm → execute → report → audit, all in
+/// OpsCore's WriteSession, the console's flow too.
+enum WriteCLI {
+    static func run(_ req: WriteRequest, connection: ConnectionOptionGroup, schema: KeySchema, opts: ConnectionOptions,
+                    dryRun: Bool, yes: Bool, json: Bool, maxLatencyMs: Double?) throws {
+        if opts.readOnly && !dryRun {
+            throw CLIError.usage("read-only mode: \(req.action.rawValue) is refused (nothing was changed); --dry-run is allowed")
+        }
+        let nodes = try connection.nodes(opts)
+        let session = WriteSession(nodes: nodes, schema: schema,
+                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: opts.readOnly, audit: connection.audit))
+        if let m = maxLatencyMs { session.pacing = Pacing(latencyBudgetMs: m) }
+        session.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
+        let plan: WritePlan
+        do { plan = try session.plan(req) } catch let e as WriteRefused { throw CLIError.usage(e.description) }
+        if plan.protectedSkipped > 0 && !json {
+            Output.warn("note: \(plan.protectedSkipped) protected key(s) (\(schema.protectedPatterns.joined(separator: ", "))) left out; name the namespace in --match to include them")
+        }
+        if dryRun {
+            output(session.recordDryRun(plan), json: json)
+            return
+        }
+        if !plan.keys.isEmpty && !yes {
+            guard isatty(0) == 1 else {
+                throw CLIError.usage("\(plan.keys.count) keys match; refusing to \(req.action == .expire ? "change them" : "delete") without --yes (no terminal to ask on)")
+            }
+            Output.warn("\(plan.keys.count) key(s) will be \(req.action == .expire ? "given a TTL of \(req.ttl ?? schema.cacheTTL) s (EXPIRE)" : "deleted (UNLINK)"), for example:")
+            for k in plan.sample { Output.warn("  " + Escaper.string(k)) }
+            Output.warn("Type \(plan.keys.count) to go ahead, anything else to cancel: ")
+            let answer = readLine()?.trimmingCharacters(in: .whitespaces)
+            guard answer == String(plan.keys.count) else { throw CLIError.usage("not confirmed; nothing was changed") }
+        }
+        signal(SIGINT, onInterrupt)
+        let tty = isatty(2) == 1
+        var last = 0.0
+        let r = session.execute(plan, cancelled: { interrupted.load(ordering: .relaxed) }) { p in
+            let t = monotonicNow()
+            guard tty, t - last > 0.2 else { return }
+            last = t
+            Output.warnTrusted("\u{1B}[2K\r\(p.done)/\(p.total) · \(Int(p.rate)) keys/s\u{1B}[1A")
+        }
+        signal(SIGINT, SIG_DFL)
+        output(r, json: json)
+        Output.flush()
+        if r.unknown > 0 && !json { Output.warn("redis-ops: warning: the outcome of \(r.unknown) key(s) is unknown (their reply never arrived); they no longer exist") }
+        if let e = r.error {
+            throw CLIError.runtime("stopped after \(r.deleted + r.updated) of \(r.matched) (\(r.notAttempted) not attempted, \(r.unknown) unknown): \(Escaper.string(e))")
+        }
+        if r.cancelled { Output.warn("redis-ops: interrupted after \(r.deleted + r.updated) of \(r.matched); \(r.notAttempted) not attempted"); Glibc.exit(130) }
+    }
+
+    static func output(_ r: WriteReport, json: Bool) {
+        if json { Output.line(r.json.serialized()); return }
+        Output.line(r.text)
+        for k in r.sample { Output.line("  " + Escaper.string(k)) }
+        if r.matched > r.sample.count { Output.line("  … and \(r.matched - r.sample.count) more") }
+    }
+}
+
 struct InvalidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "invalidate",
         abstract: "Delete keys (UNLINK) by name or glob, after a dry run; asks on a terminal unless --yes.")
 
     @OptionGroup var connection: ConnectionOptionGroup
+    @OptionGroup var naming: KeyNaming
     @Option(name: .long, help: "Glob relative to the prefix (e.g. 'workspace:*'). Locks and rate-limit counters are left out unless the glob names them.")
     var match: String?
-    @Flag(name: .customLong("dry-run"), help: "Count and show what would go; delete nothing.")
+    @Flag(name: .customLong("dry-run"), help: "Count and show what would go; delete nothing (recorded in the audit log).")
     var dryRun = false
     @Flag(name: .long, help: "Do not ask for confirmation.")
     var yes = false
     @Flag(name: .long, help: "One JSON object.")
     var json = false
-    @Option(name: .customLong("audit-log"), help: "Audit log file (default $REDIS_OPS_AUDIT_LOG or ~/.local/state/redis-ops/audit.log).")
-    var auditLog: String?
+    @Option(name: .customLong("max-latency-ms"), help: "Latency the deletes may add for the application (p99, ms; default 2).")
+    var maxLatencyMs: Double?
     @Argument(help: "Keys relative to the prefix, taken literally (no glob).")
     var keys: [String] = []
 
     func validate() throws {
-        if match == nil && keys.isEmpty { throw ValidationError("name keys or give --match GLOB") }
+        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
         if let m = match, m.isEmpty { throw ValidationError("--match must not be empty") }
+        if let l = maxLatencyMs, l <= 0 { throw ValidationError("--max-latency-ms must be more than 0") }
     }
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
-        if opts.readOnly && !dryRun {
-            throw CLIError.usage("read-only mode: invalidate is refused (nothing was deleted); --dry-run is allowed")
-        }
-        let conn = try RedisConnection(opts.config)
-        let nodes = try NodeSet(seed: conn)
-        let req = InvalidationRequest(keys: keys.map { Bytes(utf8: $0) }, glob: match)
-        let inv = Invalidator(schema: schema)
-        let plan = try inv.plan(req, nodes: nodes)
-        let env = ProcessInfo.processInfo.environment
-        let audit = AuditLog(path: auditLog ?? AuditLog.defaultPath(environment: env), channel: env["REDIS_OPS_AUDIT_CHANNEL"].flatMap { $0.isEmpty ? nil : $0 })
-        func record(_ r: InvalidationReport) {
-            // Read-only refuses every write, the audit PUBLISH included: the record goes to the file only.
-            do { try audit.append(audit.record(server: opts.summary, aclUser: opts.config.user, what: req, report: r), publishOn: opts.readOnly ? nil : conn) }
-            catch { Output.warn("redis-ops: warning: \(error)") }
-        }
-        if plan.protectedSkipped > 0 && !json {
-            Output.warn("note: \(plan.protectedSkipped) protected key(s) (\(schema.protectedPatterns.joined(separator: ", "))) left out; name the namespace in --match to include them")
-        }
-        if dryRun || plan.keys.isEmpty {
-            var r = InvalidationReport(matched: plan.keys.count)
-            r.dryRun = dryRun
-            r.sample = plan.sample
-            record(r)
-            output(r, plan: plan)
-            return
-        }
-        if !yes {
-            guard isatty(0) == 1 else {
-                throw CLIError.usage("\(plan.keys.count) keys match; refusing to delete without --yes (no terminal to ask on)")
-            }
-            Output.warn("\(plan.keys.count) key(s) will be deleted (UNLINK), for example:")
-            for k in plan.sample { Output.warn("  " + Escaper.string(k)) }
-            Output.warn("Type \(plan.keys.count) to delete them, anything else to cancel: ")
-            let answer = readLine()?.trimmingCharacters(in: .whitespaces)
-            guard answer == String(plan.keys.count) else {
-                throw CLIError.usage("not confirmed; nothing was deleted")
-            }
-        }
-        signal(SIGINT, onInterrupt)
-        var r = inv.execute(plan, nodes: nodes, cancelled: { interrupted.load(ordering: .relaxed) })
-        signal(SIGINT, SIG_DFL)
-        r.sample = plan.sample
-        record(r)
-        output(r, plan: plan)
-        if let f = r.failure { throw CLIError.runtime("stopped after \(r.deleted) of \(r.matched): \(Escaper.string(f))") }
-        if r.cancelled { Output.flush(); Output.warn("redis-ops: interrupted after deleting \(r.deleted) of \(r.matched)"); Glibc.exit(130) }
+        let req = WriteRequest(action: .invalidate, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
+        try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
+    }
+}
+
+struct ExpireCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "expire",
+        abstract: "Give keys without a TTL (the leak the Keys view flags) a TTL, by name or glob, after a dry run.")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @OptionGroup var naming: KeyNaming
+    @Option(name: .long, help: "Glob relative to the prefix (e.g. 'workspace:*').")
+    var match: String?
+    @Option(name: .long, help: "TTL in seconds (default: the cache convention's, 300).")
+    var ttl: Int64?
+    @Flag(name: .long, help: "Every matching key, not only those without a TTL.")
+    var all = false
+    @Flag(name: .customLong("dry-run"), help: "Count and show what would change; change nothing (recorded in the audit log).")
+    var dryRun = false
+    @Flag(name: .long, help: "Do not ask for confirmation.")
+    var yes = false
+    @Flag(name: .long, help: "One JSON object.")
+    var json = false
+    @Option(name: .customLong("max-latency-ms"), help: "Latency the writes may add for the application (p99, ms; default 2).")
+    var maxLatencyMs: Double?
+    @Argument(help: "Keys relative to the prefix, taken literally.")
+    var keys: [String] = []
+
+    func validate() throws {
+        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
+        if let t = ttl, t < 1 { throw ValidationError("--ttl must be at least 1 second") }
     }
 
-    func output(_ r: InvalidationReport, plan: InvalidationPlan) {
-        if json { Output.line(r.json.serialized()); return }
-        if r.dryRun {
-            Output.line("dry run: \(r.matched) key(s) would be deleted; nothing was deleted")
-        } else {
-            Output.line("matched \(r.matched) · deleted \(r.deleted) · already gone \(r.alreadyGone) · failed \(r.failed)")
-        }
-        for k in r.sample { Output.line("  " + Escaper.string(k)) }
-        if r.matched > r.sample.count { Output.line("  … and \(r.matched - r.sample.count) more") }
+    func run() throws {
+        let (opts, schema) = try connection.resolveWithSchema()
+        var req = WriteRequest(action: .expire, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
+        req.ttl = ttl ?? schema.cacheTTL
+        req.onlyWithoutTTL = !all
+        try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
+    }
+}
+
+struct PublishCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish one message on a channel (refused in read-only mode; audited). Channel names never get the key prefix.")
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Flag(name: .long, help: "One JSON object.")
+    var json = false
+    @Argument(help: "The channel.") var channel: String
+    @Argument(help: "The payload.") var payload: String
+
+    func run() throws {
+        let (opts, schema) = try connection.resolveWithSchema()
+        if opts.readOnly { throw CLIError.usage("read-only mode: publish is refused (nothing was published)") }
+        let session = WriteSession(nodes: try connection.nodes(opts), schema: schema,
+                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: false, audit: connection.audit))
+        let plan = WritePlan(request: .publish(channel: Bytes(utf8: channel), payload: Bytes(utf8: payload)), keys: [])
+        let r = session.execute(plan)
+        if let e = r.error { throw CLIError.runtime(e) }
+        if json { Output.line(JSON.object([("channel", .string(channel)), ("receivers", .int(Int64(r.receivers ?? 0)))]).serialized()) }
+        else { Output.line("published to \(r.receivers ?? 0) subscriber\(r.receivers == 1 ? "" : "s")") }
     }
 }

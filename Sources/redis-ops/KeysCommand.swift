@@ -22,54 +22,36 @@ struct KeysCommand: ParsableCommand {
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
-        let conn = try RedisConnection(opts.config)
-        let nodes = try NodeSet(seed: conn)
-        let fetcher = MetadataFetcher()
+        let nodes = try connection.nodes(opts)
+        if nodes.replicaReads && !nodes.hasReplicas {
+            Output.warn("note: --replica-reads: no replicas found; reading from the primaries")
+        }
+        // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
+        let reader = KeyMetadataReader(schema: schema)
+        let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)
+        scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
         var emitted = 0
         if !json { Output.line(padRight("TTL", 10) + "  " + padRight("TYPE", 7) + "  " + padRight("SIZE", 9) + "  KEY") }
-        /// Prints one page; false once the limit is reached.
-        func emit(_ metas: [KeyMetadata]) -> Bool {
-            for m in metas {
-                if let l = limit, emitted >= l { return false }
-                guard let type = m.type, type != "none" else { continue }   // gone meanwhile
-                if m.ttl == .gone { continue }
-                emitted += 1
-                if json { Output.line(bytes: Self.jsonLine(m, type: type)) }
-                else {
-                    Output.line(padRight(formatTTL(m.ttl), 10) + "  " + padRight(type, 7) + "  " + padRight(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
+        if limit != 0 {
+            try scan.run { rows in
+                for m in rows {
+                    emitted += 1
+                    if json { Output.line(bytes: Self.jsonLine(m)) }
+                    else {
+                        Output.line(padRight(formatTTL(m.ttl), 10) + "  " + padRight(m.type ?? "?", 7) + "  " + padRight(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
+                    }
+                    if let l = limit, emitted >= l { return false }
                 }
+                return true
             }
-            return limit.map { emitted < $0 } ?? true
         }
-        // In cluster mode SCAN covers one node: every primary is scanned in turn.
-        nodeLoop: for conn in try nodes.scanNodes() {
-            let scanner = KeyScanner(match: schema.fullGlob(match), count: 1000)
-            // Two steps in flight: while the server answers page k's metadata (and the SCAN for
-            // page k+1, sent in the same write), page k-1 is formatted and printed.
-            var keys = try scanner.next(on: conn) ?? []
-            var ready: [KeyMetadata] = []
-            while !keys.isEmpty || !scanner.done {
-                var (cmds, pending) = fetcher.commands(for: keys)
-                let scanCmd = scanner.nextCommand
-                if let sc = scanCmd { cmds.append(sc) }
-                try conn.send(cmds)
-                if !emit(ready) { _ = try conn.receive(cmds.count); break nodeLoop }
-                let replies = try conn.receive(cmds.count)
-                ready = pending.replyCount == 0 ? pending.keys.map { KeyMetadata(key: $0, type: nil, ttl: nil, bytes: nil) }
-                                                : fetcher.parse(pending, replies.prefix(pending.replyCount))
-                keys = scanCmd != nil ? try scanner.consume(replies[replies.count - 1]) : []
-            }
-            if !emit(ready) { break }
-        }
-        if !json && !fetcher.memoryUsageAllowed {
-            Output.flush()
-            Output.warn("note: MEMORY USAGE is not permitted for this user; sizes are unknown")
-        }
+        Output.flush()
+        for w in reader.warnings { Output.warn("redis-ops: warning: " + w) }
     }
 
-    static func jsonLine(_ m: KeyMetadata, type: String) -> Bytes {
+    static func jsonLine(_ m: KeyInfo) -> Bytes {
         var f: [(String, JSON)] = [("key", .bytes(m.key))]
-        f.append(("type", .string(type)))
+        f.append(("type", m.type.map { .string($0) } ?? .null))
         f.append(("ttl_ms", m.ttl.map { .int($0.jsonMilliseconds) } ?? .null))
         f.append(("bytes", m.bytes.map { .int($0) } ?? .null))
         if !m.key.isValidUTF8 { f.append(("key_base64", .string(m.key.base64))) }

@@ -8,7 +8,8 @@ struct RedisOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redis-ops",
         abstract: "An operator's console for a production Redis: live event tails, cache keys and TTLs, rate limits, safe invalidation.",
-        subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self, DemoCommand.self, BenchTailCommand.self],
+        subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
+                      ExpireCommand.self, PublishCommand.self, DemoCommand.self, BenchTailCommand.self],
         defaultSubcommand: ConsoleCommand.self
     )
 }

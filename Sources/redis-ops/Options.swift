@@ -6,18 +6,24 @@ import OpsConfig
 import ConsoleUI
 import RedisProtocol
 
-/// The connection options every subcommand accepts (DESIGN.md section 3).
+/// The connection options every subcommand accepts (DESIGN.md section 3), with
+/// redis-cli's spellings (`-u`, `-p`, `-n`, `--askpass`) and what every subcommand shares
+/// (`--audit-log`, `--replica-reads`, `--no-color`).
 struct ConnectionOptionGroup: ParsableArguments {
-    @Option(name: .long, help: "redis://[user[:password]@]host[:port][/db]; rediss:// means TLS.")
+    @Option(name: [.long, .customShort("u")], help: "redis://[user[:password]@]host[:port][/db]; rediss:// means TLS.")
     var url: String?
     @Option(name: .long, help: "Server host (default 127.0.0.1).")
     var host: String?
-    @Option(name: .long, help: "Server port (default 6379).")
+    @Option(name: [.long, .customShort("p")], help: "Server port (default 6379).")
     var port: Int?
+    @Option(name: .customShort("n"), help: "Database number (default 0).")
+    var db: Int?
     @Option(name: .long, help: "ACL user (default: the default user).")
     var user: String?
     @Option(name: .customLong("password-file"), help: "Read the password from this file.")
     var passwordFile: String?
+    @Flag(name: .long, help: "Ask for the password on the terminal (not echoed).")
+    var askpass = false
     @Flag(name: .long, help: "Use TLS.")
     var tls = false
     @Option(name: .long, help: "CA certificate bundle (PEM) to verify the server with.")
@@ -32,8 +38,14 @@ struct ConnectionOptionGroup: ParsableArguments {
     var insecure = false
     @Option(name: .long, help: "The application's key prefix (default REDIS_PREFIX + ':' or 'app:'; '' for none).")
     var prefix: String?
-    @Flag(name: .customLong("read-only"), help: "Refuse every write (delete, reset, publish).")
+    @Flag(name: .customLong("read-only"), help: "Refuse every write (delete, reset, expire, publish).")
     var readOnly = false
+    @Flag(name: .customLong("replica-reads"), help: "Cluster mode: listings read from replicas (READONLY); writes still go to primaries.")
+    var replicaReads = false
+    @Option(name: .customLong("audit-log"), help: "Audit log file (default $REDIS_OPS_AUDIT_LOG or ~/.local/state/redis-ops/audit.log).")
+    var auditLog: String?
+    @Flag(name: .customLong("no-color"), help: "No colour (bold, reverse and underline only); also NO_COLOR.")
+    var noColor = false
     @Option(name: .long, help: "A connection profile from the config file.")
     var profile: String?
     @Option(name: .long, help: "The config file (default $REDIS_OPS_CONFIG or ~/.config/redis-ops/config.toml).")
@@ -43,7 +55,7 @@ struct ConnectionOptionGroup: ParsableArguments {
         var f = ConnectionFlags()
         f.url = url; f.host = host; f.port = port; f.user = user; f.passwordFile = passwordFile
         f.tls = tls; f.cacert = cacert; f.cert = cert; f.key = key; f.sni = sni; f.insecure = insecure
-        f.prefix = prefix; f.readOnly = readOnly
+        f.prefix = prefix; f.readOnly = readOnly; f.db = db
         return f
     }
 
@@ -58,16 +70,42 @@ struct ConnectionOptionGroup: ParsableArguments {
         if let c = file.auditChannel, (env["REDIS_OPS_AUDIT_CHANNEL"] ?? "").isEmpty { setenv("REDIS_OPS_AUDIT_CHANNEL", c, 1) }
         var (f, pw) = try file.flags(flags, profile: profile, environment: env)
         if let pw { f.password = Secret(pw) }
+        if askpass { f.password = Secret(try Self.askPassword()) }
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
         let o = try ConnectionOptions.resolve(flags: f, environment: env)
+        for w in o.warnings { Output.warn("redis-ops: warning: " + w) }
         if o.insecure {
             Output.warn("warning: --insecure: the server's certificate is NOT verified; anyone on the path can impersonate it")
         }
         return (o, file.schema(prefix: o.prefix, profile: profile))
     }
 
+    /// The servers: one, or every node of a cluster (with replica reads when asked).
+    func nodes(_ o: ConnectionOptions) throws -> NodeSet {
+        try NodeSet(config: o.config, replicaReads: replicaReads)
+    }
+
+    /// Where writes and dry runs are recorded.
+    var audit: AuditLog { AuditLog.resolve(explicit: auditLog, environment: ProcessInfo.processInfo.environment) }
+
+    /// Colour unless --no-color or NO_COLOR (any non-empty value).
+    var colour: Bool { !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty }
+
+    /// Reads a password from the terminal without echo (redis-cli's --askpass).
+    static func askPassword() throws -> String {
+        guard isatty(0) == 1 else { throw CLIError.usage("--askpass needs a terminal to ask on") }
+        var old = termios()
+        tcgetattr(0, &old)
+        var quiet = old
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        Output.warnTrusted("Password: ")
+        tcsetattr(0, TCSAFLUSH, &quiet)
+        defer { tcsetattr(0, TCSAFLUSH, &old); Output.warnTrusted("") }
+        return readLine(strippingNewline: true) ?? ""
+    }
+
     /// Options that take a value (used to move global options after the subcommand name).
-    static let valued: Set<String> = ["--url", "--host", "--port", "--user", "--password-file", "--cacert", "--cert",
+    static let valued: Set<String> = ["--url", "-u", "--host", "--port", "-p", "-n", "--user", "--password-file", "--cacert", "--cert",
                                       "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log"]
 }
 

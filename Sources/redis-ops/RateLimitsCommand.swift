@@ -27,8 +27,9 @@ struct RateLimitsCommand: ParsableCommand {
         var (opts, schema) = try connection.resolveWithSchema()
         if let l = limit { schema.rateLimit = l }
         if let w = window { schema.rateWindow = w }
-        let conn = try RedisConnection(opts.config)
-        let counters = try RateLimitReader(schema: schema).scanAll(conn)
+        // The same reading as the console's Rate limits view: every counter, blocked first.
+        let reading = try RateLimitBoard(nodes: connection.nodes(opts), schema: schema).scan()
+        let counters = reading.rows
         if json {
             for c in counters { Output.line(c.json.serialized()) }
             return
@@ -46,5 +47,6 @@ struct RateLimitsCommand: ParsableCommand {
             Output.line(padRight(state, 8) + "  " + padRight(count, 12) + "  " + padRight(resets, 10) + "  " + Escaper.string(c.identifier))
         }
         if broken > 0 { Output.line("! broken: a counter without TTL (or with a TTL above the window) blocks its client forever") }
+        if reading.truncated { Output.flush(); Output.warn("redis-ops: note: only the first \(counters.count) counters were read") }
     }
 }

@@ -94,8 +94,13 @@ final class TailPrinter: SubscriberSink, @unchecked Sendable {
         case .connected, .subscribed, .unsubscribed: break
         case .disconnected(let reason, let retry):
             Output.warn("redis-ops: subscriber disconnected (\(reason)); reconnecting in \(String(format: "%.1f", retry)) s")
-        case .gap(let from, let to):
-            Output.warn("redis-ops: reconnected and resubscribed; messages published between \(isoTimestamp(from)) and \(isoTimestamp(to)) were lost (pub/sub is at-most-once)")
+        case .gap(let from, let to, let reason):
+            // In the stream where it happened (a script reading stdout must know), and on stderr.
+            if json {
+                TailJSON.gap(TailGap(from: from, to: to, reason: reason), into: &buffer)
+                flush()
+            }
+            Output.warn("redis-ops: subscribed again; messages published between \(isoTimestamp(from)) and \(isoTimestamp(to)) may be lost (pub/sub is at-most-once): \(reason)")
         case .refused(let name, let isPattern, let reason):
             Output.warn("redis-ops: \(isPattern ? "PSUBSCRIBE" : "SUBSCRIBE") \(name.map { Escaper.string($0) } ?? "") refused: \(Escaper.string(reason))")
             let all = state.withLock { s -> Bool in s.refused += 1; return s.refused >= expected }

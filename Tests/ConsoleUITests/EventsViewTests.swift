@@ -2,7 +2,6 @@ import XCTest
 import Foundation
 @testable import ConsoleUI
 import OpsCore
-import RedisClient
 import RedisProtocol
 
 let t0 = 1_795_708_800.0   // 2026-11-26T16:00:00Z
@@ -31,7 +30,7 @@ func sampleTail() -> ChannelTail {
         msg("workspace:2:events", #"{ "type": "plan.changed", "plan": "pro", "seats": 12 }"#, at: t0 + 2.5),
     ])
     t.append(messages: [msg("workspace:9:events", "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{202E}evil", at: t0 + 3)])
-    t.append(gapFrom: t0 + 3.5, to: t0 + 5.75)
+    t.append(gap: TailGap(from: t0 + 3.5, to: t0 + 5.75, reason: "connection reset by peer"))
     t.append(messages: [
         ReceivedMessage(channel: Bytes(utf8: "workspace:日本:events"), pattern: Bytes(utf8: "workspace:*:events"),
                         payload: [0xFF, 0xFE, 0x41, 0x00], receivedAt: t0 + 6),
@@ -49,6 +48,9 @@ func send(_ s: inout AppState, _ keys: [Key], _ tail: ChannelTail) -> [Effect] {
 
 func typed(_ text: String) -> [Key] { text.map { Key.char($0) } }
 
+/// The sequence numbers of the rows the Events list shows.
+func rows(_ s: AppState, _ t: ChannelTail) -> [Int] { (0..<s.events.rowCount(t)).map { s.events.seq(at: $0, t) } }
+
 final class EventsViewTests: XCTestCase {
     func render(_ s: AppState, _ t: ChannelTail) -> CellGrid { Screen.render(s, tail: t, timeZone: utc) }
 
@@ -64,7 +66,7 @@ final class EventsViewTests: XCTestCase {
         var s = makeState(100, 24)
         _ = Reducer.reduce(&s, .tailChanged, tail: t)
         send(&s, [.char("g"), .down, .enter], t)
-        XCTAssertTrue(s.events.detailOpen)
+        XCTAssertEqual(s.events.pane, .detail)
         let g = render(s, t)
         assertSnapshot(g, named: "events-detail")
         // JSON syntax colouring: the key is in its role.
@@ -93,7 +95,7 @@ final class EventsViewTests: XCTestCase {
         var s = makeState()
         _ = Reducer.reduce(&s, .tailChanged, tail: t)
         send(&s, [.char("/")] + typed("type=member"), t)
-        XCTAssertEqual(s.events.rows.filter { t[$0 - t.oldestSeq].message != nil }.count, 0, "no payload has type=member exactly")
+        XCTAssertEqual(rows(s, t).filter { t[$0 - t.oldestSeq].message != nil }.count, 0, "no payload has type=member exactly")
         send(&s, typed(".added"), t)
         XCTAssertEqual(s.prompt?.text, "type=member.added")
         assertSnapshot(render(s, t), named: "events-filter-prompt")
@@ -102,21 +104,22 @@ final class EventsViewTests: XCTestCase {
         XCTAssertEqual(s.events.filter.text, "type=member.added")
         XCTAssertEqual(s.events.selectedSeq, 1)
         XCTAssertFalse(s.events.follow)
+        XCTAssertTrue(render(s, t).lines()[2].contains("scrolled +1 below · F follows"), "it says it no longer follows (the gap marker is below)")
         // Substring filters match channels and payloads, case-insensitively.
         send(&s, [.char("/"), .ctrl("u")] + typed("PLAN.changed") + [.enter], t)
-        XCTAssertEqual(s.events.rows.compactMap { t[$0 - t.oldestSeq].message?.channel }, [Bytes(utf8: "workspace:2:events")])
+        XCTAssertEqual(rows(s, t).compactMap { t[$0 - t.oldestSeq].message?.channel }, [Bytes(utf8: "workspace:2:events")])
         // The gap marker stays visible whatever the filter.
-        XCTAssertTrue(s.events.rows.contains { t[$0 - t.oldestSeq].message == nil })
+        XCTAssertTrue(rows(s, t).contains { t[$0 - t.oldestSeq].message == nil })
         send(&s, [.escape], t)
         XCTAssertTrue(s.events.filter.isEmpty)
-        XCTAssertEqual(s.events.rows.count, 6)
+        XCTAssertEqual(rows(s, t).count, 6)
     }
 
     func testEscInPromptClearsTheFilter() {
         let t = sampleTail()
         var s = makeState()
         send(&s, [.char("/")] + typed("u1"), t)
-        XCTAssertEqual(s.events.rows.compactMap { t[$0 - t.oldestSeq].message }.count, 1)
+        XCTAssertEqual(rows(s, t).compactMap { t[$0 - t.oldestSeq].message }.count, 1)
         send(&s, [.escape], t)
         XCTAssertNil(s.prompt)
         XCTAssertTrue(s.events.filter.isEmpty)
@@ -130,12 +133,12 @@ final class EventsViewTests: XCTestCase {
         XCTAssertEqual(s.events.pausedAt, 6)
         t.append(messages: (0..<5).map { msg("workspace:4:events", "{\"n\":\($0)}", at: t0 + 8 + Double($0) / 10) })
         _ = Reducer.reduce(&s, .tailChanged, tail: t)
-        XCTAssertEqual(s.events.rows.count, 6, "frozen")
+        XCTAssertEqual(rows(s, t).count, 6, "frozen")
         let g = render(s, t)
         XCTAssertTrue(g.lines()[2].contains("PAUSED +5 new"), g.lines()[2])
         assertSnapshot(g, named: "events-paused")
         send(&s, [.char(" ")], t)
-        XCTAssertEqual(s.events.rows.count, 11)
+        XCTAssertEqual(rows(s, t).count, 11)
         XCTAssertEqual(s.events.selectedSeq, 11, "following again")
     }
 
@@ -152,7 +155,7 @@ final class EventsViewTests: XCTestCase {
         t.append(messages: [msg("c", "{\"n\":50}", pattern: nil, at: t0 + 60)])
         _ = Reducer.reduce(&s, .tailChanged, tail: t)
         XCTAssertEqual(s.events.selectedSeq, sel, "new messages do not move the selection")
-        XCTAssertTrue(s.events.scrollTop <= s.events.rows.firstIndex(of: sel)!)
+        XCTAssertTrue(s.events.scrollTop <= rows(s, t).firstIndex(of: sel)!)
         send(&s, [.char("g")], t)
         XCTAssertEqual(s.events.selectedSeq, 1)
         XCTAssertEqual(s.events.scrollTop, 0)
@@ -172,7 +175,7 @@ final class EventsViewTests: XCTestCase {
         t.append(messages: (0..<5).map { msg("c", "new\($0)", pattern: nil, at: t0 + 1) })
         _ = Reducer.reduce(&s, .tailChanged, tail: t)
         XCTAssertEqual(s.events.selectedSeq, t.oldestSeq)
-        XCTAssertEqual(s.events.rows.count, 10)
+        XCTAssertEqual(rows(s, t).count, 10)
     }
 
     func testSubscribeAndUnsubscribeEffects() {
@@ -200,20 +203,24 @@ final class EventsViewTests: XCTestCase {
         var s = makeState()
         send(&s, [.char("/")] + typed("u1") + [.enter], t)
         let fx = send(&s, [.char("w"), .ctrl("u")] + typed("/tmp/out.ndjson") + [.enter], t)
-        XCTAssertEqual(fx, [.writeTail(path: "/tmp/out.ndjson", filter: TailFilter("u1"), upTo: Int.max)])
+        XCTAssertEqual(fx, [.export(path: "/tmp/out.ndjson", .buffer(filter: TailFilter("u1"), upTo: Int.max))])
+        // In the detail pane, w writes the message shown, not the list.
+        send(&s, [.enter], t)
+        let one = send(&s, [.char("w")] + typed("/tmp/one.ndjson") + [.enter], t)
+        XCTAssertEqual(one, [.export(path: "/tmp/one.ndjson", .message(seq: s.events.selectedSeq!))], "typing replaces the suggested name")
     }
 
     func testSubscriberNoticesUpdateHeaderAndFlash() {
         let t = sampleTail()
         var s = makeState()
-        _ = Reducer.reduce(&s, .subscriber(.disconnected(reason: "connection closed", retryIn: 0.4)), tail: t)
+        _ = Reducer.reduce(&s, .tail(.disconnected(reason: "connection closed", retryIn: 0.4)), tail: t)
         XCTAssertEqual(s.session.subscriber, .reconnecting("connection closed"))
         XCTAssertEqual(s.flash?.level, .warning)
         XCTAssertFalse(s.subscriptions[0].active)
         assertSnapshot(render(s, t), named: "events-reconnecting")
-        _ = Reducer.reduce(&s, .subscriber(.subscribed(name: Bytes(utf8: "workspace:*:events"), isPattern: true)), tail: t)
+        _ = Reducer.reduce(&s, .tail(.subscribed(name: Bytes(utf8: "workspace:*:events"), isPattern: true)), tail: t)
         XCTAssertTrue(s.subscriptions[0].active)
-        _ = Reducer.reduce(&s, .subscriber(.refused(name: Bytes(utf8: "workspace:*:events"), isPattern: true, reason: "NOPERM no")), tail: t)
+        _ = Reducer.reduce(&s, .tail(.refused(name: Bytes(utf8: "workspace:*:events"), isPattern: true, reason: "NOPERM no")), tail: t)
         XCTAssertTrue(s.subscriptions.isEmpty)
         XCTAssertEqual(s.flash?.level, .error)
         _ = Reducer.reduce(&s, .tick(s.now + 11), tail: t)
@@ -230,7 +237,8 @@ final class EventsViewTests: XCTestCase {
         s.now = t0 + 6.2
         send(&s, [.char("c")], t)
         XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.total, 21)
-        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 4.0, accuracy: 0.01)
+        // The rate covers the last second and the part of this one gone: 6 messages over 1.25 s.
+        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 4.8, accuracy: 0.01)
         assertSnapshot(render(s, t), named: "events-channels")
     }
 }
@@ -244,7 +252,7 @@ final class ShellTests: XCTestCase {
         send(&s, [.tab, .tab], t); XCTAssertEqual(s.view, .events)
         send(&s, [.backTab], t); XCTAssertEqual(s.view, .server)
         send(&s, [.char("2")], t); XCTAssertEqual(s.view, .keys)
-        XCTAssertTrue(Screen.render(s, tail: t, timeZone: utc).text.contains("starting…") || s.keys.started)
+        XCTAssertTrue(s.keys.scanning, "entering Keys starts a scan")
     }
 
     func testQuitAndHelp() {
@@ -254,10 +262,18 @@ final class ShellTests: XCTestCase {
         XCTAssertTrue(s.helpOpen)
         let g = Screen.render(s, tail: t, timeZone: utc)
         assertSnapshot(g, named: "help")
-        // Help is generated from the same table that dispatches keys.
+        // Help is generated from the same table that dispatches keys, for the view on screen only.
         for b in Bindings.all where b.scope == .global || b.scope == .view(.events) {
-            XCTAssertTrue(g.text.contains(b.label), "help lacks \(b.label)")
+            XCTAssertTrue(g.text.contains(b.label + " "), "help lacks \(b.label)")
             XCTAssertNotNil(Bindings.action(for: b.keys[0], in: .events))
+        }
+        XCTAssertFalse(g.text.contains("invalidate by pattern"), "the Keys view's keys are not in the Events help")
+        XCTAssertFalse(g.text.contains("Events — Events"))
+        XCTAssertEqual(g.text.components(separatedBy: "next view").count, 2, "Tab and S-Tab once")
+        // Every line of help text is whole: wrapped, never cut mid-word.
+        for b in Bindings.active(in: .events) {
+            let lastWord = String(b.help.split(separator: " ").last!)
+            XCTAssertTrue(g.text.contains(lastWord), "the end of “\(b.help)” is missing")
         }
         send(&s, [.char("x")], t)
         XCTAssertFalse(s.helpOpen)

@@ -5,11 +5,12 @@ import TestSupport
 import Glibc
 #endif
 
-final class DemoE2ETests: XCTestCase {
-    func portIsOpen(_ port: Int) -> Bool {
-        (try? redisOps(["info", "--json", "--port", String(port)], timeout: 5))?.status == 0
-    }
+/// Whether a Redis answers on the port (through the headless subcommand).
+func portIsOpen(_ port: Int) -> Bool {
+    (try? redisOps(["info", "--json", "--port", String(port)], timeout: 5))?.status == 0
+}
 
+final class DemoE2ETests: XCTestCase {
     func testDemoFillsTheKeyspaceStreamsEventsAndCleansUp() throws {
         let port = freePort()
         let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "demo", "--port", String(port), "--seed", "7", "--workspaces", "300"])
@@ -24,12 +25,16 @@ final class DemoE2ETests: XCTestCase {
         let all = try ndjson(try redisOps(["keys", "--json", "--port", String(port)]).stdout)
         let types = Set(all.compactMap { $0["type"] as? String })
         XCTAssertEqual(types, ["string", "hash", "list", "set", "zset", "stream"])
-        XCTAssertTrue(all.contains { ($0["key"] as? String) == "app:lock:app:workspace:17" && ($0["ttl_ms"] as? Int) == -1 }, "the stuck lock")
+        XCTAssertTrue(all.contains { ($0["key"] as? String) == "app:lock:workspace:17" && ($0["ttl_ms"] as? Int) == -1 }, "the stuck lock, named as the application names it")
+        XCTAssertFalse(all.contains { ($0["key"] as? String ?? "").hasPrefix("app:lock:app:") }, "prefixed once")
+        let lock = try redisOps(["keys", "--json", "--port", String(port), "--match", "lock:*"])
+        XCTAssertFalse(lock.stdout.isEmpty)
+        let held = try ndjson(lock.stdout).compactMap { $0["key"] as? String }
+        for k in held.prefix(3) { XCTAssertEqual(try TestSupport.run(try which("redis-cli"), ["-p", String(port), "GET", k]).stdout, "1\n", "every lock holds \"1\"") }
         XCTAssertTrue(all.contains { ($0["key"] as? String) == "app:ratelimit:ip:198.51.100.7" })
         try pane.send("q")
         XCTAssertEqual(try pane.waitForExit(), 0)
-        usleep(300_000)
-        XCTAssertFalse(portIsOpen(port), "no redis-server from the demo is left running")
+        try waitUntil("the demo's redis-server to stop", timeout: 5) { !portIsOpen(port) }
     }
 
     func testACrashOfTheConsoleStopsTheDemoServer() throws {
@@ -40,8 +45,7 @@ final class DemoE2ETests: XCTestCase {
         let pid = try spawnWait("/usr/bin/pgrep", ["-f", "redis-ops demo --port \(port)"]).output.split(separator: "\n").first.flatMap { Int32($0) }
         kill(try XCTUnwrap(pid), SIGSEGV)
         XCTAssertEqual(try pane.waitForExit(), 128 + SIGSEGV)
-        usleep(300_000)
-        XCTAssertFalse(portIsOpen(port), "the crash handler stopped the demo's redis-server")
+        try waitUntil("the crash handler to stop the demo's redis-server", timeout: 5) { !portIsOpen(port) }
         XCTAssertEqual(try pane.display("#{alternate_on}"), "0")
     }
 
@@ -61,8 +65,7 @@ final class DemoE2ETests: XCTestCase {
         XCTAssertEqual(try ndjson(t.stdout).count, 1)
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
-        usleep(300_000)
-        XCTAssertFalse(portIsOpen(port))
+        try waitUntil("the demo's redis-server to stop", timeout: 5) { !portIsOpen(port) }
     }
 }
 
@@ -96,7 +99,7 @@ final class TourE2ETests: XCTestCase {
         XCTAssertTrue(dry.contains("Type "))
         let before = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
         try pane.send("Escape")
-        try pane.waitFor("cancelled") { $0.contains("cancelled — nothing was deleted") }
+        try pane.waitFor("cancelled") { $0.contains("cancelled — nothing was changed") }
         let after = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
         XCTAssertGreaterThanOrEqual(after, before - 5, "the dry run deleted nothing (only natural expiry)")
         try pane.send("3")
@@ -106,15 +109,14 @@ final class TourE2ETests: XCTestCase {
         try pane.send("5")
         try pane.waitFor("server") { $0.contains("hit ratio") && $0.contains("role master") }
         try pane.resize(40, 10)
-        try pane.waitFor("small") { $0.contains("1 Events") }
+        try pane.waitFor("small") { $0.contains("1 Even") }
         try pane.resize(120, 32)
         try pane.waitFor("big again") { $0.contains("5 Server") && $0.contains("hit ratio") }
         try pane.send("?")
-        try pane.waitFor("help") { $0.contains("Keys — Server") }
+        try pane.waitFor("help") { $0.contains("Server — keys") }
         try pane.send("Escape")
         try pane.send("q")
         XCTAssertEqual(try pane.waitForExit(), 0)
-        usleep(300_000)
-        XCTAssertNotEqual(try redisOps(["info", "--port", String(port)], timeout: 5).status, 0, "no demo redis-server left running")
+        try waitUntil("no demo redis-server left running", timeout: 5) { !portIsOpen(port) }
     }
 }

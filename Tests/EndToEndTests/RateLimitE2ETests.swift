@@ -12,7 +12,7 @@ final class RateLimitE2ETests: XCTestCase {
         defer { pane.kill() }
         try pane.waitFor("console") { $0.contains("1 Events") }
         try pane.send("3")
-        let screen = try pane.waitFor("blocked identifier") { $0.contains("BLOCKED  ip:10.9.8.7") }
+        let screen = try pane.waitFor("blocked identifier") { $0.contains("BLOCKED ip:10.9.8.7") }
         XCTAssertTrue(screen.contains("2 counters · 1 blocked · 0 broken"), screen)
         XCTAssertTrue(screen.contains("70/60"))
         XCTAssertTrue(screen.contains("Retry-After"))

@@ -10,11 +10,18 @@ let awkward: [Bytes] = [
     Bytes(utf8: "app:workspace:glob*?[x]"), Bytes(utf8: "app:workspace:") + [0xFF, 0x00, 0x1B, 0x5B], Bytes(utf8: "app:workspace:back\\slash"),
 ]
 
+/// A write session on one server, recording into a private audit log.
+func writeSession(_ c: RedisConnection, readOnly: Bool = false, audit: AuditLog? = nil) throws -> WriteSession {
+    WriteSession(nodes: try NodeSet(seed: c), schema: KeySchema(prefix: "app:"),
+                 context: WriteContext(server: "redis://test", aclUser: nil, readOnly: readOnly,
+                                       audit: audit ?? AuditLog(path: NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log")))
+}
+
 final class InvalidationTests: XCTestCase {
     func fill(_ c: RedisConnection) throws {
         var cmds: [[Bytes]] = awkward.map { [Bytes(utf8: "SET"), $0, Bytes(utf8: "v")] }
         cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "app:workspacex"), Bytes(utf8: "not under workspace:")])
-        cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "app:lock:app:workspace:1"), Bytes(utf8: "w"), Bytes(utf8: "EX"), Bytes(utf8: "10")])
+        cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "app:lock:workspace:1"), Bytes(utf8: "1"), Bytes(utf8: "EX"), Bytes(utf8: "10")])
         cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "app:ratelimit:ip:1"), Bytes(utf8: "5")])
         cmds.append([Bytes(utf8: "SET"), Bytes(utf8: "other:workspace:1"), Bytes(utf8: "outside the prefix")])
         _ = try c.pipeline(cmds)
@@ -27,13 +34,14 @@ final class InvalidationTests: XCTestCase {
         defer { s.stop() }
         let c = try s.admin()
         try fill(c)
-        let inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        let plan = try inv.plan(InvalidationRequest(glob: "workspace:*"), on: c)
+        let ws = try writeSession(c)
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         XCTAssertEqual(Set(plan.keys), Set(awkward))
         let dbBefore = try count(c)
-        let rep = inv.execute(plan, on: c)
+        let rep = ws.execute(plan)
         XCTAssertEqual(rep.matched, awkward.count)
         XCTAssertEqual(rep.deleted, awkward.count)
+        XCTAssertTrue(rep.completed)
         XCTAssertEqual(try count(c), dbBefore - awkward.count)
         for k in awkward { XCTAssertEqual(try c.call([Bytes(utf8: "EXISTS"), k]).int, 0) }
         XCTAssertEqual(try c.call("EXISTS", "app:workspacex").int, 1)
@@ -45,11 +53,12 @@ final class InvalidationTests: XCTestCase {
         defer { s.stop() }
         let c = try s.admin()
         try fill(c)
-        let inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        let plan = try inv.plan(InvalidationRequest(keys: [Bytes(utf8: "workspace:glob*?[x]"), Bytes(utf8: "workspace:missing")]), on: c)
+        let ws = try writeSession(c)
+        let plan = try ws.plan(WriteRequest(action: .invalidate, keys: [Bytes(utf8: "app:workspace:glob*?[x]"), Bytes(utf8: "app:workspace:missing")]))
         XCTAssertEqual(plan.keys, [Bytes(utf8: "app:workspace:glob*?[x]")], "a key with glob characters is taken literally")
         let before = try count(c)
-        _ = try inv.plan(InvalidationRequest(glob: "*"), on: c)
+        let dry = ws.recordDryRun(try ws.plan(WriteRequest(action: .invalidate, glob: "*")))
+        XCTAssertTrue(dry.dryRun)
         XCTAssertEqual(try count(c), before, "a dry run deletes nothing")
     }
 
@@ -58,13 +67,13 @@ final class InvalidationTests: XCTestCase {
         defer { s.stop() }
         let c = try s.admin()
         try fill(c)
-        let inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        let all = try inv.plan(InvalidationRequest(glob: "*"), on: c)
+        let ws = try writeSession(c)
+        let all = try ws.plan(WriteRequest(action: .invalidate, glob: "*"))
         XCTAssertEqual(all.protectedSkipped, 2)
-        XCTAssertFalse(all.keys.contains(Bytes(utf8: "app:lock:app:workspace:1")))
+        XCTAssertFalse(all.keys.contains(Bytes(utf8: "app:lock:workspace:1")))
         XCTAssertFalse(all.keys.contains(Bytes(utf8: "app:ratelimit:ip:1")))
-        let locks = try inv.plan(InvalidationRequest(glob: "lock:*"), on: c)
-        XCTAssertEqual(locks.keys, [Bytes(utf8: "app:lock:app:workspace:1")])
+        let locks = try ws.plan(WriteRequest(action: .invalidate, glob: "lock:*"))
+        XCTAssertEqual(locks.keys, [Bytes(utf8: "app:lock:workspace:1")])
     }
 
     func testNOPERMIsReportedAndNothingDeleted() throws {
@@ -72,14 +81,14 @@ final class InvalidationTests: XCTestCase {
         defer { s.stop() }
         try fill(try s.admin())
         let c = try RedisConnection(s.config(user: "viewer", password: "pw"))
-        let inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        let plan = try inv.plan(InvalidationRequest(glob: "workspace:*"), on: c)
-        var small = inv
-        small.batchSize = 2
-        let rep = small.execute(plan, on: c)
+        let ws = try writeSession(c)
+        ws.pacing.startBatch = 2
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
+        let rep = ws.execute(plan)
         XCTAssertEqual(rep.deleted, 0)
         XCTAssertEqual(rep.failed, 2, "stops after the first refused batch, no blind retries")
-        XCTAssertTrue(rep.failure?.contains("NOPERM") == true)
+        XCTAssertEqual(rep.notAttempted, awkward.count - 2)
+        XCTAssertTrue(rep.error?.contains("NOPERM") == true)
         XCTAssertEqual(try s.admin().call("DBSIZE").int, Int64(awkward.count + 4))
     }
 
@@ -93,14 +102,15 @@ final class InvalidationTests: XCTestCase {
         let c = try replica.admin()
         let end = Date().addingTimeInterval(10)
         while Date() < end, try c.call("DBSIZE").int != 50 { usleep(50_000) }
-        var inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        inv.batchSize = 10
-        let plan = try inv.plan(InvalidationRequest(glob: "workspace:*"), on: c)
+        let ws = try writeSession(c)
+        ws.pacing.startBatch = 10
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         XCTAssertEqual(plan.keys.count, 50)
-        let rep = inv.execute(plan, on: c)
+        let rep = ws.execute(plan)
         XCTAssertEqual(rep.deleted, 0)
         XCTAssertEqual(rep.failed, 10, "stopped after the first batch")
-        XCTAssertTrue(rep.failure?.hasPrefix("READONLY") == true, rep.failure ?? "")
+        XCTAssertEqual(rep.notAttempted, 40)
+        XCTAssertTrue(rep.error?.hasPrefix("READONLY") == true, rep.error ?? "")
         XCTAssertEqual(try primary.admin().call("DBSIZE").int, 50)
     }
 
@@ -109,31 +119,55 @@ final class InvalidationTests: XCTestCase {
         defer { s.stop() }
         let c = try s.admin()
         _ = try c.pipeline((0..<1000).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:\($0)"), Bytes(utf8: "{}")] })
-        var inv = Invalidator(schema: KeySchema(prefix: "app:"))
-        inv.batchSize = 100
-        let plan = try inv.plan(InvalidationRequest(glob: "workspace:*"), on: c)
-        var batches = 0
-        var progress: [InvalidationProgress] = []
-        let rep = inv.execute(plan, on: c, cancelled: { batches >= 3 }, progress: { progress.append($0); batches += 1 })
+        let ws = try writeSession(c)
+        ws.pacing.startBatch = 100
+        ws.pacing.maxBatch = 100
+        ws.pacing.minBatch = 100
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
+        var checks = 0
+        var progress: [WriteProgress] = []
+        // The run looks at `cancelled` before each batch: Esc stops it within one batch.
+        let rep = ws.execute(plan, cancelled: { checks += 1; return checks > 3 }, progress: { progress.append($0) })
         XCTAssertTrue(rep.cancelled)
         XCTAssertEqual(rep.deleted, 300)
+        XCTAssertEqual(rep.notAttempted, 700)
         XCTAssertEqual(try c.call("DBSIZE").int, 700)
         XCTAssertEqual(progress.last?.done, 300)
         XCTAssertEqual(progress.last?.total, 1000)
     }
 
-    func testAuditRecord() throws {
+    func testEveryWriteAndDryRunIsAuditedWithItsKeys() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let c = try s.admin()
+        _ = try c.pipeline((0..<1500).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:\($0)"), Bytes(utf8: "{}")] })
+        try c.call([Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:") + [0xFF, 0xFE], Bytes(utf8: "x")])
         let path = NSTemporaryDirectory() + "/audit-\(UUID().uuidString)/audit.log"
         let log = AuditLog(path: path)
-        var rep = InvalidationReport(matched: 3)
-        rep.deleted = 2; rep.alreadyGone = 1
-        try log.append(log.record(server: "redis://h:1", aclUser: "ops", what: InvalidationRequest(glob: "workspace:*"), report: rep, at: 1_795_708_800))
-        try log.append(log.record(server: "redis://h:1", aclUser: nil, what: InvalidationRequest(keys: [Bytes(utf8: "workspace:1")]), report: rep))
+        let ws = try writeSession(c, audit: log)
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
+        ws.recordDryRun(plan)
+        let rep = ws.execute(plan)
+        XCTAssertEqual(rep.deleted, 1501)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 2)
-        XCTAssertTrue(lines[0].hasPrefix(#"{"ts":"2026-11-26T16:00:00.000Z","local_user":""#), String(lines[0]))
-        XCTAssertTrue(lines[0].contains(#""acl_user":"ops","server":"redis://h:1","pattern":"workspace:*","dry_run":false,"matched":3,"deleted":2,"already_gone":1"#))
-        XCTAssertTrue(lines[1].contains(#""keys":["workspace:1"]"#))
+        for (i, line) in lines.enumerated() {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(o["action"] as? String, "invalidate")
+            XCTAssertEqual(o["dry_run"] as? Bool, i == 0)
+            XCTAssertEqual(o["pattern"] as? String, "workspace:*")
+            XCTAssertEqual((o["keys"] as? [Any])?.count, 1000, "the first 1000 keys inline")
+            XCTAssertEqual(o["matched"] as? Int, 1501)
+            XCTAssertEqual(o["deleted"] as? Int, i == 0 ? 0 : 1501)
+            for k in ["ts", "local_user", "acl_user", "server", "already_gone", "failed", "unknown", "cancelled"] { XCTAssertNotNil(o[k], k) }
+            // Every key, in a file next to the log: one JSON string (or base64 object) per line.
+            let file = try XCTUnwrap(o["keys_file"] as? String)
+            XCTAssertEqual((file as NSString).deletingLastPathComponent, (path as NSString).deletingLastPathComponent)
+            let keys = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(keys.count, 1501)
+            XCTAssertTrue(keys.contains(#"{"base64":"YXBwOndvcmtzcGFjZTr//g=="}"#), "a name that is not UTF-8 as its exact bytes")
+        }
+        XCTAssertTrue(lines[0].contains(#""keys":["app:workspace:"#), "full key names, with the prefix")
     }
 
     func testInspectorPagesEveryType() throws {
@@ -175,17 +209,20 @@ final class InvalidationTests: XCTestCase {
         XCTAssertEqual(x.items[0].1, Bytes(utf8: "event=e0"))
     }
 
-    func testLocksStuckFirst() throws {
+    func testLocksStuckFirstAndTheProtectedKeyFollowsTheApplication() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }
         let c = try s.admin()
-        try c.call("SET", "app:lock:app:workspace:1", "w1", "NX", "EX", "10")
-        try c.call("SET", "app:lock:app:workspace:2", "w2", "NX", "EX", "3")
-        try c.call("SET", "app:lock:app:workspace:3", "crashed", "NX")
-        let rows = try LockRow.read(schema: KeySchema(prefix: "app:"), on: c)
+        // The app's `lock:${key}` for the cache key `workspace:{id}`, prefixed once, value "1".
+        try c.call("SET", "app:lock:workspace:1", "1", "NX", "EX", "10")
+        try c.call("SET", "app:lock:workspace:2", "1", "NX", "EX", "3")
+        try c.call("SET", "app:lock:workspace:3", "1", "NX")
+        let reading = try LockBoard(nodes: NodeSet(seed: c), schema: KeySchema(prefix: "app:")).scan()
+        let rows = reading.rows
         XCTAssertEqual(rows.map { $0.protects.lossyString }, ["app:workspace:3", "app:workspace:2", "app:workspace:1"])
         XCTAssertTrue(rows[0].isStuck(expectedMs: 10_000))
-        XCTAssertEqual(rows[0].owner, Bytes(utf8: "crashed"))
-        XCTAssertGreaterThanOrEqual(rows[1].heldMs(expectedMs: 10_000, elapsedMs: 0)!, 7000)
+        XCTAssertEqual(rows[0].value, Bytes(utf8: "1"))
+        XCTAssertNil(rows[0].heldMs(expectedMs: 10_000, now: rows[0].readAt), "no TTL: its age cannot be read from it")
+        XCTAssertGreaterThanOrEqual(rows[1].heldMs(expectedMs: 10_000, now: rows[1].readAt)!, 7000)
     }
 }

@@ -42,7 +42,7 @@ final class ChannelTailTests: XCTestCase {
     func testGapsAndFilters() {
         var t = ChannelTail()
         t.append(messages: [m("workspace:1:events", #"{"type":"member.added","data":{"user":{"id":7}}}"#)])
-        t.append(gapFrom: 1, to: 2)
+        t.append(gap: TailGap(from: 1, to: 2, reason: "connection reset"))
         t.append(messages: [m("workspace:2:events", "plain TEXT")])
         XCTAssertEqual(t.gaps, 1)
         XCTAssertEqual(t.entries(filter: TailFilter("type=member.added")).count, 1)
@@ -53,23 +53,49 @@ final class ChannelTailTests: XCTestCase {
         XCTAssertEqual(t.entries(upTo: 2).count, 2)
     }
 
-    func testStoreIsThreadSafeUnderConcurrentAppendsAndReads() {
-        let store = TailStore(capacity: 1000)
+    func testInboxIsBoundedCountsDropsAndKeepsOrderUnderConcurrentDelivery() {
+        let inbox = TailInbox(capacity: 1000)
         let g = DispatchGroup()
         for w in 0..<4 {
             g.enter()
             DispatchQueue.global().async {
-                for i in 0..<500 { store.deliver([m("c\(w)", "\(i)")]) }
+                for i in 0..<500 { inbox.deliver([m("c\(w)", "\(i)")]) }
                 g.leave()
             }
         }
-        for _ in 0..<200 { _ = store.tail.withLock { $0.entries().count } }
+        // The console's side: take everything now and then, without holding the lock while it works.
+        var tail = ChannelTail(capacity: 1000)
+        for _ in 0..<200 { _ = tail.absorb(inbox.take(), now: 1000) }
         g.wait()
-        store.tail.withLock { t in
-            XCTAssertEqual(t.received, 2000)
-            XCTAssertEqual(t.count, 1000)
-            XCTAssertEqual(t.evicted, 1000)
-        }
+        _ = tail.absorb(inbox.take(), now: 1000)
+        XCTAssertEqual(tail.received, 2000, "dropped messages still count")
+        XCTAssertEqual(tail.count, 1000)
+        XCTAssertEqual(tail.evicted, 1000)
+        XCTAssertEqual((0..<4).map { tail.channels[Bytes(utf8: "c\($0)")]?.total ?? 0 }, [500, 500, 500, 500])
+    }
+
+    func testInboxKeepsAGapWhereItHappened() {
+        let inbox = TailInbox(capacity: 3)
+        inbox.deliver([m("c", "1"), m("c", "2")])
+        inbox.notice(.gap(from: 5, to: 6, reason: "server closed the connection"))
+        inbox.deliver([m("c", "3"), m("c", "4")])
+        var tail = ChannelTail(capacity: 10)
+        let notices = tail.absorb(inbox.take(), now: 7)
+        XCTAssertEqual(notices, [.gap(TailGap(from: 5, to: 6, reason: "server closed the connection"))])
+        // Over capacity the oldest messages went; the gap stays between what came before and after it.
+        XCTAssertEqual((0..<tail.count).map { e -> String in
+            switch tail[e].kind { case .message(let x): return x.payload.lossyString; case .gap: return "gap"; case .note: return "note" }
+        }, ["2", "gap", "3", "4"])
+        XCTAssertEqual(tail.received, 4)
+        XCTAssertEqual(tail.evicted, 1)
+    }
+
+    func testRateFollowsAFloodThatStops() {
+        var st = ChannelStats()
+        st.add(1000, at: 100.2)
+        st.add(1000, at: 101.5)
+        XCTAssertGreaterThan(st.rate(at: 101.6), 500)
+        XCTAssertEqual(st.rate(at: 103.1), 0, "two seconds after the last message the rate reads 0")
     }
 }
 

@@ -23,7 +23,7 @@ final class RateLimitIntegrationTests: XCTestCase {
 
     func testReaderAgreesWithTheScript() throws {
         let c = try server.admin()
-        let list = try RateLimitReader(schema: KeySchema(prefix: "app:")).scanAll(c)
+        let list = try RateLimitBoard(nodes: NodeSet(seed: c), schema: KeySchema(prefix: "app:")).scan().rows
         XCTAssertEqual(list.map { $0.identifier.lossyString }, ["ip:203.0.113.99", "ip:10.0.0.1", "user:42", "user:7"])
         let blocked = list[1]
         XCTAssertEqual(blocked.count, 75)

@@ -22,31 +22,39 @@ final class CollectingSink: SubscriberSink, @unchecked Sendable {
 }
 
 final class SubscriberTests: XCTestCase {
+    /// Reads with the path the worker uses (messages straight from hiredis's objects) until `cond` holds.
+    func readUntil(_ sub: Subscriber, _ cond: ([ReceivedMessage], [PubSubEvent]) -> Bool) throws -> ([ReceivedMessage], [PubSubEvent]) {
+        var ms: [ReceivedMessage] = [], ev: [PubSubEvent] = []
+        let end = Date().addingTimeInterval(5)
+        while !cond(ms, ev) {
+            if Date() > end { XCTFail("timed out: \(ms) \(ev)"); break }
+            try sub.read(timeout: 0.5, messages: &ms, events: &ev, now: { 42 })
+        }
+        return (ms, ev)
+    }
+
     func testSubscribePatternsUnsubscribeAndPing() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }
         let sub = try Subscriber(s.config())
         try sub.subscribe([Bytes(utf8: "workspace:1:events")])
         try sub.psubscribe([Bytes(utf8: "workspace:*:events")])
-        var ev: [PubSubEvent] = []
-        while ev.count < 2 { try sub.read(timeout: 2, into: &ev) }
+        var (_, ev) = try readUntil(sub) { $1.count >= 2 }
         XCTAssertEqual(ev[0], .subscribed(name: Bytes(utf8: "workspace:1:events"), isPattern: false, count: 1))
         XCTAssertEqual(ev[1], .subscribed(name: Bytes(utf8: "workspace:*:events"), isPattern: true, count: 2))
         let pub = try s.admin()
         let payload: Bytes = Bytes(utf8: "{\"type\":\"member.added\"}") + [0xFF, 0x00]
         try pub.call([Bytes(utf8: "PUBLISH"), Bytes(utf8: "workspace:1:events"), payload])
-        ev.removeAll()
-        while ev.count < 2 { try sub.read(timeout: 2, into: &ev) }
-        XCTAssertTrue(ev.contains(.message(channel: Bytes(utf8: "workspace:1:events"), pattern: nil, payload: payload)))
-        XCTAssertTrue(ev.contains(.message(channel: Bytes(utf8: "workspace:1:events"), pattern: Bytes(utf8: "workspace:*:events"), payload: payload)))
+        let (ms, _) = try readUntil(sub) { m, _ in m.count >= 2 }
+        XCTAssertEqual(ms.map(\.payload), [payload, payload])
+        XCTAssertEqual(Set(ms.map { $0.pattern }), [nil, Bytes(utf8: "workspace:*:events")])
+        XCTAssertTrue(ms.allSatisfy { $0.channel == Bytes(utf8: "workspace:1:events") && $0.receivedAt == 42 })
         try sub.ping()
-        ev.removeAll()
-        while ev.isEmpty { try sub.read(timeout: 2, into: &ev) }
+        (_, ev) = try readUntil(sub) { !$1.isEmpty }
         XCTAssertEqual(ev, [.pong])
         try sub.unsubscribe([Bytes(utf8: "workspace:1:events")])
         try sub.punsubscribe([Bytes(utf8: "workspace:*:events")])
-        ev.removeAll()
-        while ev.count < 2 { try sub.read(timeout: 2, into: &ev) }
+        (_, ev) = try readUntil(sub) { $1.count >= 2 }
         XCTAssertEqual(ev[1], .unsubscribed(name: Bytes(utf8: "workspace:*:events"), isPattern: true, count: 0))
     }
 
@@ -84,7 +92,7 @@ final class SubscriberTests: XCTestCase {
         sink.waitFor("resubscription") { $0.subscribedCount() == 2 }
         try s.admin().call("PUBLISH", "c", "back")
         sink.waitFor("message") { $0.messages.count == 1 }
-        let gaps = sink.notices.compactMap { n -> (Double, Double)? in if case .gap(let a, let b) = n { return (a, b) }; return nil }
+        let gaps = sink.notices.compactMap { n -> (Double, Double)? in if case .gap(let a, let b, _) = n { return (a, b) }; return nil }
         XCTAssertEqual(gaps.count, 1)
         XCTAssertGreaterThanOrEqual(gaps[0].1 - gaps[0].0, 0.4)
     }
@@ -140,7 +148,7 @@ final class SubscriberTests: XCTestCase {
 final class ProtocolFaultTests: XCTestCase {
     func testHugeBulkFromServerClosesConnection() throws {
         // Answers the handshake normally, then announces a 1 GB bulk string.
-        let fake = try FakeServer { n in Array((n == 1 ? "+PONG\r\n" : "$1000000000\r\nxxxx").utf8) }
+        let fake = try FakeServer { n in Array((n == 1 ? "+PONG\r\n:7\r\n" : "$1000000000\r\nxxxx").utf8) }
         defer { fake.stop() }
         var cfg = ConnectionConfig(host: "127.0.0.1", port: fake.port, clientName: nil)
         cfg.limits = DecoderLimits(maxElements: 1000, maxBulkBytes: 1 << 20)

@@ -245,8 +245,9 @@ extension RedisServer {
         for i in 1...workspaces {
             script += "SET app:workspace:\(i) '{\"id\":\(i),\"name\":\"Workspace \(i)\",\"plan\":\"pro\"}' EX 300\n"
         }
-        script += "SET app:lock:app:workspace:3 owner-1 NX EX 10\n"
-        script += "SET app:lock:app:workspace:4 stuck NX\n"
+        // The app's stampede locks: `lock:${key}` for the cache key, prefixed once, value "1".
+        script += "SET app:lock:workspace:3 1 NX EX 10\n"
+        script += "SET app:lock:workspace:4 1 NX\n"
         script += "SET app:session:abc xyz\n"
         script += "HSET app:user:1 name Ann email ann@example.com\n"
         script += "SET other:workspace:1 outside-prefix\n"

@@ -30,3 +30,23 @@ public func ndjson(_ s: String) throws -> [[String: Any]] {
         return o
     }
 }
+
+/// Waits until `cond` holds (polling every 20 ms); throws with `what` after `timeout` seconds.
+public func waitUntil(_ what: String, timeout: Double = 10, _ cond: () throws -> Bool) throws {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        if try cond() { return }
+        usleep(20_000)
+    }
+    throw TestSupportError("timed out after \(timeout) s waiting for \(what)")
+}
+
+extension RedisServer {
+    /// Waits until `channel` has `count` plain subscribers (PUBSUB NUMSUB): a subscriber
+    /// started in the background is really listening, not merely started.
+    public func waitForSubscribers(_ channel: String, count: Int = 1, timeout: Double = 10) throws {
+        try waitUntil("\(count) subscriber(s) on \(channel)", timeout: timeout) {
+            try cli(["PUBSUB", "NUMSUB", channel]).split(separator: "\n").last.flatMap { Int($0) } ?? 0 >= count
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import RedisProtocol
+import OpsCore
+
+/// Renders the whole console into a grid. Pure: same state and tail, same grid. Each view
+/// draws only the rows on screen.
+public enum Screen {
+    public static let minWidth = 20
+    public static let minHeight = 6
+
+    public static func render(_ s: AppState, tail: ChannelTail, timeZone: TimeZone = .current) -> CellGrid {
+        var g = CellGrid(width: s.width, height: s.height)
+        if s.width < minWidth || s.height < minHeight {
+            g.put(0, 0, "too small", .warning)
+            g.put(0, 1, "\(s.width)x\(s.height)<\(minWidth)x\(minHeight)", .dim)
+            g.put(0, 2, "q quits", .dim)
+            return g
+        }
+        header(&g, s)
+        tabs(&g, s)
+        module(s.view).render(&g, s, RenderContext(tail: tail, timeZone: timeZone))
+        footer(&g, s)
+        if let w = s.write { WriteFlowModule.render(&g, s, w) }
+        if let a = s.audit { AuditModule.render(&g, s, a) }
+        if s.helpOpen { help(&g, s) }
+        return g
+    }
+
+    static func linkText(_ l: LinkState) -> (String, Role) {
+        switch l {
+        case .connecting: return ("connecting…", .warning)
+        case .connected: return ("● live", .ok)
+        case .reconnecting: return ("◌ reconnecting", .warning)
+        case .failed: return ("✖ failed", .error)
+        }
+    }
+
+    static func header(_ g: inout CellGrid, _ s: AppState) {
+        g.fill(y: 0, role: .header)
+        var x = g.put(0, 0, " redis-ops ", .headerBadge)
+        var parts: [String] = [s.session.endpoint]
+        if let r = s.session.role { parts.append(Escaper.string(r)) }
+        if let sr = s.session.subscriberRole, sr != s.session.role { parts.append("tail on a \(Escaper.string(sr))") }
+        if s.session.tls { parts.append(s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") }
+        parts.append("user " + (s.session.user.map { Escaper.string($0) } ?? "default"))
+        parts.append("prefix " + (s.session.prefix.isEmpty ? "(none)" : Escaper.string(s.session.prefix)))
+        let (link, linkRole) = linkText(worst(s.session.command, s.session.subscriber))
+        var right = link
+        if s.session.readOnly { right = "READ-ONLY  " + right }
+        let rightW = displayWidth(right) + 1
+        x = g.put(x + 1, 0, parts.joined(separator: " · "), .header, maxX: g.width - rightW - 1)
+        let rx = g.width - rightW
+        if s.session.readOnly {
+            let after = g.put(rx, 0, "READ-ONLY", .readOnly)
+            g.put(after + 2, 0, link, linkRole)
+        } else {
+            g.put(rx, 0, link, linkRole)
+        }
+    }
+
+    static func worst(_ a: LinkState, _ b: LinkState) -> LinkState {
+        func rank(_ l: LinkState) -> Int {
+            switch l { case .connected: return 0; case .connecting: return 1; case .reconnecting: return 2; case .failed: return 3 }
+        }
+        return rank(a) >= rank(b) ? a : b
+    }
+
+    static func tabs(_ g: inout CellGrid, _ s: AppState) {
+        var x = 0
+        let narrow = g.width < 60
+        for v in ViewID.allCases {
+            let label = narrow ? " \(v.rawValue) \(v.title.prefix(4)) " : " \(v.rawValue) \(v.title) "
+            x = g.put(x, 1, label, v == s.view ? .tabActive : .tabInactive)
+            x += 1
+        }
+    }
+
+    static func footer(_ g: inout CellGrid, _ s: AppState) {
+        let y = g.height - 2
+        g.fill(y: y, role: .footerText)
+        if let p = s.prompt, !p.completions.isEmpty {
+            g.put(0, y, " " + p.completions.joined(separator: "  "), .info)
+        } else {
+            // `? help` stays at the right end whatever the width; the view's keys fill the rest.
+            let helpEntry = " ? help "
+            let limit = g.width - displayWidth(helpEntry)
+            var x = 0
+            for (k, label) in Bindings.footer(for: s.view) where k != "?" {
+                let need = displayWidth(k) + displayWidth(label) + 3
+                if x + need > limit { break }
+                x = g.put(x, y, " " + k, .footerKey)
+                x = g.put(x, y, " " + label + " ", .footerText)
+            }
+            let hx = g.put(limit, y, " ?", .footerKey)
+            g.put(hx, y, " help ", .footerText)
+        }
+        let y2 = g.height - 1
+        if let c = s.confirm {
+            g.fill(y: y2, role: .danger)
+            g.put(0, y2, c.question, .readOnly)
+        } else if let p = s.prompt {
+            let x1 = g.put(0, y2, p.label, .prompt)
+            // Show the end of long input.
+            let avail = g.width - x1 - 1
+            var t = p.text
+            while displayWidth(t) > avail && !t.isEmpty { t.removeFirst() }
+            let x2 = g.put(x1, y2, t, .normal)
+            if p.suggested { g.select(y: y2, from: x1, to: x2) }
+            g.put(x2, y2, "▏", .prompt)
+        } else if let f = s.flash, f.view == nil || f.view == s.view {
+            g.put(0, y2, f.text, f.level == .error ? .error : (f.level == .warning ? .warning : .info))
+        }
+    }
+
+    /// Help for the view on screen, sized to the terminal, its lines wrapped (never cut), scrollable.
+    static func help(_ g: inout CellGrid, _ s: AppState) {
+        var seen = Set<String>()
+        let rows = Bindings.active(in: s.view).filter { seen.insert($0.label + $0.help).inserted }
+        let labelW = 8
+        let w = min(g.width - 2, 110)
+        let textW = max(10, w - 4 - labelW - 1)
+        var lines: [(String, String)] = []
+        for b in rows {
+            var first = true
+            for l in wrapWords(b.help, width: textW) { lines.append((first ? b.label : "", l)); first = false }
+        }
+        let h = min(g.height - 2, lines.count + 2)
+        let inner = Modal.frame(&g, title: "\(s.view.title) — keys · any key closes\(lines.count > h - 2 ? " · j/k scroll" : "")", width: w, height: h)
+        let room = inner.h
+        let top = max(0, min(s.helpScroll, max(0, lines.count - room)))
+        for i in 0..<room {
+            let idx = top + i
+            guard idx < lines.count else { break }
+            g.put(inner.x, inner.y + i, lines[idx].0, .footerKey, maxX: inner.x + labelW)
+            g.put(inner.x + labelW + 1, inner.y + i, lines[idx].1, .normal, maxX: inner.x + inner.w)
+        }
+    }
+}
+
+/// Splits text into lines of at most `width` columns at spaces (a longer word is cut).
+public func wrapWords(_ text: String, width: Int) -> [String] {
+    var lines: [String] = []
+    var cur = ""
+    for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+        let w = String(word)
+        if cur.isEmpty { cur = w }
+        else if displayWidth(cur) + 1 + displayWidth(w) <= width { cur += " " + w }
+        else { lines.append(cur); cur = w }
+        while displayWidth(cur) > width {
+            var head = ""
+            for ch in cur { if displayWidth(head + String(ch)) > width { break }; head.append(ch) }
+            lines.append(head)
+            cur = String(cur.dropFirst(head.count))
+        }
+    }
+    if !cur.isEmpty || lines.isEmpty { lines.append(cur) }
+    return lines
+}

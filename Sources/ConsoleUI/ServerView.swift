@@ -1,0 +1,165 @@
+import Foundation
+import RedisProtocol
+import OpsCore
+
+enum ServerModule: ViewModule {
+    static let id = ViewID.server
+    static let readEvery = 2.0
+    /// A sparkline needs this many samples before it means anything.
+    static let minSamples = 5
+
+    static func entered(_ s: inout AppState) -> [Effect] { tick(&s) }
+
+    static func tick(_ s: inout AppState) -> [Effect] {
+        guard s.now - s.server.lastRead >= readEvery else { return [] }
+        s.server.lastRead = s.now
+        return [.readServer]
+    }
+
+    static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
+        switch ev {
+        case .server(let r):
+            // CLIENT LIST is read less often than INFO: keep the last summary in between.
+            var r = r
+            if r.clients == nil, r.clientsError == nil, let old = s.server.reading {
+                r.clients = old.clients
+                r.clientsError = old.clientsError
+            }
+            s.server.reading = r
+            s.server.series.add(r.sample)
+            s.server.error = r.sample.overview.infoError
+        case .serverFailed(let why):
+            s.server.error = why
+        default: break
+        }
+        return []
+    }
+
+    static func perform(_ a: Action, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        if a == .rescan { s.server.lastRead = 0; return tick(&s) }
+        return []
+    }
+    static func filterText(_ s: AppState) -> String { "" }
+    static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] { [] }
+    static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] { [] }
+    static func sync(_ s: inout AppState, tail: ChannelTail) {}
+
+    static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext) {
+        let y0 = s.bodyTop - 1
+        guard let reading = s.server.reading, let last = s.server.series.latest else {
+            g.put(2, y0 + 1, s.server.error.map { "INFO failed: \(Escaper.string($0))" } ?? "reading INFO…", s.server.error == nil ? .dim : .error)
+            return
+        }
+        let i = last.overview.info
+        let series = s.server.series
+        func v(_ k: String) -> String { i[k].map { Escaper.string($0) } ?? "unknown" }
+        func bytes(_ k: String) -> String { i.int(k).map(formatBytes) ?? "unknown" }
+        func rate(_ k: String) -> String { series.rate(k).map { String(format: "%.1f/s", $0) } ?? "…" }
+        var y = y0
+        // What is shown is as old as the last reading: say so when it is not fresh.
+        let age = s.now - last.at
+        if age > readEvery * 3 || s.server.error != nil {
+            let why = s.server.error.map { ": " + Escaper.string($0) } ?? ""
+            g.put(0, y, "STALE: last read \(ago(age))\(why)", .error)
+            y += 1
+        }
+        let sparkX = max(0, min(64, g.width - 20))
+        func line(_ label: String, _ parts: [(String, Role)], spark: [Double]? = nil, range: (Double, Double)? = nil) {
+            guard y < g.height - 2 else { return }
+            var x = g.put(0, y, padRight(label, 12), .title)
+            for (t, r) in parts where !t.isEmpty { x = g.put(x, y, t, r); x = g.put(x, y, "  ", .normal) }
+            if let spark, g.width - sparkX >= 12 {
+                let sx = max(x + 1, sparkX)
+                if spark.count >= minSamples, sx < g.width - 4 {
+                    g.put(sx, y, sparkline(spark, width: min(40, g.width - sx - 1), min: range?.0, max: range?.1), .info)
+                } else if sx < g.width - 12 {
+                    g.put(sx, y, "collecting…", .dim)
+                }
+            }
+            y += 1
+        }
+        if let e = last.overview.infoError {
+            line("INFO", [("not permitted: \(Escaper.string(e)) — nothing else can be shown", .error)])
+            return
+        }
+        line("server", [("role \(v("role"))", .normal), ("redis \(v("redis_version"))", .normal),
+                        ("uptime \(i.int("uptime_in_seconds").map { formatDuration($0 * 1000) } ?? "unknown")", .normal)])
+        var repl: [(String, Role)] = []
+        if i["role"] == "master" {
+            repl.append(("\(v("connected_slaves")) replicas", .normal))
+            for n in 0..<8 {
+                guard let sl = i["slave\(n)"] else { break }
+                let f = Dictionary(sl.split(separator: ",").compactMap { p -> (String, String)? in
+                    let kv = p.split(separator: "=", maxSplits: 1); return kv.count == 2 ? (String(kv[0]), String(kv[1])) : nil }, uniquingKeysWith: { a, _ in a })
+                repl.append(("\(Escaper.string(f["ip"] ?? "?")):\(f["port"] ?? "?") \(f["state"] ?? "?") lag \(f["lag"] ?? "?")s", (f["lag"].flatMap(Int.init) ?? 0) > 5 ? .warning : .normal))
+            }
+        } else if i["role"] == "slave" {
+            repl.append(("primary \(v("master_host")):\(v("master_port"))", .normal))
+            repl.append(("link \(v("master_link_status"))", i["master_link_status"] == "up" ? .ok : .error))
+            repl.append(("last I/O \(v("master_last_io_seconds_ago")) s ago", .normal))
+        }
+        line("replication", repl)
+        let policy = last.overview.maxmemoryPolicy ?? "unknown (not in INFO; CONFIG not permitted)"
+        line("memory", [("used \(bytes("used_memory"))", .normal), ("peak \(bytes("used_memory_peak"))", .normal),
+                        ("max \(i.int("maxmemory").map { $0 == 0 ? "no limit" : formatBytes($0) } ?? "unknown")", .normal),
+                        ("policy \(Escaper.string(policy))", last.overview.maxmemoryPolicy == nil ? .warning : .normal),
+                        ("frag \(v("mem_fragmentation_ratio"))", .normal)], spark: series.series("used_memory"))
+        let span = series.span(over: 60)
+        let window = span >= 59 ? "last minute" : "last \(Int(span))s"
+        let hr = series.hitRatio(over: 60)
+        let boot = i.hitRatio
+        line("hit ratio", [(hr.map { String(format: "%.1f%% over the %@", $0 * 100, window) } ?? "no lookups in the \(window)", hr.map { $0 < 0.8 ? .warning : .ok } ?? .dim),
+                           (boot.map { String(format: "%.1f%% since start", $0 * 100) } ?? "", .dim)], spark: series.hitRatioSeries(), range: (0, 1))
+        line("keys/s", [("evicted \(rate("evicted_keys"))", (series.rate("evicted_keys") ?? 0) > 0 ? .warning : .normal),
+                        ("expired \(rate("expired_keys"))", .normal)], spark: zip(series.series("expired_keys").dropFirst(), series.series("expired_keys")).map { $0 - $1 })
+        line("load", [("ops/s \(v("instantaneous_ops_per_sec"))", .normal)], spark: series.series("instantaneous_ops_per_sec"))
+        line("clients", [("\(v("connected_clients")) connected", .normal), ("\(v("blocked_clients")) blocked", (i.int("blocked_clients") ?? 0) > 0 ? .warning : .normal)],
+             spark: series.series("connected_clients"))
+        line("pub/sub", [("\(v("pubsub_channels")) channels", .normal), ("\(v("pubsub_patterns")) patterns", .normal)])
+        let ks = i.keyspace
+        line("keys", ks.isEmpty ? [("no keys", .dim)] : ks.map { ("\($0.db): \(grouped(Int($0.keys))) keys, \(grouped(Int($0.expires))) with TTL", .normal) })
+        if let lat = reading.latency, !lat.isEmpty {
+            line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) })
+        }
+        y += 1
+        clients(&g, s, reading, &y)
+        slowlog(&g, s, reading, &y)
+    }
+
+    static func clients(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
+        guard y < g.height - 3 else { return }
+        g.fill(y: y, role: .columnHeader)
+        g.put(0, y, "WHO IS CONNECTED (CLIENT LIST)", .columnHeader)
+        y += 1
+        if let e = r.clientsError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); y += 2; return }
+        guard let c = r.clients else { g.put(2, y, "reading…", .dim); y += 2; return }
+        let groups = c.groups.prefix(4).map { "\(Escaper.string($0.name, maxScalars: 30)) ×\($0.count)" }.joined(separator: "  ")
+        if y < g.height - 2 { g.put(2, y, "\(c.total) connections: " + groups, .normal); y += 1 }
+        for sub in c.subscribers.prefix(4) where y < g.height - 2 {
+            let role: Role = sub.omem > 8 << 20 ? .error : (sub.omem > 1 << 20 ? .warning : .normal)
+            let what = [sub.channels > 0 ? "\(sub.channels) channels" : nil, sub.patterns > 0 ? "\(sub.patterns) patterns" : nil,
+                        sub.shardChannels > 0 ? "\(sub.shardChannels) shard channels" : nil].compactMap { $0 }.joined(separator: ", ")
+            g.put(2, y, "subscriber \(Escaper.string(sub.name, maxScalars: 30)) \(Escaper.string(sub.addr, maxScalars: 40)): \(what.isEmpty ? "subscribed" : what) · output buffer \(formatBytes(sub.omem))", role)
+            y += 1
+        }
+        y += 1
+    }
+
+    static func slowlog(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
+        guard y < g.height - 3 else { return }
+        g.fill(y: y, role: .columnHeader)
+        g.put(0, y, "SLOW LOG (SLOWLOG GET)", .columnHeader)
+        y += 1
+        if let e = r.slowlogError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); return }
+        guard let entries = r.slowlog, !entries.isEmpty else { g.put(2, y, "empty", .dim); return }
+        for e in entries {
+            guard y < g.height - 2 else { break }
+            var x = g.put(1, y, padLeft("#\(e.id)", 6), .dim)
+            x = g.put(x + 1, y, padLeft(ago(max(0, s.now - Double(e.at))), 10), .dim)
+            x = g.put(x + 1, y, padLeft(String(format: "%.1f ms", Double(e.micros) / 1000), 10), e.micros > 10_000 ? .warning : .normal)
+            let cmd = e.args.prefix(6).map { Escaper.string($0, maxScalars: 60) }.joined(separator: " ")
+            g.put(x + 2, y, cmd, .normal)
+            y += 1
+        }
+    }
+}

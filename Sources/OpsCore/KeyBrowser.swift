@@ -1,0 +1,399 @@
+import RedisProtocol
+import RedisClient
+
+/// What we know about one key. Unknown fields (not permitted, or gone meanwhile) are nil.
+public struct KeyInfo: Sendable, Equatable {
+    public var key: Bytes
+    public var type: String?
+    public var ttl: TTLState?
+    public var bytes: Int64?
+    public var kind: KeyKind
+    /// Wall-clock time of the reading (TTLs count down locally from it).
+    public var readAt: Double
+    public init(key: Bytes, type: String?, ttl: TTLState?, bytes: Int64?, kind: KeyKind, readAt: Double) {
+        self.key = key; self.type = type; self.ttl = ttl; self.bytes = bytes; self.kind = kind; self.readAt = readAt
+    }
+    /// The key no longer exists (TYPE none, or PTTL -2).
+    public var isGone: Bool { type == "none" || ttl == .gone }
+}
+
+/// Columns a key list can be sorted by.
+public enum KeySort: String, Sendable, CaseIterable {
+    case name, type, ttl, size, kind
+
+    /// Strict order with the key as the tie-break: names ascending, types and kinds grouped,
+    /// the soonest expiry first (no expiry, then unknown, last), the biggest first.
+    public func precedes(_ a: KeyInfo, _ b: KeyInfo) -> Bool {
+        switch self {
+        case .name: break
+        case .type:
+            let ta = a.type ?? "~", tb = b.type ?? "~"
+            if ta != tb { return ta < tb }
+        case .kind:
+            if a.kind != b.kind { return a.kind.order < b.kind.order }
+        case .ttl:
+            let ra = Self.ttlRank(a), rb = Self.ttlRank(b)
+            if ra != rb { return ra < rb }
+        case .size:
+            let sa = a.bytes ?? -1, sb = b.bytes ?? -1
+            if sa != sb { return sa > sb }
+        }
+        return a.key.lexicographicallyPrecedes(b.key)
+    }
+
+    /// Absolute expiry time in ms, so rows read at different moments compare fairly.
+    static func ttlRank(_ r: KeyInfo) -> Int64 {
+        switch r.ttl {
+        case .expiresIn(let ms)?: return Int64(r.readAt * 1000) + ms
+        case .persistent?: return Int64.max - 1
+        default: return Int64.max
+        }
+    }
+}
+
+extension KeyKind {
+    var order: Int {
+        switch self { case .cache: return 0; case .lock: return 1; case .rateLimit: return 2; case .other: return 3 }
+    }
+}
+
+/// A key filter as the operator types it: a glob relative to the prefix (`workspace:42*`),
+/// or a substring (`42`, any case); either may start with the prefix itself. The server
+/// does the matching (SCAN MATCH), so a filter finds every key, not only the rows loaded.
+public struct KeyFilter: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case all, glob, substring, startsWith }
+    public let text: String
+    public let kind: Kind
+    /// The full glob sent as SCAN MATCH (prefix included, escaped).
+    public let match: Bytes
+    /// How the filter was read, for the header.
+    public let explanation: String
+
+    public init(_ text: String, schema: KeySchema) {
+        self.text = text
+        let prefix = schema.prefix
+        var t = Bytes(utf8: text)
+        let hadPrefix = !prefix.isEmpty && t.hasPrefix(prefix)
+        if hadPrefix { t = Array(t[prefix.count...]) }
+        let p = Escaper0.plain(prefix)
+        if t.isEmpty {
+            kind = .all
+            match = schema.fullGlob("*")
+            explanation = hadPrefix ? "every key under \(p)" : ""
+        } else if t.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }) {
+            kind = .glob
+            match = schema.fullGlob(t)
+            explanation = "glob \(p)\(Escaper0.plain(t))"
+        } else if hadPrefix {
+            // A full key name (or its beginning) with the prefix: the keys that start with it.
+            kind = .startsWith
+            match = schema.fullGlob(globEscape(t) + Bytes(utf8: "*"))
+            explanation = "keys starting with \(p)\(Escaper0.plain(t))"
+        } else {
+            kind = .substring
+            match = schema.fullGlob(Bytes(utf8: "*") + Self.caseInsensitiveGlob(t) + Bytes(utf8: "*"))
+            explanation = "substring “\(Escaper0.plain(t))” (any case)"
+        }
+    }
+
+    public var isEmpty: Bool { kind == .all }
+
+    /// `*[wW][sS]:42*`: a substring, any case, as a glob (glob characters escaped).
+    public static func caseInsensitiveGlob(_ s: Bytes) -> Bytes {
+        var out = Bytes()
+        for c in s {
+            let lower = c >= 65 && c <= 90 ? c + 32 : c
+            if lower >= 97 && lower <= 122 {
+                out += [UInt8(ascii: "["), lower - 32, lower, UInt8(ascii: "]")]
+            } else {
+                out += globEscape([c])
+            }
+        }
+        return out
+    }
+
+    /// The same test the server makes, on a key already loaded (narrowing while typing).
+    public func matches(_ key: Bytes) -> Bool { kind == .all || globMatch(match, key) }
+}
+
+/// Bytes for a one-line explanation (escaping is the view's job; this keeps ASCII and replaces the rest).
+enum Escaper0 {
+    static func plain(_ b: Bytes) -> String {
+        String(decoding: b.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+    }
+}
+
+/// Reads TYPE, PTTL and MEMORY USAGE for each page of keys. A command the user may not run
+/// (NOPERM, or disabled) makes that field unknown rather than failing the listing; it is
+/// not asked again, and `refused` says which command it was.
+public final class KeyMetadataReader: PageReader {
+    public let schema: KeySchema
+    public private(set) var memoryUsage: Bool
+    public private(set) var typeAllowed = true
+    public private(set) var ttlAllowed = true
+    /// Refused commands, each with the server's reason (once).
+    public private(set) var refused: [(command: String, reason: String)] = []
+    public var now: () -> Double = wallClockNow
+
+    public init(schema: KeySchema, memoryUsage: Bool = true) {
+        self.schema = schema
+        self.memoryUsage = memoryUsage
+    }
+
+    private static let TYPE = Bytes(utf8: "TYPE"), PTTL = Bytes(utf8: "PTTL"), MEMORY = Bytes(utf8: "MEMORY"), USAGE = Bytes(utf8: "USAGE")
+
+    public struct Token { let type: Bool, ttl: Bool, mem: Bool }
+
+    public func request(_ keys: [Bytes]) -> (commands: [[Bytes]], token: Token) {
+        let t = Token(type: typeAllowed, ttl: ttlAllowed, mem: memoryUsage)
+        var cmds: [[Bytes]] = []
+        cmds.reserveCapacity(keys.count * 3)
+        for k in keys {
+            if t.type { cmds.append([Self.TYPE, k]) }
+            if t.ttl { cmds.append([Self.PTTL, k]) }
+            if t.mem { cmds.append([Self.MEMORY, Self.USAGE, k]) }
+        }
+        return (cmds, t)
+    }
+
+    private func refuse(_ cmd: String, _ e: ServerError) {
+        if !refused.contains(where: { $0.command == cmd }) { refused.append((cmd, e.message)) }
+    }
+
+    public func rows(_ keys: [Bytes], _ t: Token, _ replies: ArraySlice<RESPValue>) -> [KeyInfo] {
+        var out: [KeyInfo] = []
+        out.reserveCapacity(keys.count)
+        var j = replies.startIndex
+        let at = now()
+        for k in keys {
+            var m = KeyInfo(key: k, type: nil, ttl: nil, bytes: nil, kind: schema.kind(of: k), readAt: at)
+            if t.type {
+                let r = replies[j]; j += 1
+                if let e = r.errorReply { if e.isNotAllowed { typeAllowed = e.isKeyPermission ? typeAllowed : false; refuse("TYPE", e) } }
+                else if let s = r.string { m.type = s }
+            }
+            if t.ttl {
+                let r = replies[j]; j += 1
+                if let e = r.errorReply { if e.isNotAllowed { ttlAllowed = e.isKeyPermission ? ttlAllowed : false; refuse("PTTL", e) } }
+                else if let v = r.int { m.ttl = TTLState(pttl: v) }
+            }
+            if t.mem {
+                let r = replies[j]; j += 1
+                if let e = r.errorReply { if e.isNotAllowed { memoryUsage = e.isKeyPermission ? memoryUsage : false; refuse("MEMORY USAGE", e) } }
+                else if case .integer(let v) = r { m.bytes = v }
+            }
+            if m.isGone { continue }  // deleted or expired since SCAN found it
+            out.append(m)
+        }
+        return out
+    }
+
+    /// One warning line per refused command, for a listing's end.
+    public var warnings: [String] {
+        refused.map { "\($0.command) was refused (\($0.reason)): that field is unknown" }
+    }
+}
+
+extension ServerError {
+    /// NOPERM about a key (the user may run the command, but not on this key).
+    public var isKeyPermission: Bool { kind == .noPerm && message.lowercased().contains("key") }
+}
+
+/// Keys and memory per namespace (the first segment after the prefix).
+public struct NamespaceStat: Sendable, Equatable {
+    public var name: Bytes
+    public var keys: Int
+    public var bytes: Int64
+    public var noTTL: Int
+}
+
+/// A bounded window over a keyspace listing: the first `capacity` keys in the current
+/// sort order among every key the scan found, with totals over all of them, so the
+/// screen can say honestly how many exist beyond the window.
+public struct KeyWindow: Sendable, Equatable {
+    public let capacity: Int
+    public let sort: KeySort
+    public private(set) var rows: [KeyInfo] = []
+    /// Keys found (alive) in total.
+    public private(set) var matched = 0
+    /// Keys that break the conventions (no TTL where one is expected, a TTL above it).
+    public private(set) var breakers = 0
+    public private(set) var noTTL = 0
+    public private(set) var namespaces: [NamespaceStat] = []
+    private var nsIndex: [Bytes: Int] = [:]
+    public static let maxNamespaces = 200
+
+    public init(capacity: Int, sort: KeySort) {
+        self.capacity = max(1, capacity)
+        self.sort = sort
+    }
+
+    public mutating func add(_ page: [KeyInfo], schema: KeySchema) {
+        var candidates: [KeyInfo] = []
+        for r in page {
+            matched += 1
+            if r.ttl == .persistent { noTTL += 1 }
+            if schema.convention(of: r) != nil { breakers += 1 }
+            count(r, schema)
+            if rows.count < capacity || sort.precedes(r, rows[rows.count - 1]) { candidates.append(r) }
+        }
+        guard !candidates.isEmpty else { return }
+        candidates.sort(by: sort.precedes)
+        // Merge two sorted lists, keeping the first `capacity`.
+        var merged: [KeyInfo] = []
+        merged.reserveCapacity(min(capacity, rows.count + candidates.count))
+        var i = 0, j = 0
+        while merged.count < capacity && (i < rows.count || j < candidates.count) {
+            if j >= candidates.count || (i < rows.count && !sort.precedes(candidates[j], rows[i])) { merged.append(rows[i]); i += 1 }
+            else { merged.append(candidates[j]); j += 1 }
+        }
+        rows = merged
+    }
+
+    private mutating func count(_ r: KeyInfo, _ schema: KeySchema) {
+        let rel = schema.relative(r.key) ?? r.key
+        var name = rel.firstIndex(of: UInt8(ascii: ":")).map { Array(rel[...$0]) } ?? rel
+        if nsIndex[name] == nil && namespaces.count >= Self.maxNamespaces { name = Bytes(utf8: "(other namespaces)") }
+        let i: Int
+        if let k = nsIndex[name] { i = k } else {
+            i = namespaces.count
+            nsIndex[name] = i
+            namespaces.append(NamespaceStat(name: name, keys: 0, bytes: 0, noTTL: 0))
+        }
+        namespaces[i].keys += 1
+        namespaces[i].bytes += r.bytes ?? 0
+        if r.ttl == .persistent { namespaces[i].noTTL += 1 }
+    }
+
+    /// The window, read again: re-read rows replace theirs; gone ones stay, marked gone.
+    public mutating func update(_ fresh: [KeyInfo], goneAt: Double) {
+        var byKey: [Bytes: KeyInfo] = [:]
+        for f in fresh { byKey[f.key] = f }
+        for i in rows.indices {
+            if let f = byKey[rows[i].key] { rows[i] = f }
+        }
+    }
+
+    /// Keys beyond the window.
+    public var hidden: Int { max(0, matched - rows.count) }
+}
+
+/// What the key browser shows: a window of rows in order, and the truth about the rest.
+public struct KeySnapshot: Sendable, Equatable {
+    public var filter: String
+    public var sort: KeySort
+    public var window: KeyWindow
+    /// Keys in the database(s) scanned (DBSIZE), for progress.
+    public var dbsize: Int?
+    public var done = false
+    public var startedAt: Double
+    public var finishedAt: Double?
+    public var stats = ScanStats()
+    public var warnings: [String] = []
+    public var notices: [String] = []
+    public init(filter: String, sort: KeySort, capacity: Int, startedAt: Double) {
+        self.filter = filter; self.sort = sort
+        window = KeyWindow(capacity: capacity, sort: sort)
+        self.startedAt = startedAt
+    }
+}
+
+/// The key browser's service: one scan of the keys matching a filter (on the server),
+/// into a bounded window, plus re-reads of the rows on screen. The console runs it on a
+/// worker; `redis-ops keys` uses the same scan without the window.
+public final class KeyBrowser {
+    public let nodes: NodeSet
+    public let schema: KeySchema
+    public let capacity: Int
+
+    public init(nodes: NodeSet, schema: KeySchema, capacity: Int = 20_000) {
+        self.nodes = nodes; self.schema = schema; self.capacity = capacity
+    }
+
+    /// Scans to the end, reporting snapshots every `every` seconds (and the last one).
+    public func scan(filter: String, sort: KeySort, every: Double = 0.15, cancelled: @escaping () -> Bool = { false },
+                     progress: (KeySnapshot) -> Void) throws -> KeySnapshot {
+        let f = KeyFilter(filter, schema: schema)
+        var snap = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: wallClockNow())
+        var total = 0
+        for t in nodes.scanTargets() {
+            if let n = try? nodes.connection(for: t).call([Bytes(utf8: "DBSIZE")]).int { total += Int(n) }
+        }
+        snap.dbsize = total
+        let reader = KeyMetadataReader(schema: schema)
+        let scan = KeyspaceScan(nodes: nodes, match: f.match, reader: reader)
+        scan.cancelled = cancelled
+        scan.onNotice = { snap.notices.append($0) }
+        var last = monotonicNow()
+        try scan.run { rows in
+            snap.window.add(rows, schema: schema)
+            let t = monotonicNow()
+            if t - last >= every {
+                last = t
+                snap.stats = scan.stats
+                snap.warnings = reader.warnings
+                progress(snap)
+            }
+            return true
+        }
+        snap.stats = scan.stats
+        snap.warnings = reader.warnings
+        snap.done = true
+        snap.finishedAt = wallClockNow()
+        progress(snap)
+        return snap
+    }
+
+    /// TYPE, PTTL and MEMORY USAGE of these keys again (on the nodes that own them). A key
+    /// gone since is returned with its type "none".
+    public func refresh(_ keys: [Bytes]) throws -> [KeyInfo] {
+        let reader = KeyMetadataReader(schema: schema)
+        var out: [KeyInfo] = []
+        for (conn, ks) in try nodes.groupConnections(keys) {
+            let (cmds, token) = reader.request(ks)
+            let replies = try conn.pipeline(cmds)
+            let alive = reader.rows(ks, token, replies[...])
+            var byKey: [Bytes: KeyInfo] = [:]
+            for r in alive { byKey[r.key] = r }
+            let at = wallClockNow()
+            for k in ks {
+                out.append(byKey[k] ?? KeyInfo(key: k, type: "none", ttl: .gone, bytes: nil, kind: schema.kind(of: k), readAt: at))
+            }
+        }
+        return out
+    }
+
+    /// How long to wait before scanning everything again, so the listing costs the server
+    /// at most `budget` commands per second on average (and at least every minute).
+    public static func rescanInterval(commands: Int, budget: Double = 1000) -> Double {
+        max(60, Double(commands) / budget)
+    }
+}
+
+extension KeySchema {
+    /// What breaks the application's conventions for a key, if anything.
+    public func convention(of r: KeyInfo) -> ConventionIssue? {
+        switch (r.kind, r.ttl) {
+        case (.cache, .persistent?): return .cacheWithoutTTL
+        case (.lock, .persistent?): return .stuckLock
+        case (.rateLimit, .persistent?): return .counterWithoutTTL
+        case (_, .expiresIn(let ms)?):
+            if let exp = expectedTTLms(r.kind), ms > exp + 1000 { return .ttlAboveExpected(exp / 1000) }
+            return nil
+        default: return nil
+        }
+    }
+}
+
+public enum ConventionIssue: Sendable, Equatable {
+    case cacheWithoutTTL, stuckLock, counterWithoutTTL, ttlAboveExpected(Int64)
+    public var text: String {
+        switch self {
+        case .cacheWithoutTTL: return "no TTL: leak?"
+        case .stuckLock: return "no TTL: stuck lock"
+        case .counterWithoutTTL: return "no TTL: blocks forever"
+        case .ttlAboveExpected(let s): return "TTL > \(s)s"
+        }
+    }
+    public var isError: Bool { self == .stuckLock || self == .counterWithoutTTL }
+}
