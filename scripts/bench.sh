@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks redis-ops side by side with redis-cli on the same private server, in one run.
-#   keys: listing 1,000,000 keys (time and peak RSS)
-#   tail: a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
-# Usage: scripts/bench.sh [keys|tail|all]   (KEYS_N=1000000 FLOOD_SECONDS=10)
+#   keys:    listing 1,000,000 keys (time, peak RSS, and wall time against the server's own CPU time)
+#   console: the console itself (headless) on 1M keys + 20k counters with 20 events/s:
+#            first rows, filter, freshness, key press to frame, CPU and server commands/s per view
+#   tail:    a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
+# Usage: scripts/bench.sh [keys|console|tail|all]   (KEYS_N=1000000 COUNTERS_N=20000 FLOOD_SECONDS=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT="${1:-all}"
 BIN="${REDIS_OPS_BIN:-.build/release/redis-ops}"
 KEYS_N="${KEYS_N:-1000000}"
+COUNTERS_N="${COUNTERS_N:-20000}"
+FILL="$(cd "$(dirname "$0")/../.." && pwd)/shared/tools/fill_keyspace.py"
 FLOOD_SECONDS="${FLOOD_SECONDS:-10}"
 [ -x "$BIN" ] || { echo "build first: make release" >&2; exit 1; }
 TMP="$(mktemp -d)"
@@ -18,6 +22,9 @@ SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+# CPU seconds the server has used (utime + stime from /proc/PID/stat).
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SERVER/stat"; }
 
 # Runs a command, prints "seconds peak_rss_kb".
 measure() {
@@ -30,7 +37,9 @@ if [ "$WHAT" = keys ] || [ "$WHAT" = all ]; then
     echo "== keys: $KEYS_N keys under app:bench: (DEBUG POPULATE, 64-byte values) =="
     redis-cli -p "$PORT" DEBUG POPULATE "$KEYS_N" app:bench 64 >/dev/null
     redis-cli -p "$PORT" DBSIZE | sed 's/^/dbsize: /'
+    cpu0=$(server_cpu)
     read -r ro_t ro_m < <(measure "$BIN" --port "$PORT" keys --match 'bench:*' --json)
+    cpu1=$(server_cpu)
     ro_n=$(wc -l <"$TMP/out")
     read -r cli_t cli_m < <(measure redis-cli -p "$PORT" --scan --pattern 'app:bench:*')
     cli_n=$(wc -l <"$TMP/out")
@@ -39,6 +48,41 @@ if [ "$WHAT" = keys ] || [ "$WHAT" = all ]; then
     printf '%-46s %8s s %9s KB peak RSS\n' "redis-ops keys (table)" "$ron_t" "$ron_m"
     printf '%-46s %8s s %9s KB peak RSS %8s lines\n' "redis-cli --scan (names only)" "$cli_t" "$cli_m" "$cli_n"
     echo "ratio time redis-ops/redis-cli: $(ratio "$ro_t" "$cli_t")  (redis-ops also fetches 3 fields per key)"
+    srv=$(python3 -c "print(f'{$cpu1 - $cpu0:.2f}')")
+    echo "server CPU during the redis-ops listing: ${srv} s; wall / server CPU: $(ratio "$ro_t" "$srv")  (goal <= 1.3x: the server kept busy)"
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+fi
+
+if [ "$WHAT" = console ] || [ "$WHAT" = all ]; then
+    echo "== console: ${KEYS_N} keys + ${COUNTERS_N} rate-limit counters (fill_keyspace.py), 20 events/s, headless 120x40 =="
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+    python3 "$FILL" --keys "$KEYS_N" --counters "$COUNTERS_N" | redis-cli -p "$PORT" --pipe | tail -1
+    /usr/bin/time -f "%M" -o "$TMP/console.time" "$BIN" bench-console --port "$PORT" --seconds 10 >"$TMP/console.json" 2>"$TMP/console.err" || true
+    python3 - "$TMP/console.json" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+by = {r["measure"]: r for r in rows}
+def show(label, value, goal): print(f"  {label:<52} {value:>14}   goal {goal}")
+k = by.get("keys first rows", {})
+show(f"first rows of {k.get('dbsize', 0):,} keys (ms)", k.get("first_rows_ms"), "<= 1000")
+show("whole scan with type/TTL/size (ms)", k.get("full_scan_ms"), "(streams; the list is usable meanwhile)")
+f = by.get("filter on the server", {})
+show(f"filter '{f.get('filter')}': found / on the server", f"{f.get('found')} / {f.get('on_the_server')}", "all")
+show("  ...in (ms)", f.get("ms"), "<= 3000")
+show("freshness: an EXPIRE elsewhere seen on screen (ms)", by.get("freshness: EXPIRE elsewhere, seen on screen", {}).get("ms"), "<= 5000")
+p = by.get("key press to frame (j/k in Keys)", {})
+show("key press to frame p50 / max (ms)", f"{p.get('p50_ms')} / {p.get('max_ms')}", "<= 50")
+show("typing in the filter prompt, max (ms)", f.get("typing_max_ms"), "<= 50")
+for r in rows:
+    if r["measure"] == "idle view":
+        show(f"{r['view']} idle: CPU % at {r['events_per_s']:.0f} events/s", r["cpu_percent"], "<= 3")
+        show(f"{r['view']} idle: server commands/s (rows on screen + full readings)", f"{r['server_commands_per_s_on_screen']:.0f} + {r['server_commands_per_s_total'] - r['server_commands_per_s_on_screen']:.0f}", "<= 2000")
+e = by.get("Esc during an invalidation", {})
+if e:
+    show(f"Esc during an invalidation of {e['keys']:,} keys: stopped after (ms)", e.get("stopped_after_ms"), "<= 100")
+    show("  keys the server deleted after Esc / batch size", f"{e.get('deleted_after_esc')} / {e.get('batch_at_esc')}", "about one batch")
+show("console peak RSS (MB)", round(by.get("memory", {}).get("peak_rss_mb", 0), 1), "")
+PY
     redis-cli -p "$PORT" FLUSHALL >/dev/null
 fi
 

@@ -304,8 +304,11 @@ enum KeysModule: ViewModule {
         T.header(&g, y: s.bodyTop, sortedBy: sortColumn)
         let L = layout(s)
         let n = k.visibleCount
-        if n == 0, let snap = k.snapshot, !k.scanning || snap.done {
-            g.put(2, L.listTop + 1, k.filter.isEmpty && k.preview == nil ? "no keys under \(Escaper.string(s.session.prefix))" : "no key matches the filter", .dim)
+        if n == 0, k.snapshot != nil {
+            let text: String
+            if k.scanning { text = k.filter.isEmpty ? "scanning…" : "searching the server for \(KeyFilter(k.filter, schema: s.schema).explanation)…" }
+            else { text = k.filter.isEmpty && k.preview == nil ? "no keys under \(Escaper.string(s.session.prefix))" : "no key matches the filter" }
+            g.put(2, L.listTop + 1, text, .dim)
         }
         for i in 0..<L.listHeight {
             let idx = k.scrollTop + i

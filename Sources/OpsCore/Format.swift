@@ -34,3 +34,11 @@ public func formatBytes(_ n: Int64) -> String {
     while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
     return v < 10 ? String(format: "%.1f %@", v, units[u]) : String(format: "%.0f %@", v, units[u])
 }
+
+extension StringProtocol {
+    /// The lines of a server's text reply (INFO ends its lines in CR LF, which Swift counts
+    /// as one character, so splitting on "\n" alone would not split them).
+    public var replyLines: [Substring] {
+        String(self).split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+    }
+}

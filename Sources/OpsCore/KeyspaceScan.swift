@@ -242,7 +242,7 @@ public struct ClusterNodesView: Sendable {
     public var slotsInMotion: [(slot: Int, otherID: String)] = []
 
     public init(_ text: String) {
-        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for raw in text.replyLines {
             let f = raw.split(separator: " ")
             guard f.count >= 8 else { continue }
             // ip:port@cport[,hostname]

@@ -7,7 +7,7 @@ public struct ServerInfo: Sendable, Equatable {
     public var sections: [String] = []
 
     public init(text: String) {
-        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+        for raw in text.replyLines {
             let line = raw.hasSuffix("\r") ? raw.dropLast() : raw
             if line.hasPrefix("#") { sections.append(line.dropFirst().trimmingCharacters(in: " ")); continue }
             guard let colon = line.firstIndex(of: ":") else { continue }

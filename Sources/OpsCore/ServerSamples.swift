@@ -125,7 +125,7 @@ public struct ClientSummary: Sendable, Equatable {
 
     public init(clientList text: String) {
         var byName: [String: Int] = [:]
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+        for line in text.replyLines {
             var f: [Substring: Substring] = [:]
             for part in line.split(separator: " ") {
                 guard let eq = part.firstIndex(of: "=") else { continue }

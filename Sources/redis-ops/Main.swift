@@ -9,7 +9,7 @@ struct RedisOps: ParsableCommand {
         commandName: "redis-ops",
         abstract: "An operator's console for a production Redis: live event tails, cache keys and TTLs, rate limits, safe invalidation.",
         subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
-                      ExpireCommand.self, PublishCommand.self, DemoCommand.self, BenchTailCommand.self],
+                      ExpireCommand.self, PublishCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self],
         defaultSubcommand: ConsoleCommand.self
     )
 }

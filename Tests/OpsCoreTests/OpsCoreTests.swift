@@ -160,3 +160,12 @@ final class SchemaTests: XCTestCase {
         XCTAssertEqual(formatBytes(1536), "1.5 KB")
     }
 }
+
+final class ReplyTextTests: XCTestCase {
+    func testReplyLinesSplitCRLFAndLF() {
+        XCTAssertEqual("# Stats\r\ncmdstat_get:calls=3,usec=1\r\ncmdstat_set:calls=2\r\n".replyLines, ["# Stats", "cmdstat_get:calls=3,usec=1", "cmdstat_set:calls=2"])
+        XCTAssertEqual("id=1 addr=a\nid=2 addr=b\n".replyLines.count, 2)
+        XCTAssertEqual(ServerInfo(text: "# Server\r\nredis_version:7.0.15\r\nrole:master\r\n")["role"], "master")
+        XCTAssertEqual(ClientSummary(clientList: "id=1 name=api sub=0\r\nid=2 name=api sub=0\r\n").total, 2)
+    }
+}
