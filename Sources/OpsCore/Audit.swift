@@ -38,7 +38,7 @@ public struct AuditLog: Sendable {
         k.isValidUTF8 ? .bytes(k) : .object([("base64", .string(k.base64))])
     }
 
-    /// The record of one write or dry run (DESIGN.md, wave-2 additions). More than
+    /// The record of one write or dry run (ARCHITECTURE.md, "Contracts"). More than
     /// `inlineKeys` keys go to a file next to the log, which the record names.
     public func record(action: WriteAction, server: String, aclUser: String?, request: WriteRequest, keys: [Bytes],
                        report: WriteReport, at: Double = wallClockNow()) throws -> JSON {

@@ -16,7 +16,7 @@ public struct DemoRandom: Sendable {
     public mutating func pick<T>(_ xs: [T]) -> T { xs[int(0...(xs.count - 1))] }
 }
 
-/// The application's rate-limit script (DESIGN.md section 4), verbatim.
+/// The application's rate-limit script, verbatim (ARCHITECTURE.md, "The application").
 public let rateLimitScript = """
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])

@@ -9,7 +9,7 @@ public enum KeyKind: String, Sendable, Equatable, CaseIterable {
     case other = "other"
 }
 
-/// The application's conventions (DESIGN.md section 4), all configurable.
+/// The application's conventions (README, "Configuration file"), all configurable.
 public struct KeySchema: Sendable, Equatable {
     /// Key prefix added by the app's client to every key (never to channel names).
     public var prefix: Bytes

@@ -107,7 +107,7 @@ public struct WriteReport: Sendable, Equatable {
     public var notAttempted: Int { max(0, matched - (deleted + updated + alreadyGone + failed + unknown + kept)) }
     public var completed: Bool { error == nil && !cancelled && notAttempted == 0 }
 
-    /// The `--json` report (DESIGN.md: matched, deleted, already_gone, failed, unknown, cancelled, dry_run, sample).
+    /// The `--json` report (ARCHITECTURE.md, "Contracts": matched, deleted, already_gone, failed, unknown, cancelled, dry_run, sample).
     public var json: JSON {
         var f: [(String, JSON)] = [("matched", .int(Int64(matched)))]
         if action == .expire || action == .persist { f.append(("updated", .int(Int64(updated)))) }

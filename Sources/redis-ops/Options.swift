@@ -6,7 +6,7 @@ import OpsConfig
 import ConsoleUI
 import RedisProtocol
 
-/// The connection options every subcommand accepts (DESIGN.md section 3), with
+/// The connection options every subcommand accepts (README, "Connecting"), with
 /// redis-cli's spellings (`-u`, `-p`, `-n`, `--askpass`) and what every subcommand shares
 /// (`--audit-log`, `--replica-reads`, `--no-color`).
 struct ConnectionOptionGroup: ParsableArguments {

@@ -235,7 +235,7 @@ public func redisOps(_ args: [String], env: [String: String] = [:], stdin: Strin
     return try run(redisOpsBinary(), args, stdin: stdin, environment: e, timeout: timeout)
 }
 
-/// The application's rate-limit script, verbatim (DESIGN.md section 4).
+/// The application's rate-limit script, verbatim (ARCHITECTURE.md, "The application").
 public let rateLimitLua = rateLimitScript
 
 extension RedisServer {
