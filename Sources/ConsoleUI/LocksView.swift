@@ -66,7 +66,7 @@ enum LocksModule: ViewModule {
             }
             let age = l.heldMs(expectedMs: exp, now: s.now).map { "held ~" + formatDuration($0) } ?? heldText(l, s)
             var req = WriteRequest(action: .release, keys: [k])
-            req.expectations[k] = LockExpectation(value: l.value, pttl: pttl)
+            req.expectations[k] = LockExpectation(value: l.value, pttl: pttl, readAt: l.readAt)
             s.confirm = Confirmation(question: "Release \(Escaper.string(k)) (value \(value), \(ttl), \(age))? Only if it is still this one. y = yes · any other key = no",
                                      effect: .execute(WritePlan(request: req, keys: [k])))
         default: break

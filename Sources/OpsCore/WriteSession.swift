@@ -23,12 +23,21 @@ public enum WriteAction: String, Sendable, Equatable, CaseIterable {
 }
 
 /// What a lock looked like when the operator was shown it: the release only goes ahead if
-/// it still does (same value, PTTL not higher), so a lock re-acquired meanwhile is kept.
+/// it still does — same value, and a PTTL not higher than what the lock shown would have
+/// left by now — so a lock re-acquired meanwhile (the application's value is always "1",
+/// but its TTL starts again at 10 s) is kept.
 public struct LockExpectation: Sendable, Equatable {
     public var value: Bytes?
     /// PTTL when shown, ms; -1 for no TTL.
     public var pttl: Int64
-    public init(value: Bytes?, pttl: Int64) { self.value = value; self.pttl = pttl }
+    /// When it was read (wall clock).
+    public var readAt: Double
+    public init(value: Bytes?, pttl: Int64, readAt: Double) { self.value = value; self.pttl = pttl; self.readAt = readAt }
+
+    /// The highest PTTL the lock shown can have now (ms), with `slack` for the round trips.
+    public func ceiling(now: Double, slack: Int64 = 100) -> Int64 {
+        pttl < 0 ? -1 : max(0, pttl - elapsedMs(since: readAt, now: now)) + slack
+    }
 }
 
 /// A write as asked: keys named exactly (full names) and/or a glob relative to the prefix.
@@ -305,8 +314,8 @@ public final class WriteSession {
 
     // MARK: release
 
-    /// Deletes a lock only if it is still the one shown: same value, PTTL not higher. One
-    /// EVAL per lock; where scripting is refused, WATCH / MULTI / EXEC.
+    /// Deletes a lock only if it is still the one shown: same value, PTTL not above what it
+    /// would have left by now. One EVAL per lock; where scripting is refused, WATCH / MULTI / EXEC.
     static let releaseScript = """
     local v = redis.call('GET', KEYS[1])
     if v == false then return 0 end
@@ -323,7 +332,7 @@ public final class WriteSession {
 
     private func release(_ plan: WritePlan, _ r: inout WriteReport) {
         for k in plan.keys {
-            let exp = plan.request.expectations[k] ?? LockExpectation(value: nil, pttl: -1)
+            let exp = plan.request.expectations[k] ?? LockExpectation(value: nil, pttl: -1, readAt: wallClockNow())
             do {
                 let conn = try nodes.node(forKey: k)
                 let outcome = try releaseOne(k, exp, conn)
@@ -346,7 +355,8 @@ public final class WriteSession {
 
     private func releaseOne(_ k: Bytes, _ exp: LockExpectation, _ conn: RedisConnection) throws -> Int64 {
         let value = exp.value ?? []
-        let reply = try conn.pipeline([[Bytes(utf8: "EVAL"), Bytes(utf8: Self.releaseScript), Bytes(utf8: "1"), k, value, Bytes(utf8: String(exp.pttl))]])[0]
+        let ceiling = exp.ceiling(now: wallClockNow())
+        let reply = try conn.pipeline([[Bytes(utf8: "EVAL"), Bytes(utf8: Self.releaseScript), Bytes(utf8: "1"), k, value, Bytes(utf8: String(ceiling))]])[0]
         if case .integer(let n) = reply { return n }
         guard let e = reply.errorReply else { throw RedisError.protocolViolation("unexpected reply to the release script") }
         guard e.isNotAllowed || e.message.contains("NOSCRIPT") || e.message.lowercased().contains("script") else { throw RedisError.server(e) }
@@ -357,7 +367,7 @@ public final class WriteSession {
         guard let v = pre[1].bytes, !pre[1].isNull else { _ = try conn.pipeline([[b("UNWATCH")]]); return 0 }
         if v != value { _ = try conn.pipeline([[b("UNWATCH")]]); return -1 }
         let t = pre[2].int ?? -2
-        if (exp.pttl < 0 && t >= 0) || (exp.pttl >= 0 && (t < 0 || t > exp.pttl)) { _ = try conn.pipeline([[b("UNWATCH")]]); return -2 }
+        if (ceiling < 0 && t >= 0) || (ceiling >= 0 && (t < 0 || t > ceiling)) { _ = try conn.pipeline([[b("UNWATCH")]]); return -2 }
         let tx = try conn.pipeline([[b("MULTI")], [b("DEL"), k], [b("EXEC")]])
         if let e3 = tx.compactMap(\.errorReply).first { throw RedisError.server(e3) }
         guard let results = tx[2].array, let first = results.first else { return -1 }  // EXEC nil: it changed meanwhile

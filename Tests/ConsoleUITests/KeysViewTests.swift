@@ -236,7 +236,7 @@ final class KeysViewTests: XCTestCase {
         XCTAssertTrue(s.confirm!.question.contains("Release app:lock:workspace:17 (value “1”, no TTL (stuck)"), s.confirm!.question)
         guard case .execute(let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
         XCTAssertEqual(plan.request.action, .release)
-        XCTAssertEqual(plan.request.expectations[Bytes(utf8: "app:lock:workspace:17")], LockExpectation(value: Bytes(utf8: "1"), pttl: -1))
+        XCTAssertEqual(plan.request.expectations[Bytes(utf8: "app:lock:workspace:17")], LockExpectation(value: Bytes(utf8: "1"), pttl: -1, readAt: s.now))
         var rep = WriteReport(action: .release, matched: 1)
         rep.kept = 1
         rep.sample = [Bytes(utf8: "app:lock:workspace:17")]

@@ -33,5 +33,41 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     public func stop() { for n in nodes { n.stop() } }
+
+    /// The node id of each node (CLUSTER MYID).
+    public func id(_ i: Int) throws -> String { try nodes[i].cli(["CLUSTER", "MYID"]).trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// The index of the node that serves a slot now (from each node's own line of CLUSTER NODES).
+    public func owner(ofSlot slot: Int) throws -> Int {
+        for i in nodes.indices {
+            for line in try nodes[i].cli(["CLUSTER", "NODES"]).split(separator: "\n") where line.contains("myself") {
+                for part in line.split(separator: " ").dropFirst(8) {
+                    let range = part.split(separator: "-")
+                    if range.count == 2, let a = Int(range[0]), let b = Int(range[1]), a <= slot && slot <= b { return i }
+                    if range.count == 1, let a = Int(range[0]), a == slot { return i }
+                }
+            }
+        }
+        throw TestSupportError("no node serves slot \(slot)")
+    }
+
+    /// Moves a slot's keys from one node to another with MIGRATE, as `redis-cli --cluster
+    /// reshard` does; with `finish: false` it stops halfway (the slot migrating/importing).
+    public func migrate(slot: Int, from: Int, to: Int, keys limit: Int = .max, finish: Bool = true) throws {
+        let fromID = try id(from), toID = try id(to)
+        try nodes[to].cli(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", fromID])
+        try nodes[from].cli(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", toID])
+        var moved = 0
+        while moved < limit {
+            let keys = try nodes[from].cli(["--raw", "CLUSTER", "GETKEYSINSLOT", String(slot), String(min(100, limit - moved))])
+                .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+            if keys.isEmpty { break }
+            try nodes[from].cli(["MIGRATE", "127.0.0.1", String(nodes[to].port), "", "0", "5000", "KEYS"] + keys)
+            moved += keys.count
+        }
+        if finish {
+            for n in nodes { try n.cli(["CLUSTER", "SETSLOT", String(slot), "NODE", toID]) }
+        }
+    }
     deinit { stop() }
 }

@@ -23,6 +23,8 @@ public final class RedisServer: @unchecked Sendable {
     private let extraConfig: [String]
 
     public var host: String { "127.0.0.1" }
+    /// The server's process id (for SIGSTOP / SIGCONT in fault tests).
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
 
     /// Starts a server; `extraConfig` lines go into its config file verbatim.
     public init(_ mode: Mode = .plain, extraConfig: [String] = [], port fixedPort: Int? = nil) throws {
