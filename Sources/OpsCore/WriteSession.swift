@@ -534,6 +534,10 @@ private struct Executor {
                     case .ask:
                         // The slot is migrating: each key to wherever it is now (ASKING followed).
                         askEach(item.keys, &r)
+                    case .tryAgain where item.keys.count > 1:
+                        // Some of these keys are already on the other side of a migration: the same
+                        // multi-key command would be refused until it ends, so one key at a time.
+                        askEach(item.keys, &r)
                     case .moved, .tryAgain, .clusterDown:
                         // Refused, not carried out: safe to send again, to the owner now.
                         again += item.keys

@@ -46,8 +46,8 @@ struct ConnectionOptionGroup: ParsableArguments {
     var auditLog: String?
     @Flag(name: .customLong("no-color"), help: "No colour (bold, reverse and underline only); also NO_COLOR.")
     var noColor = false
-    @Option(name: .long, help: "Seconds to wait for a reply before the outcome is unknown (default 10).")
-    var timeout: Double?
+    @Option(name: .customLong("io-timeout"), help: "Seconds to wait for a reply before the outcome is unknown (default 10).")
+    var ioTimeout: Double?
     @Option(name: .long, help: "A connection profile from the config file.")
     var profile: String?
     @Option(name: .long, help: "The config file (default $REDIS_OPS_CONFIG or ~/.config/redis-ops/config.toml).")
@@ -75,8 +75,8 @@ struct ConnectionOptionGroup: ParsableArguments {
         if askpass { f.password = Secret(try Self.askPassword()) }
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
         var o = try ConnectionOptions.resolve(flags: f, environment: env)
-        if let t = timeout {
-            guard t > 0 else { throw CLIError.usage("--timeout must be more than 0") }
+        if let t = ioTimeout {
+            guard t > 0 else { throw CLIError.usage("--io-timeout must be more than 0") }
             o.config.timeouts = Timeouts(connect: min(5, t), io: t)
         }
         for w in o.warnings { Output.warn("redis-ops: warning: " + w) }
@@ -112,7 +112,7 @@ struct ConnectionOptionGroup: ParsableArguments {
 
     /// Options that take a value (used to move global options after the subcommand name).
     static let valued: Set<String> = ["--url", "-u", "--host", "--port", "-p", "-n", "--user", "--password-file", "--cacert", "--cert",
-                                      "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log", "--timeout"]
+                                      "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log", "--io-timeout"]
 }
 
 /// A failure with its exit status: 1 for connection/server problems, 2 for usage and refused writes.

@@ -8,7 +8,7 @@ final class ClusterTests: XCTestCase {
     static let fixture = Shared { () throws -> RedisCluster in
         let c = try RedisCluster()
         for i in 1...60 { try c.cli(["SET", "app:workspace:\(i)", "{\"id\":\(i)}", "EX", "300"]) }
-        for i in 1...5 { try c.cli(["SET", "app:lock:app:workspace:\(i)", "w", "EX", "10"]) }
+        for i in 1...5 { try c.cli(["SET", "app:lock:workspace:\(i)", "1", "EX", "10"]) }
         for _ in 0..<65 { try c.cli(["EVAL", rateLimitLua, "1", "app:ratelimit:ip:10.0.0.1", "60", "60"]) }
         for _ in 0..<3 { try c.cli(["EVAL", rateLimitLua, "1", "app:ratelimit:user:9", "60", "60"]) }
         return c
