@@ -224,7 +224,8 @@ public final class WriteSession {
     public func plan(_ req: WriteRequest, progress: ((Int) -> Void)? = nil, cancelled: @escaping () -> Bool = { false }) throws -> WritePlan {
         var plan = WritePlan(request: req, keys: [])
         if req.action == .publish { return plan }
-        var seen = Set<Bytes>()
+        // The scan drops its own duplicates; named keys are checked against the glob's.
+        var fromGlob = Set<Int>()
         if let g = req.glob {
             let explicit = namesProtected(g)
             let withoutTTL = req.action == .expire && req.onlyWithoutTTL
@@ -234,7 +235,8 @@ public final class WriteSession {
             try scan.run { page in
                 for k in page {
                     if !explicit && schema.isProtected(k) { plan.protectedSkipped += 1; continue }
-                    if seen.insert(k).inserted { plan.keys.append(k) }
+                    plan.keys.append(k)
+                    if !req.keys.isEmpty { fromGlob.insert(keyFingerprint(k)) }
                 }
                 if plan.keys.count > maxKeys {
                     throw WriteRefused("more than \(maxKeys) keys match \(g); write in narrower patterns")
@@ -253,7 +255,7 @@ public final class WriteSession {
                         guard Redirect(e) != nil else { throw RedisError.server(e) }
                         exists = try nodes.call([Bytes(utf8: "EXISTS"), k], key: k).int == 1
                     }
-                    if exists && seen.insert(k).inserted { plan.keys.append(k) }
+                    if exists && !fromGlob.contains(keyFingerprint(k)) { fromGlob.insert(keyFingerprint(k)); plan.keys.append(k) }
                 }
             }
         }
@@ -412,11 +414,12 @@ private struct Executor {
     var nodes: NodeSet { session.nodes }
     var action: WriteAction { plan.request.action }
 
-    /// Keys waiting per primary.
-    struct Lane {
-        var queue = Deque<Bytes>()
+    /// Keys waiting for one primary. A class: the queue is changed in place, never copied.
+    final class Lane {
+        var queue: Deque<Bytes>
         var batch: Int
         var baseRTT = Double.infinity
+        init(queue: Deque<Bytes> = [], batch: Int) { self.queue = queue; self.batch = batch }
     }
 
     func commands(for keys: ArraySlice<Bytes>) -> [(keys: [Bytes], command: [Bytes])] {
@@ -473,7 +476,7 @@ private struct Executor {
             var sent: [(ep: Endpoint, conn: RedisConnection, items: [(keys: [Bytes], command: [Bytes])], at: Double)] = []
             var unreachable = false
             for ep in order {
-                guard var lane = lanes[ep], !lane.queue.isEmpty else { continue }
+                guard let lane = lanes[ep], !lane.queue.isEmpty else { continue }
                 let n = min(lane.batch, lane.queue.count)
                 let batch = Array(lane.queue.prefix(n))
                 let conn: RedisConnection
@@ -486,7 +489,6 @@ private struct Executor {
                     continue
                 }
                 lane.queue.removeFirst(n)
-                lanes[ep] = lane
                 let items: [(keys: [Bytes], command: [Bytes])] = perKeyCommands ? batch.map { ([$0], command([$0])) } : commands(for: batch[...])
                 do {
                     try conn.send(items.map(\.command))
@@ -511,7 +513,7 @@ private struct Executor {
                 // Pacing: the round trip above the fastest one seen is time the server spent on
                 // this batch, which the application's commands waited behind.
                 let rtt = monotonicNow() - s.at
-                var lane = lanes[s.ep] ?? Lane(batch: session.pacing.startBatch)
+                guard let lane = lanes[s.ep] else { continue }
                 lane.baseRTT = min(lane.baseRTT, rtt)
                 let serverTime = rtt - lane.baseRTT
                 if serverTime < budget * 0.5 { lane.batch = min(session.pacing.maxBatch, lane.batch * 2) }
@@ -519,7 +521,6 @@ private struct Executor {
                     lane.batch = max(session.pacing.minBatch, Int(Double(lane.batch) * 0.6))
                     if serverTime > budget * 1.5 { pause = max(pause, min(0.05, serverTime - budget)) }
                 }
-                lanes[s.ep] = lane
                 var again: [Bytes] = []
                 for (item, reply) in zip(s.items, replies) {
                     let n = item.keys.count
@@ -585,7 +586,7 @@ private struct Executor {
     func regroup(_ keys: [Bytes], _ lanes: inout [Endpoint: Lane], _ order: inout [Endpoint], front: Bool) {
         for (ep, ks) in nodes.group(keys) {
             if lanes[ep] == nil { lanes[ep] = Lane(batch: session.pacing.startBatch); order.append(ep) }
-            if front { lanes[ep]!.queue.insert(contentsOf: ks, at: 0) } else { lanes[ep]!.queue.append(contentsOf: ks) }
+            if front { lanes[ep]!.queue.prepend(contentsOf: ks) } else { lanes[ep]!.queue.append(contentsOf: ks) }
         }
     }
 
