@@ -163,8 +163,7 @@ public final class Console {
         }
         // The header's role: INFO replication every few seconds on the interactive connection.
         let roleJob = Worker.Job(tag: "role", run: { ctx in
-            let r = try ctx.nodes.seed().call("INFO", "replication")
-            return [.serverRole(ServerInfo(text: r.string ?? "")["role"])]
+            [.serverRole(try ServerRole.read(ctx.nodes.seed()))]
         }, onError: { e in
             if case .server? = e as? RedisError { return [.serverRole(nil)] }  // INFO not permitted: the header says less
             return []
@@ -367,6 +366,12 @@ final class EffectRunner {
                 let report = session.execute(plan, cancelled: ctx.cancelled) { p in
                     let t = monotonicNow()
                     if t - last > 0.1 || p.done == p.total { last = t; ctx.post([.writeProgress(p)]) }
+                }
+                // READONLY: the node was demoted (a failover). Connect again through the endpoint,
+                // which leads to the new primary, and show the change at once; the operator re-runs.
+                if report.error?.hasPrefix("READONLY") == true {
+                    ctx.nodes.close()
+                    return [.written(report), .serverRole(try? ServerRole.read(ctx.nodes.seed()))]
                 }
                 return [.written(report)]
             }, onError: { [.writeFailed("\(Self.message($0))")] })

@@ -36,21 +36,9 @@ public func scalarWidth(_ v: UInt32) -> Int {
     return Int(wcwidth(wchar_t(bitPattern: v)))
 }
 
-/// Scalars that are printable by wcwidth's account but dangerous or invisible on a
-/// terminal: bidi controls (they reorder what follows) and zero-width characters.
+/// What the terminal must not get as it is (shared with the JSON writer).
 @inline(__always)
-func mustEscape(_ v: UInt32) -> Bool {
-    switch v {
-    case 0x80...0x9F: return true                      // C1 controls
-    case 0x00AD: return true                           // soft hyphen
-    case 0x061C, 0x200E, 0x200F: return true           // bidi marks
-    case 0x202A...0x202E, 0x2066...0x2069: return true // bidi embeddings, overrides, isolates
-    case 0x200B...0x200D, 0x2060...0x2064, 0xFEFF, 0x180E: return true // zero-width
-    case 0xFFF9...0xFFFB: return true                  // interlinear annotation
-    case 0xE0000...0xE007F: return true                // tags
-    default: return false
-    }
-}
+func mustEscape(_ v: UInt32) -> Bool { isHiddenOrControlScalar(v) }
 
 /// Escaping of untrusted bytes for the terminal. Controls (C0, DEL, C1), invalid
 /// UTF-8, bidi overrides and zero-width characters become visible escapes such as

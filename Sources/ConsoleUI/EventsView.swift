@@ -364,12 +364,13 @@ enum EventsModule: ViewModule {
         }
         var head = " #\(seq) · \(timeText(m.receivedAt, ctx.timeZone)) · \(Escaper.string(m.channel, maxScalars: 200))"
         if let p = m.pattern { head += " · pattern \(Escaper.string(p, maxScalars: 200))" }
+        head += " · \(formatBytes(Int64(entry.originalSize ?? m.payload.count)))"
+        var lines = detailLines(m.payload, width: g.width)
         if let orig = entry.originalSize {
-            head += " · \(formatBytes(Int64(orig))), stored truncated: the first \(formatBytes(Int64(m.payload.count))) are kept (w writes what is stored)"
-        } else {
-            head += " · \(formatBytes(Int64(m.payload.count))) · w writes it"
+            // Said first, where it cannot be cut off: what is shown, and written, is not all of it.
+            lines.insert([TextRun("stored truncated: the first \(formatBytes(Int64(m.payload.count))) of \(formatBytes(Int64(orig))) are kept (w writes what is stored)", role: .warning)], at: 0)
         }
-        TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: detailLines(m.payload, width: g.width), scroll: s.events.paneScroll)
+        TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: lines, scroll: s.events.paneScroll)
     }
 
     /// Pretty JSON, coloured; or escaped text wrapped to the width.

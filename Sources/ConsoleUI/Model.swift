@@ -53,8 +53,11 @@ public struct SessionInfo: Sendable, Equatable {
     public var readOnly: Bool
     /// The role of the server the command connection is on (master, slave).
     public var role: String?
-    /// The role of the node the subscriber is on, when it differs (a demoted primary).
-    public var subscriberRole: String?
+    /// The node the command connection is on, and the ports of its replicas.
+    public var commandNode: ServerNode?
+    public var replicaPorts: [Int] = []
+    /// The node the subscriber reached (it may stay on a demoted primary after a failover).
+    public var subscriberNode: ServerNode?
     public var command: LinkState = .connecting
     public var subscriber: LinkState = .connecting
     public var colour = true
@@ -266,7 +269,7 @@ public enum AppEvent: Sendable {
     case tailChanged
     case tail(TailNotice)
     case commandLink(LinkState)
-    case serverRole(String?)
+    case serverRole(ServerRole?)
     case keysSnapshot(generation: Int, KeySnapshot)
     case keysFailed(generation: Int, String)
     case keysRefreshed([KeyInfo])

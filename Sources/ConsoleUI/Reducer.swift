@@ -64,11 +64,16 @@ public enum Reducer {
         case .commandLink(let l):
             s.session.command = l
             return []
-        case .serverRole(let role):
+        case .serverRole(let r):
+            let role = r?.role
             if let old = s.session.role, let role, old != role {
                 flash(&s, "the server's role changed: \(old) → \(role)\(role == "slave" ? " (demoted by a failover? writes will be refused)" : "")", .warning, .everywhere)
+            } else if let a = s.session.commandNode?.runID, let b = r?.node?.runID, a != b {
+                flash(&s, "the endpoint now leads to another server (a failover?)\(role.map { ": \($0)" } ?? "")", .warning, .everywhere)
             }
             s.session.role = role
+            s.session.commandNode = r?.node
+            s.session.replicaPorts = r?.replicaPorts ?? []
             s.session.command = .connected
             return []
         case .keysSnapshot, .keysFailed, .keysRefreshed, .keysRefreshFailed, .inspected, .inspectFailed:
@@ -112,8 +117,9 @@ public enum Reducer {
 
     static func notice(_ s: inout AppState, _ n: TailNotice) {
         switch n {
-        case .connected:
+        case .connected(_, let node):
             s.session.subscriber = .connected
+            s.session.subscriberNode = node
         case .subscribed(let name, let p):
             if let i = s.subscriptions.firstIndex(where: { $0.name == name && $0.isPattern == p }) { s.subscriptions[i].active = true }
             else { s.subscriptions.append(Subscription(name: name, isPattern: p, active: true)) }

@@ -40,7 +40,7 @@ public enum Screen {
         var x = g.put(0, 0, " redis-ops ", .headerBadge)
         var parts: [String] = [s.session.endpoint]
         if let r = s.session.role { parts.append(Escaper.string(r)) }
-        if let sr = s.session.subscriberRole, sr != s.session.role { parts.append("tail on a \(Escaper.string(sr))") }
+        if let where_ = tailPlace(s.session) { parts.append(where_) }
         if s.session.tls { parts.append(s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") }
         parts.append("user " + (s.session.user.map { Escaper.string($0) } ?? "default"))
         parts.append("prefix " + (s.session.prefix.isEmpty ? "(none)" : Escaper.string(s.session.prefix)))
@@ -56,6 +56,14 @@ public enum Screen {
         } else {
             g.put(rx, 0, link, linkRole)
         }
+    }
+
+    /// Where the tail is when it is not on the command connection's node: after a failover the
+    /// subscriber can stay on the old primary, now a replica (it still gets every PUBLISH).
+    static func tailPlace(_ s: SessionInfo) -> String? {
+        guard let sub = s.subscriberNode, let cmd = s.commandNode, sub.runID != cmd.runID else { return nil }
+        if s.replicaPorts.contains(sub.port) { return "tail on a replica (:\(sub.port))" }
+        return "tail on another node (:\(sub.port)\(sub.role.map { ", \($0) when subscribed" } ?? ""))"
     }
 
     static func worst(_ a: LinkState, _ b: LinkState) -> LinkState {

@@ -238,9 +238,18 @@ public struct TailGap: Sendable, Equatable {
     public init(from: Double, to: Double, reason: String) { self.from = from; self.to = to; self.reason = reason }
 }
 
+/// The server a connection reached (a failover can send the same endpoint to another node).
+public struct ServerNode: Sendable, Equatable {
+    public var runID: String
+    /// The port the node itself listens on.
+    public var port: Int
+    public var role: String?
+    public init(runID: String, port: Int, role: String?) { self.runID = runID; self.port = port; self.role = role }
+}
+
 /// What the subscriber reports besides messages, in the domain's words.
 public enum TailNotice: Sendable, Equatable {
-    case connected(endpoint: String)
+    case connected(endpoint: String, node: ServerNode?)
     case subscribed(name: Bytes, isPattern: Bool)
     case unsubscribed(name: Bytes, isPattern: Bool)
     case disconnected(reason: String, retryIn: Double)
@@ -250,7 +259,7 @@ public enum TailNotice: Sendable, Equatable {
 
     public init(_ n: SubscriberNotice) {
         switch n {
-        case .connected(let e): self = .connected(endpoint: e)
+        case .connected(let e, let n): self = .connected(endpoint: e, node: n.map { ServerNode(runID: $0.runID, port: $0.port, role: $0.role) })
         case .subscribed(let n, let p): self = .subscribed(name: n, isPattern: p)
         case .unsubscribed(let n, let p): self = .unsubscribed(name: n, isPattern: p)
         case .disconnected(let r, let d): self = .disconnected(reason: r, retryIn: d)

@@ -102,12 +102,19 @@ public indirect enum JSON: Sendable, Equatable {
             }
             let len = utf8SequenceLength(b, i)
             if len == 0 { escaped(i, 1) { u00(c, &out) }; i += 1; continue }
-            // U+2028/2029 break JavaScript; C1 controls are escaped too.
-            if (len == 3 && c == 0xE2 && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9)) || (len == 2 && c == 0xC2 && b[i+1] < 0xA0) {
-                let cp: UInt32 = len == 3 ? (b[i+2] == 0xA8 ? 0x2028 : 0x2029) : UInt32(b[i+1])
+            // C1 controls, U+2028/2029 (they break JavaScript), and what would reorder or hide
+            // text on a terminal (bidi controls, zero-width characters, tags) are escaped, so
+            // `jq -r` never puts them on a screen.
+            let cp = scalarValue(b, i, len)
+            if isHiddenOrControl(cp) {
                 escaped(i, len) {
-                    out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
-                    for shift in [12, 8, 4, 0] { out.append(hex[Int((cp >> UInt32(shift)) & 15)]) }
+                    if cp > 0xFFFF {
+                        let v = cp - 0x10000
+                        u4(0xD800 + (v >> 10), &out)
+                        u4(0xDC00 + (v & 0x3FF), &out)
+                    } else {
+                        u4(cp, &out)
+                    }
                 }
                 i += len
                 continue
@@ -118,6 +125,22 @@ public indirect enum JSON: Sendable, Equatable {
         out.append(UInt8(ascii: "\""))
     }
 
+    @inline(__always) private static func u4(_ cp: UInt32, _ out: inout Bytes) {
+        out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
+        for shift in [12, 8, 4, 0] { out.append(hex[Int((cp >> UInt32(shift)) & 15)]) }
+    }
+
+    @inline(__always) static func scalarValue(_ b: UnsafeBufferPointer<UInt8>, _ i: Int, _ len: Int) -> UInt32 {
+        let c = b[i]
+        switch len {
+        case 2: return UInt32(c & 0x1F) << 6 | UInt32(b[i+1] & 0x3F)
+        case 3: return UInt32(c & 0x0F) << 12 | UInt32(b[i+1] & 0x3F) << 6 | UInt32(b[i+2] & 0x3F)
+        default: return UInt32(c & 0x07) << 18 | UInt32(b[i+1] & 0x3F) << 12 | UInt32(b[i+2] & 0x3F) << 6 | UInt32(b[i+3] & 0x3F)
+        }
+    }
+
+    @inline(__always) static func isHiddenOrControl(_ v: UInt32) -> Bool { isHiddenOrControlScalar(v) }
+
     @inline(__always) private static func u00(_ x: UInt8, _ out: inout Bytes) {
         out.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(x >> 4)], hex[Int(x & 15)]])
     }
@@ -127,6 +150,22 @@ public indirect enum JSON: Sendable, Equatable {
     }
 
     public static func stringLiteral(_ b: Bytes) -> String { var o = Bytes(); writeString(b, to: &o); return String(decoding: o, as: UTF8.self) }
+}
+
+/// Scalars that are printable by wcwidth's account but dangerous or invisible on a terminal,
+/// and the C1 controls: bidi controls (they reorder what follows), zero-width characters,
+/// line and paragraph separators, tags. The console shows them escaped, and `--json` writes
+/// them as \uXXXX, so neither puts them on a screen.
+@inline(__always)
+public func isHiddenOrControlScalar(_ v: UInt32) -> Bool {
+    switch v {
+    case 0x80...0x9F: return true                                   // C1 controls
+    case 0x00AD, 0x061C, 0x180E: return true                        // soft hyphen, Arabic letter mark, Mongolian vowel separator
+    case 0x200B...0x200F, 0x2028...0x202E, 0x2060...0x2069, 0xFEFF: return true  // zero-width, separators, bidi
+    case 0xFFF9...0xFFFB: return true                               // interlinear annotation
+    case 0xE0000...0xE007F: return true                             // tags
+    default: return false
+    }
 }
 
 /// Length of the valid UTF-8 sequence starting at `i`, or 0 if the bytes there are invalid

@@ -126,3 +126,29 @@ public struct ServerOverview: Sendable, Equatable {
         return .object(f)
     }
 }
+
+/// The node a connection is on and its place in replication (INFO server + replication):
+/// the header's role, and how the console tells that its tail is on another node.
+public struct ServerRole: Sendable, Equatable {
+    public var role: String?
+    public var node: ServerNode?
+    /// The ports its replicas listen on (slaveN:ip=…,port=…).
+    public var replicaPorts: [Int]
+    public init(role: String?, node: ServerNode?, replicaPorts: [Int]) { self.role = role; self.node = node; self.replicaPorts = replicaPorts }
+
+    public static func read(_ c: RedisConnection) throws -> ServerRole {
+        let r = try c.pipeline([[Bytes(utf8: "INFO"), Bytes(utf8: "server")], [Bytes(utf8: "INFO"), Bytes(utf8: "replication")]])
+        if let e = r[1].errorReply { throw RedisError.server(e) }
+        let server = ServerInfo(text: r[0].errorReply == nil ? r[0].string ?? "" : "")
+        let repl = ServerInfo(text: r[1].string ?? "")
+        let role = repl["role"]
+        var node: ServerNode?
+        if let id = server["run_id"], let port = server.int("tcp_port") { node = ServerNode(runID: id, port: Int(port), role: role) }
+        var ports: [Int] = []
+        for n in 0..<64 {
+            guard let sl = repl["slave\(n)"] else { break }
+            for part in sl.split(separator: ",") where part.hasPrefix("port=") { if let p = Int(part.dropFirst(5)) { ports.append(p) } }
+        }
+        return ServerRole(role: role, node: node, replicaPorts: ports)
+    }
+}

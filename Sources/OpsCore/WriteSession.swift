@@ -419,6 +419,10 @@ private struct Executor {
         var queue: Deque<Bytes>
         var batch: Int
         var baseRTT = Double.infinity
+        var runID: String?
+        /// Keys this server answered for (deleted, or already gone): after a failover they are
+        /// checked on the new primary, which may not have received those deletes.
+        var answered: [Bytes] = []
         init(queue: Deque<Bytes> = [], batch: Int) { self.queue = queue; self.batch = batch }
     }
 
@@ -451,12 +455,21 @@ private struct Executor {
 
     var perKeyCommands: Bool { action == .expire || action == .persist }
 
+    /// The run id of the server behind a connection (nil if INFO is not permitted).
+    static func runID(_ c: RedisConnection) -> String? {
+        guard let text = try? c.call([Bytes(utf8: "INFO"), Bytes(utf8: "server")]).string else { return nil }
+        return ServerInfo(text: text)["run_id"]
+    }
+
     func run(_ r: inout WriteReport) {
         var lanes: [Endpoint: Lane] = [:]
         var order: [Endpoint] = []
         for (ep, ks) in nodes.group(plan.keys) {
             order.append(ep)
             lanes[ep] = Lane(queue: Deque(ks), batch: session.pacing.startBatch)
+            // Which server each lane writes to: after a lost reply, CLIENT KILL goes only to the
+            // same server (behind a failed-over endpoint an id can belong to someone else).
+            if let c = try? (nodes.isCluster ? nodes.connection(to: ep) : nodes.seed()) { lanes[ep]?.runID = Self.runID(c) }
         }
         let budget = session.pacing.latencyBudgetMs / 1000
         var lastReport = 0.0
@@ -528,6 +541,7 @@ private struct Executor {
                         let done = Int(max(0, min(Int64(n), v)))
                         if perKeyCommands { r.updated += done } else { r.deleted += done }
                         r.alreadyGone += n - done
+                        if lane.runID != nil { lane.answered.append(contentsOf: item.keys) }
                         continue
                     }
                     guard let e = reply.errorReply else { r.failed += n; continue }
@@ -583,6 +597,20 @@ private struct Executor {
         }
     }
 
+    /// The keys that exist, asked of the nodes that own them (EXISTS, pipelined).
+    func stillThere(_ keys: [Bytes]) throws -> [Bytes] {
+        var out: [Bytes] = []
+        for (conn, ks) in try nodes.groupConnections(keys) {
+            var i = 0
+            while i < ks.count {
+                let chunk = ks[i..<min(ks.count, i + 10_000)]
+                for (k, v) in zip(chunk, try conn.pipeline(chunk.map { [Bytes(utf8: "EXISTS"), $0] })) where v.int == 1 { out.append(k) }
+                i += 10_000
+            }
+        }
+        return out
+    }
+
     func regroup(_ keys: [Bytes], _ lanes: inout [Endpoint: Lane], _ order: inout [Endpoint], front: Bool) {
         for (ep, ks) in nodes.group(keys) {
             if lanes[ep] == nil { lanes[ep] = Lane(batch: session.pacing.startBatch); order.append(ep) }
@@ -607,9 +635,26 @@ private struct Executor {
             do {
                 if nodes.isCluster { try nodes.refresh() } else { _ = try nodes.seed() }
                 for p in pending {
-                    if let id = p.clientID, let c = try? (nodes.isCluster ? nodes.connection(to: p.ep) : nodes.seed()) {
+                    if let id = p.clientID, let c = try? (nodes.isCluster ? nodes.connection(to: p.ep) : nodes.seed()),
+                       let was = lanes[p.ep]?.runID, Self.runID(c) == was {
                         _ = try? c.pipeline([[Bytes(utf8: "CLIENT"), Bytes(utf8: "KILL"), Bytes(utf8: "ID"), Bytes(utf8: String(id))]])
                     }
+                }
+                // Another server behind the endpoint (a failover): what the old primary said it
+                // deleted may not have reached this one. Those keys are checked, and deleted again.
+                if !nodes.isCluster, let lane = lanes.values.first, let was = lane.runID, let now = Self.runID(try nodes.seed()), now != was {
+                    let back = try stillThere(lane.answered)
+                    if !back.isEmpty {
+                        let fromDeleted = min(back.count, r.deleted)
+                        r.deleted -= fromDeleted
+                        r.alreadyGone -= back.count - fromDeleted
+                        regroup(back, &lanes, &order, front: true)
+                        let note = "failover: \(back.count) key(s) the old primary had deleted were back on the new one (its deletes had not reached it): deleted again"
+                        r.notes.append(note)
+                        session.onNotice(note)
+                    }
+                    lane.answered = []
+                    lane.runID = now
                 }
                 var stillThere: [Bytes] = []
                 var gone = 0

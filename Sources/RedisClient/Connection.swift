@@ -52,7 +52,28 @@ public final class RedisConnection: @unchecked Sendable {
         self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts)
         self.decoder = RESPDecoder(limits: config.limits)
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
-        try handshake()
+        do {
+            try handshake()
+        } catch let e as RedisError {
+            // A plain client on a TLS port only sees the connection go (or bytes that are not
+            // RESP). If a TLS handshake succeeds on that port, say so.
+            if config.tls == nil, Self.failsLikeTLS(e), Self.speaksTLS(config) {
+                throw RedisError.tls(endpoint: config.endpoint, reason: "this port speaks TLS: connect with --tls (or a rediss:// URL)")
+            }
+            throw e
+        }
+    }
+
+    static func failsLikeTLS(_ e: RedisError) -> Bool {
+        switch e { case .closed, .protocolViolation, .timeout: return true; default: return false }
+    }
+
+    /// Whether a TLS handshake (certificate unchecked: we only ask whether it is TLS) succeeds.
+    static func speaksTLS(_ config: ConnectionConfig) -> Bool {
+        let t = try? Transport(host: config.host, port: config.port, tls: TLSSettings(insecure: true),
+                               timeouts: Timeouts(connect: min(2, config.timeouts.connect), io: 2))
+        t?.close()
+        return t != nil
     }
 
     deinit {

@@ -125,10 +125,13 @@ public final class Transport: @unchecked Sendable {
             var one: Int32 = 1
             setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
-            var idle: Int32 = 30, intvl: Int32 = 10, cnt: Int32 = 3
+            // Backstops under the application's own checks (PING, reply timeouts): a silent peer is
+            // probed after 10 s idle, and data left unacknowledged for 15 s fails the socket.
+            var idle: Int32 = 10, intvl: Int32 = 5, cnt: Int32 = 3, userTimeout: Int32 = 15_000
             setsockopt(s, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(s, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &intvl, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(s, Int32(IPPROTO_TCP), TCP_KEEPCNT, &cnt, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(s, Int32(IPPROTO_TCP), Int32(TCP_USER_TIMEOUT), &userTimeout, socklen_t(MemoryLayout<Int32>.size))
             var rcvbuf: Int32 = 1 << 20
             setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcvbuf, socklen_t(MemoryLayout<Int32>.size))
             return s
@@ -287,6 +290,28 @@ public final class Transport: @unchecked Sendable {
         }
     }
 
+    /// A TLS failure after the handshake, named: a TLS 1.3 server that wants a client
+    /// certificate accepts the handshake and then sends an alert, which can reach us on a
+    /// read or (when our first write races it) only after a failed write.
+    private func tlsFailure(_ op: String, _ queue: String) -> RedisError {
+        var q = queue
+        if q.isEmpty, let ssl {
+            // The alert may still be waiting in the socket: read it to learn why.
+            var scratch = [UInt8](repeating: 0, count: 256)
+            _ = waitFor(POLLIN, seconds: 0.2)
+            ERR_clear_error()
+            _ = SSL_read(ssl, &scratch, 256)
+            q = Transport.opensslErrors()
+        }
+        if q.contains("certificate required") {
+            return .tls(endpoint: endpoint, reason: "the server requires a client certificate (give it with --cert and --key)")
+        }
+        if q.contains("unknown ca") || q.contains("bad certificate") || q.contains("certificate unknown") {
+            return .tls(endpoint: endpoint, reason: "the server refused our client certificate (\(q))")
+        }
+        return .closed("\(endpoint): TLS \(op) failed (\(q.isEmpty ? "the connection was reset" : q))")
+    }
+
     /// Writes what the socket accepts now; 0 means "would block".
     public func writeSome(_ buf: UnsafeRawBufferPointer) throws -> Int {
         guard !isClosed else { throw RedisError.closed("\(endpoint): already closed") }
@@ -296,7 +321,7 @@ public final class Transport: @unchecked Sendable {
             if r > 0 { return Int(r) }
             let err = SSL_get_error(ssl, r)
             if err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ { return 0 }
-            throw RedisError.closed("\(endpoint): TLS write failed (\(Transport.opensslErrors()))")
+            throw tlsFailure("write", Transport.opensslErrors())
         }
         let r = send(fd, buf.baseAddress, buf.count, Int32(MSG_NOSIGNAL))
         if r >= 0 { return r }
@@ -313,9 +338,11 @@ public final class Transport: @unchecked Sendable {
             if r > 0 { return Int(r) }
             let err = SSL_get_error(ssl, r)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE { return 0 }
+            let queue = Transport.opensslErrors()
+            if queue.contains("certificate required") || queue.contains("unknown ca") || queue.contains("bad certificate") { throw tlsFailure("read", queue) }
             if err == SSL_ERROR_ZERO_RETURN { throw RedisError.closed("\(endpoint): the server closed the connection") }
             if err == SSL_ERROR_SYSCALL { throw RedisError.closed("\(endpoint): the server closed the connection") }
-            throw RedisError.closed("\(endpoint): TLS read failed (\(Transport.opensslErrors()))")
+            throw tlsFailure("read", queue)
         }
         let r = recv(fd, buf.baseAddress, buf.count, 0)
         if r > 0 { return r }

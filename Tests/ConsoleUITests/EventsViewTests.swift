@@ -308,3 +308,17 @@ final class ShellTests: XCTestCase {
         assertSnapshot(Screen.render(tiny, tail: t, timeZone: utc), named: "too-small")
     }
 }
+
+final class TruncatedPayloadTests: XCTestCase {
+    func testTheDetailPaneSaysWhatIsStoredAndOffersToWriteIt() {
+        var t = ChannelTail(capacity: 10, maxStoredPayload: 100)
+        t.append(messages: [msg("workspace:1:events", String(repeating: "x", count: 300_000), at: t0 + 1)])
+        var s = makeState(100, 20)
+        _ = Reducer.reduce(&s, .tailChanged, tail: t)
+        send(&s, [.enter], t)
+        let g = Screen.render(s, tail: t, timeZone: utc)
+        XCTAssertTrue(g.text.contains("stored truncated: the first 100 B of 293 KB are kept (w writes what is stored)"), g.text)
+        let fx = send(&s, [.char("w")] + typed("/tmp/m.ndjson") + [.enter], t)
+        XCTAssertEqual(fx, [.export(path: "/tmp/m.ndjson", .message(seq: 1))])
+    }
+}

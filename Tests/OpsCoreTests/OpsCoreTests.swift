@@ -119,6 +119,11 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(JSON.stringLiteral(Bytes(utf8: "é\u{2028}\u{85}")), #""é\u2028\u0085""#)
         XCTAssertEqual(JSON.int(-1234567890123).serialized(), "-1234567890123")
         XCTAssertEqual(JSON.object([("k", .bytes([0xC3]))]).serialized(), #"{"k":"\u00c3"}"#)
+        // Bidi overrides, zero-width characters and tags too: `jq -r` must not put them on a terminal.
+        XCTAssertEqual(JSON.stringLiteral(Bytes(utf8: "a\u{202E}b\u{200B}c\u{2066}d\u{FEFF}e\u{E0041}f")),
+                       #""a\u202eb\u200bc\u2066d\ufeffe\udb40\udc41f""#)
+        let parsed = try? JSONSerialization.jsonObject(with: Data(JSON.stringLiteral(Bytes(utf8: "x\u{E0041}\u{202E}")).utf8), options: .fragmentsAllowed) as? String
+        XCTAssertEqual(parsed, "x\u{E0041}\u{202E}", "still the same text once parsed")
     }
 
     func testTimestamps() {

@@ -3,11 +3,11 @@ import XCTest
 import RedisProtocol
 
 final class OptionsTests: XCTestCase {
-    func resolve(_ f: ConnectionFlags = ConnectionFlags(), env: [String: String] = [:], files: [String: String] = [:]) throws -> ConnectionOptions {
+    func resolve(_ f: ConnectionFlags = ConnectionFlags(), env: [String: String] = [:], files: [String: String] = [:], mode: UInt32 = 0o600) throws -> ConnectionOptions {
         try ConnectionOptions.resolve(flags: f, environment: env, readFile: { p in
             guard let t = files[p] else { throw CocoaErrorStub() }
             return t
-        })
+        }, fileMode: { _ in mode })
     }
     struct CocoaErrorStub: Error {}
 
@@ -40,6 +40,22 @@ final class OptionsTests: XCTestCase {
         XCTAssertThrowsError(try RedisURL(parsing: "http://x"))
         XCTAssertThrowsError(try RedisURL(parsing: "redis://h:99999"))
         XCTAssertThrowsError(try RedisURL(parsing: "redis://h/abc"))
+        // ":@" is not "no password": it is a mistake, not a silent default.
+        XCTAssertThrowsError(try RedisURL(parsing: "redis://:@")) { e in
+            guard case RedisError.usage(let m) = e else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("the password after ':' is empty"), m)
+        }
+        XCTAssertThrowsError(try RedisURL(parsing: "redis://ops:@h"))
+        XCTAssertNoThrow(try RedisURL(parsing: "redis://ops@h"), "a user without a password is fine")
+    }
+
+    func testAPasswordInTheURLIsWarnedAbout() throws {
+        var f = ConnectionFlags(); f.url = "redis://:hunter2@h:1"
+        let o = try resolve(f)
+        XCTAssertEqual(o.warnings.count, 1)
+        XCTAssertTrue(o.warnings[0].contains("a password inside --url can be seen by other users"), o.warnings[0])
+        XCTAssertFalse(o.warnings[0].contains("hunter2"))
+        XCTAssertEqual(try resolve(ConnectionFlags(), env: ["REDIS_URL": "redis://:hunter2@h:1"]).warnings, [], "the application's own variable is not the command line")
     }
 
     func testRedactedURLNeverShowsPassword() {
@@ -114,6 +130,15 @@ final class OptionsTests: XCTestCase {
         var f = ConnectionFlags(); f.passwordFile = "/pw"
         let o = try resolve(f, env: ["REDIS_AUTH_TOKEN": "other"], files: ["/pw": "s3cret\n"])
         XCTAssertEqual(o.config.password?.value, "s3cret")
+        XCTAssertEqual(o.warnings, [])
+        // Saved on Windows: CR LF (one Character in Swift) is stripped too.
+        XCTAssertEqual(try resolve(f, files: ["/pw": "s3cret\r\n"]).config.password?.value, "s3cret")
+        XCTAssertEqual(try resolve(f, files: ["/pw": "s3cret\r\n\r\n"]).config.password?.value, "s3cret")
+        XCTAssertEqual(try resolve(f, files: ["/pw": " s3 cret\t\n"]).config.password?.value, " s3 cret\t", "only line endings go")
+        // Readable by others: a warning, as ssh gives.
+        let loose = try resolve(f, files: ["/pw": "s3cret\n"], mode: 0o100644)
+        XCTAssertEqual(loose.warnings.count, 1)
+        XCTAssertTrue(loose.warnings[0].contains("can be read by other users (mode 644)"), loose.warnings[0])
         f.passwordFile = "/missing"
         XCTAssertThrowsError(try resolve(f)) { e in XCTAssertTrue("\(e)".contains("/missing")) }
     }

@@ -178,3 +178,60 @@ final class ProtocolFaultTests: XCTestCase {
         }
     }
 }
+
+final class TailTruthTests: XCTestCase {
+    /// A hung server (SIGSTOP) is noticed within 6 s; the gap starts at the last sign of life
+    /// (a message or a PONG), not when the loss was noticed.
+    func testAHungServerIsNoticedWithinSixSecondsAndTheGapStartsAtTheLastSignOfLife() throws {
+        let s = try RedisServer(.plain)
+        defer { kill(s.pid, SIGCONT); s.stop() }
+        let sink = CollectingSink()
+        let w = SubscriptionWorker(config: s.config(), channels: [Bytes(utf8: "c")], patterns: [], sink: sink, backoffBase: 0.1, backoffCap: 0.5)
+        w.start()
+        defer { w.stop() }
+        sink.waitFor("subscription") { $0.subscribedCount() == 1 }
+        try s.admin().call("PUBLISH", "c", "before")
+        sink.waitFor("the message") { $0.messages.count == 1 }
+        usleep(2_500_000)   // quiet: the worker PINGs, the PONG is a sign of life
+        let stoppedAt = wallClockNow()
+        kill(s.pid, SIGSTOP)
+        sink.waitFor("the hang noticed", timeout: 8) { $0.notices.contains { if case .disconnected = $0 { return true }; return false } }
+        let noticed = wallClockNow()
+        XCTAssertLessThanOrEqual(noticed - stoppedAt, 6, "noticed within 6 s")
+        let reason = sink.notices.compactMap { n -> String? in if case .disconnected(let r, _) = n { return r }; return nil }.first!
+        XCTAssertTrue(reason.contains("no answer to PING"), reason)
+        usleep(1_000_000)
+        let resumedAt = wallClockNow()
+        kill(s.pid, SIGCONT)
+        sink.waitFor("subscribed again", timeout: 10) { $0.subscribedCount() == 2 }
+        let gaps = sink.notices.compactMap { n -> (Double, Double, String)? in if case .gap(let a, let b, let r) = n { return (a, b, r) }; return nil }
+        XCTAssertEqual(gaps.count, 1)
+        let g = try XCTUnwrap(gaps.first)
+        XCTAssertLessThanOrEqual(g.0, stoppedAt, "from: the last sign of life, before the hang")
+        XCTAssertGreaterThan(g.0, stoppedAt - 3, "the PONGs of the quiet connection count")
+        XCTAssertGreaterThanOrEqual(g.1, resumedAt, "to: subscribed again")
+        XCTAssertTrue(g.2.contains("no answer to PING"), g.2)
+    }
+
+    /// The server cuts a subscriber that falls behind: the gap says so, with the limit.
+    func testAnOutputBufferDropNamesTheLimit() throws {
+        let s = try RedisServer(.plain, extraConfig: ["client-output-buffer-limit pubsub 64kb 32kb 1"])
+        defer { s.stop() }
+        let sink = CollectingSink()
+        let w = SubscriptionWorker(config: s.config(), channels: [Bytes(utf8: "flood")], patterns: [], sink: sink, backoffBase: 0.05, backoffCap: 0.2)
+        w.start()
+        defer { w.stop() }
+        sink.waitFor("subscription") { $0.subscribedCount() == 1 }
+        try s.admin().call("PUBLISH", "flood", "first")
+        sink.waitFor("first") { $0.messages.count == 1 }
+        let lastBefore = sink.messages[0].receivedAt
+        // One message alone is over the 64 KB hard limit: whatever the reader's speed, the
+        // server queues it whole and closes the connection.
+        _ = try s.admin().pipeline((0..<3).map { _ in [Bytes(utf8: "PUBLISH"), Bytes(utf8: "flood"), Bytes(repeating: 0x78, count: 200_000)] })
+        sink.waitFor("the gap", timeout: 10) { $0.notices.contains { if case .gap = $0 { return true }; return false } }
+        let g = try XCTUnwrap(sink.notices.compactMap { n -> (Double, Double, String)? in if case .gap(let a, let b, let r) = n { return (a, b, r) }; return nil }.first)
+        XCTAssertTrue(g.2.contains("client-output-buffer-limit pubsub 65536 32768 1 (64 KB at once, or 32 KB for 1 s)"), g.2)
+        XCTAssertTrue(g.2.contains("the server closed the connection"), g.2)
+        XCTAssertGreaterThanOrEqual(g.0, lastBefore, "from: the last message received")
+    }
+}

@@ -13,18 +13,8 @@ public final class FakeServer: @unchecked Sendable {
     private var stopped = false
 
     public init(reply: @escaping @Sendable (_ request: Int) -> [UInt8]) throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0, listen(listener, 8) == 0 else { throw TestSupportError("fake server cannot listen") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        let (listener, port) = try listenOnLoopback(backlog: 8)
+        self.port = port
         self.listener = listener
         let l = listener
         Thread.detachNewThread { [self] in
@@ -58,4 +48,20 @@ public final class FakeServer: @unchecked Sendable {
         for c in clients { shutdown(c, Int32(SHUT_RDWR)); close(c) }
     }
     deinit { stop() }
+}
+
+/// A listening TCP socket on 127.0.0.1 and a free port the kernel chose.
+func listenOnLoopback(backlog: Int32) throws -> (fd: Int32, port: Int) {
+    let l = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    var one: Int32 = 1
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(l, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard ok == 0, listen(l, backlog) == 0 else { close(l); throw TestSupportError("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))") }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(l, $0, &len) } }
+    return (l, Int(UInt16(bigEndian: addr.sin_port)))
 }

@@ -187,38 +187,102 @@ public struct RunResult: Sendable {
     public var stdoutBytes: Data
 }
 
+/// Two GNU functions Swift's Glibc module leaves out (it is imported without _GNU_SOURCE).
+private struct GNUFunctions: @unchecked Sendable {
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    let pipe2: Pipe2
+    let closefrom: CloseFrom
+    init() {
+        guard let p = dlsym(nil, "pipe2"), let c = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else {
+            fatalError("glibc without pipe2 or posix_spawn_file_actions_addclosefrom_np (needs glibc 2.34)")
+        }
+        pipe2 = unsafeBitCast(p, to: Pipe2.self)
+        closefrom = unsafeBitCast(c, to: CloseFrom.self)
+    }
+}
+private let glibc = GNUFunctions()
+
 /// Runs a program to completion and collects its output.
+///
+/// posix_spawn and waitpid rather than Foundation.Process: tests start programs from several
+/// threads at once (a tail in the background while a tmux server starts), and Process both
+/// lets children inherit each other's pipes and can miss an exit. Here the child gets exactly
+/// 0, 1 and 2 (every other descriptor is closed), and the read stops at the child's exit.
 @discardableResult
 public func run(_ path: String, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
                 timeout: Double = 60) throws -> RunResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: path)
-    p.arguments = args
-    if let environment { p.environment = environment }
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    let inPipe = Pipe()
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
-    try p.run()
-    if let stdin {
-        inPipe.fileHandleForWriting.write(Data(stdin.utf8))
-        try? inPipe.fileHandleForWriting.close()
+    var inFDs: [Int32] = [-1, -1], outFDs: [Int32] = [-1, -1], errFDs: [Int32] = [-1, -1]
+    guard glibc.pipe2(&inFDs, O_CLOEXEC) == 0, glibc.pipe2(&outFDs, O_CLOEXEC) == 0, glibc.pipe2(&errFDs, O_CLOEXEC) == 0 else {
+        throw TestSupportError("pipe: \(String(cString: strerror(errno)))")
     }
-    // Read both pipes concurrently so a chatty child never blocks.
-    final class Box: @unchecked Sendable { var data = Data() }
-    let eb = Box()
+    var fa = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&fa)
+    defer { posix_spawn_file_actions_destroy(&fa) }
+    if stdin == nil { posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) } else { posix_spawn_file_actions_adddup2(&fa, inFDs[0], 0) }
+    posix_spawn_file_actions_adddup2(&fa, outFDs[1], 1)
+    posix_spawn_file_actions_adddup2(&fa, errFDs[1], 2)
+    _ = glibc.closefrom(&fa, 3)
+    let argv = ([path] + args).map { strdup($0) } + [nil]
+    let envList = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for p in argv + envList { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &fa, nil, argv, envList)
+    close(inFDs[0]); close(outFDs[1]); close(errFDs[1])
+    if rc != 0 {
+        close(inFDs[1]); close(outFDs[0]); close(errFDs[0])
+        throw TestSupportError("posix_spawn \(path): \(String(cString: strerror(rc)))")
+    }
+    final class Box: @unchecked Sendable {
+        var data = Data()
+        let lock = NSLock(); var exited = false
+        var hasExited: Bool { lock.lock(); defer { lock.unlock() }; return exited }
+    }
+    let ob = Box(), eb = Box()
     let g = DispatchGroup()
-    g.enter()
-    DispatchQueue.global().async { eb.data = err.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-    let timer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    for (fd, box) in [(outFDs[0], ob), (errFDs[0], eb)] {
+        g.enter()
+        DispatchQueue.global().async {
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&pfd, 1, 100)
+                if ready == 0 { if ob.hasExited { break } else { continue } }
+                if ready < 0 { if errno == EINTR { continue } else { break } }
+                let n = read(fd, &buf, buf.count)
+                if n <= 0 { break }
+                box.data.append(contentsOf: buf[0..<n])
+            }
+            close(fd)
+            g.leave()
+        }
+    }
+    if let stdin {
+        let w = inFDs[1]
+        DispatchQueue.global().async {
+            let bytes = Array(stdin.utf8)
+            var off = 0
+            while off < bytes.count {
+                let n = bytes.withUnsafeBytes { write(w, $0.baseAddress! + off, bytes.count - off) }
+                if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+                off += n
+            }
+            close(w)
+        }
+    } else {
+        close(inFDs[1])
+    }
+    let timer = DispatchWorkItem { kill(pid, SIGTERM) }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    g.wait()
-    p.waitUntilExit()
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     timer.cancel()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                     stderr: String(decoding: eb.data, as: UTF8.self), stdoutBytes: o)
+    ob.lock.lock(); ob.exited = true; ob.lock.unlock()
+    g.wait()
+    // As Process reports it: the exit code, or the signal's number.
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
+    return RunResult(status: code, stdout: String(decoding: ob.data, as: UTF8.self),
+                     stderr: String(decoding: eb.data, as: UTF8.self), stdoutBytes: ob.data)
 }
 
 /// The redis-ops binary under test: $REDIS_OPS_BIN, or the one built next to the test bundle.
