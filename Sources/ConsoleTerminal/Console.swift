@@ -340,9 +340,8 @@ final class EffectRunner {
             }, onError: { [.serverFailed(Self.message($0))] }))
         case .readListeners(let channels, let patterns):
             interactive.submit(Worker.Job(tag: "listeners", run: { ctx in
-                let l = try Listeners.read(ctx.nodes.seed(), channels: channels, patterns: patterns)
-                return [.listeners(l.counts, discovered: l.discovered)]
-            }, onError: { _ in [] }))
+                [.listeners(try Listeners.read(ctx.nodes, channels: channels, patterns: patterns))]
+            }, onError: { [.notice("who listens: \(Self.message($0))", .warning)] }))
         case .plan(let req):
             let context = writeContext()
             bulk.submit(Worker.Job(tag: "write", run: { ctx in

@@ -61,16 +61,33 @@ enum CommandLineModule {
                 let out = Reducer.show(&s, .keys, tail: noTail)
                 return out + KeysModule.inspect(key, &s)
             }
-        case .completions(let prefix, let keys):
+        case .completions(let prefix, let found):
             guard var p = s.prompt, p.purpose == .command, p.text == prefix else { return [] }
             let (verb, arg) = split(prefix)
-            let rels = keys.map { (s.schema.relative($0) ?? $0).lossyString }.sorted()
-            guard !rels.isEmpty else { Reducer.flash(&s, "no key starts with “\(arg)”", .info); return [] }
-            var common = rels[0]
-            for r in rels.dropFirst() { while !r.hasPrefix(common) { common.removeLast() } }
-            let head = verb.map { $0 + " " } ?? ""
-            if common.count > arg.count || rels.count == 1 { p.text = head + (rels.count == 1 ? rels[0] : common) }
-            p.completions = rels.count > 1 ? Array(rels.prefix(50)) : []
+            let rels = found.keys.map { s.schema.relative($0) ?? $0 }.sorted { $0.lexicographicallyPrecedes($1) }
+            guard !rels.isEmpty else {
+                Reducer.flash(&s, found.complete ? "no key starts with “\(Escaper.string(arg))”"
+                                  : "no key starting with “\(Escaper.string(arg))” in the part of the keyspace searched (a bounded SCAN): type more and Tab again", .info)
+                return []
+            }
+            // Only names that can be typed back as they are go into the line; the others
+            // are shown, escaped.
+            let typeable = rels.compactMap { b -> String? in
+                let t = String(decoding: b, as: UTF8.self)
+                return Escaper.string(b, escapeBackslash: false) == t ? t : nil
+            }
+            if var common = typeable.first {
+                for r in typeable.dropFirst() { while !r.hasPrefix(common) { common.removeLast() } }
+                let head = verb.map { $0 + " " } ?? ""
+                if common.count > arg.count || rels.count == 1 { p.text = head + common }
+            }
+            if rels.count > 1 {
+                let more = found.complete ? "" : "+"
+                p.completionsNote = "\(rels.count)\(more) keys\(found.complete ? "" : " (part of the keyspace searched)"):"
+                p.completions = rels.prefix(50).map { Escaper.string($0, maxScalars: 60) }
+            } else {
+                p.completions = []
+            }
             s.prompt = p
         default: break
         }

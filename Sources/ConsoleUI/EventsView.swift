@@ -443,20 +443,25 @@ enum EventsModule: ViewModule {
                                  Column("total", "TOTAL", width: 9, priority: 8, alignRight: true),
                                  Column("rate", "MSG/S", width: 8, priority: 7, alignRight: true),
                                  Column("last", "LAST", width: 10, priority: 5, alignRight: true),
-                                 Column("subs", "SUBSCRIBERS", width: 11, priority: 6, alignRight: true)], width: g.width)
+                                 Column("subs", "SUBSCRIBERS", width: 11, priority: 9, alignRight: true)], width: g.width)
         T.header(&g, y: y)
         y += 1
+        let l = s.events.listeners
+        // This console's own channel subscriptions are not the application's listeners.
+        let own = Set(s.subscriptions.filter { !$0.isPattern }.map(\.name))
         var names = Array(tail.channels.keys)
-        for d in s.events.discovered where tail.channels[d] == nil { names.append(d) }
+        var listed = Set(names)
+        for d in l.discovered + own.sorted(by: { $0.lexicographicallyPrecedes($1) }) where listed.insert(d).inserted { names.append(d) }
         names.sort { a, b in
             let ra = tail.channels[a]?.rate(at: s.now) ?? -1, rb = tail.channels[b]?.rate(at: s.now) ?? -1
             if ra != rb { return ra > rb }
             let ta = tail.channels[a]?.total ?? 0, tb = tail.channels[b]?.total ?? 0
             return ta != tb ? ta > tb : a.lexicographicallyPrecedes(b)
         }
+        let last = L.paneTop + L.paneHeight - 1   // the pane's last line: what the counts mean
         if names.isEmpty { g.put(2, y, "no channel heard yet", .dim) }
         for name in names {
-            if y >= L.paneTop + L.paneHeight { break }
+            if y >= last { break }
             if let c = T.slot("name") { g.put(c.x + 1, y, runs: Escaper.runs(name, maxScalars: 200), .normal, maxX: c.x + c.w) }
             if let st = tail.channels[name] {
                 T.put(&g, y: y, "total", "\(st.total)", .normal)
@@ -465,9 +470,28 @@ enum EventsModule: ViewModule {
             } else {
                 T.put(&g, y: y, "last", "not heard", .dim)
             }
-            let subs = s.events.listeners[name].map(String.init) ?? "?"
-            T.put(&g, y: y, "subs", subs, s.events.listeners[name] == 0 ? .warning : .normal)
+            if s.events.listenersReadAt == nil {
+                T.put(&g, y: y, "subs", "…", .dim)
+            } else {
+                let n = max(0, (l.counts[name] ?? 0) - (own.contains(name) ? 1 : 0))
+                T.put(&g, y: y, "subs", "\(n)", n == 0 ? .warning : .normal)
+            }
             y += 1
         }
+        guard last > L.paneTop else { return }
+        var parts: [String] = []
+        if let at = s.events.listenersReadAt {
+            if l.discoveredTotal > l.discovered.count { parts.append("+\(l.discoveredTotal - l.discovered.count) active channels not listed") }
+            let shownRows = last - (L.paneTop + 1)
+            if names.count > shownRows { parts.append("+\(names.count - shownRows) rows below") }
+            var who = "subscribers besides this console\(l.nodes > 1 ? ", \(l.nodes) nodes" : "")"
+            if let p = l.patternSubscriptions { who += "; +\(max(0, p - s.subscriptions.filter(\.isPattern).count)) by pattern" }
+            parts.append(who)
+            parts.append("read \(ago(max(0, s.now - at)))")
+        } else {
+            parts.append("reading who listens (PUBSUB NUMSUB, CHANNELS, NUMPAT)…")
+        }
+        let note = parts.joined(separator: " · ")
+        g.put(1, last, note, .dim, maxX: g.width)
     }
 }

@@ -78,6 +78,8 @@ public struct Prompt: Sendable, Equatable {
     public var suggested = false
     /// Completions offered for the command line (Tab).
     public var completions: [String] = []
+    /// What the completions are ("12 keys:", "100+ keys (part of the keyspace searched):").
+    public var completionsNote = ""
     public init(purpose: Purpose, text: String, suggested: Bool = false) {
         self.purpose = purpose; self.text = text; self.suggested = suggested
     }
@@ -156,9 +158,9 @@ public struct EventsState: Sendable, Equatable {
     public var pane: Pane = .none
     public var paneScroll = 0
     public var scrollTop = 0
-    /// Subscribers per channel (PUBSUB NUMSUB) and channels found under the patterns (PUBSUB CHANNELS).
-    public var listeners: [Bytes: Int] = [:]
-    public var discovered: [Bytes] = []
+    /// Who listens (PUBSUB NUMSUB, CHANNELS, NUMPAT), read while the channels pane is open.
+    public var listeners = ListenerReading()
+    public var listenersReadAt: Double?
     public init() {}
 }
 
@@ -284,14 +286,14 @@ public enum AppEvent: Sendable {
     case locksFailed(String)
     case server(ServerReading)
     case serverFailed(String)
-    case listeners([Bytes: Int], discovered: [Bytes])
+    case listeners(ListenerReading)
     case planProgress(Int)
     case planned(WritePlan)
     case writeProgress(WriteProgress)
     case written(WriteReport)
     case writeFailed(String)
     case audit([AuditEntry], path: String)
-    case completions(prefix: String, [Bytes])
+    case completions(prefix: String, KeyCompletions)
     case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose)
     /// A line for the operator (a file written, a failure).
     case notice(String, FlashLevel)

@@ -84,9 +84,9 @@ public enum Reducer {
             return LocksModule.apply(event, &s)
         case .server, .serverFailed:
             return ServerModule.apply(event, &s)
-        case .listeners(let counts, let discovered):
-            s.events.listeners = counts
-            s.events.discovered = discovered
+        case .listeners(let reading):
+            s.events.listeners = reading
+            s.events.listenersReadAt = s.now
             return []
         case .planProgress, .planned, .writeProgress, .written, .writeFailed:
             return WriteFlowModule.apply(event, &s)

@@ -87,7 +87,11 @@ public enum Screen {
         let y = g.height - 2
         g.fill(y: y, role: .footerText)
         if let p = s.prompt, !p.completions.isEmpty {
-            g.put(0, y, " " + p.completions.joined(separator: "  "), .info)
+            let x = g.put(0, y, " " + p.completionsNote + " ", .dim)
+            g.put(x, y, p.completions.joined(separator: "  "), .info)
+        } else if s.prompt != nil || s.confirm != nil, let f = s.flash, f.view == nil || f.view == s.view {
+            // The last line holds the prompt: a message about it shows above it.
+            g.put(0, y, " " + f.text, f.level == .error ? .error : (f.level == .warning ? .warning : .info))
         } else {
             // `? help` stays at the right end whatever the width; the view's keys fill the rest.
             let helpEntry = " ? help "

@@ -3,39 +3,82 @@ import RedisClient
 
 /// Who listens: subscribers per channel (PUBSUB NUMSUB) and the active channels under the
 /// subscribed patterns (PUBSUB CHANNELS), so "is the application's subscriber for
-/// workspace 42 connected?" is one glance.
+/// workspace 42 connected?" is one glance. In a cluster each node knows only its own
+/// subscribers, so every node is asked and the counts are added up.
+public struct ListenerReading: Sendable, Equatable {
+    /// Channel subscribers per channel (NUMSUB does not count pattern subscribers).
+    public var counts: [Bytes: Int] = [:]
+    /// Active channels under the patterns, sorted, at most `Listeners.maxChannels`.
+    public var discovered: [Bytes] = []
+    /// How many active channels the patterns matched in all (more than `discovered` holds when capped).
+    public var discoveredTotal = 0
+    /// Pattern subscriptions on the server(s) (PUBSUB NUMPAT), this console's included.
+    public var patternSubscriptions: Int?
+    /// Nodes asked.
+    public var nodes = 1
+    public init() {}
+}
+
 public enum Listeners {
     public static let maxChannels = 200
 
-    public static func read(_ conn: RedisConnection, channels: [Bytes], patterns: [Bytes]) throws -> (counts: [Bytes: Int], discovered: [Bytes]) {
-        var discovered: [Bytes] = []
-        if !patterns.isEmpty {
+    public static func read(_ nodes: NodeSet, channels: [Bytes], patterns: [Bytes]) throws -> ListenerReading {
+        let conns: [RedisConnection]
+        if nodes.isCluster, let t = nodes.topology {
+            conns = try t.shards.flatMap { [$0.primary] + $0.replicas }.map { try nodes.connection(to: $0) }
+        } else {
+            conns = [try nodes.seed()]
+        }
+        var out = ListenerReading()
+        out.nodes = conns.count
+        var found = Set<Bytes>()
+        for conn in conns where !patterns.isEmpty {
             let replies = try conn.pipeline(patterns.map { [Bytes(utf8: "PUBSUB"), Bytes(utf8: "CHANNELS"), $0] })
             for r in replies {
                 if let e = r.errorReply { throw RedisError.server(e) }
-                for c in r.array ?? [] { if let b = c.bytes, discovered.count < maxChannels, !discovered.contains(b) { discovered.append(b) } }
+                for c in r.array ?? [] { if let b = c.bytes { found.insert(b) } }
             }
         }
-        let all = Array(Set(channels + discovered)).prefix(maxChannels)
-        var counts: [Bytes: Int] = [:]
-        if !all.isEmpty {
-            let r = try conn.call([Bytes(utf8: "PUBSUB"), Bytes(utf8: "NUMSUB")] + Array(all))
-            let a = r.array ?? []
+        out.discoveredTotal = found.count
+        out.discovered = Array(found.sorted { $0.lexicographicallyPrecedes($1) }.prefix(maxChannels))
+        var asked = channels
+        for d in out.discovered where !channels.contains(d) { asked.append(d) }
+        asked = Array(asked.prefix(maxChannels + channels.count))
+        var numpat = 0
+        for conn in conns {
+            var cmds: [[Bytes]] = [[Bytes(utf8: "PUBSUB"), Bytes(utf8: "NUMPAT")]]
+            if !asked.isEmpty { cmds.append([Bytes(utf8: "PUBSUB"), Bytes(utf8: "NUMSUB")] + asked) }
+            let r = try conn.pipeline(cmds)
+            if let e = r[0].errorReply { throw RedisError.server(e) }
+            numpat += Int(r[0].int ?? 0)
+            guard r.count > 1 else { continue }
+            if let e = r[1].errorReply { throw RedisError.server(e) }
+            let a = r[1].array ?? []
             var i = 0
             while i + 1 < a.count {
-                if let name = a[i].bytes, let n = a[i + 1].int { counts[name] = Int(n) }
+                if let name = a[i].bytes, let n = a[i + 1].int { out.counts[name, default: 0] += Int(n) }
                 i += 2
             }
         }
-        return (counts, discovered.sorted { $0.lexicographicallyPrecedes($1) })
+        out.patternSubscriptions = numpat
+        return out
     }
 }
 
-/// Key names for the command line's Tab: a bounded SCAN for the keys starting with what was typed.
+/// Key names for the command line's Tab: a bounded SCAN for the keys starting with what was
+/// typed. Bounded in SCAN calls so Tab stays quick on a million keys; `complete` says
+/// whether the whole keyspace was searched.
+public struct KeyCompletions: Sendable, Equatable {
+    public var keys: [Bytes]
+    public var complete: Bool
+    public init(keys: [Bytes], complete: Bool) { self.keys = keys; self.complete = complete }
+}
+
 public enum Completion {
-    public static func keys(startingWith full: Bytes, nodes: NodeSet, limit: Int = 100, maxCalls: Int = 50) throws -> [Bytes] {
+    public static func keys(startingWith full: Bytes, nodes: NodeSet, limit: Int = 100, maxCalls: Int = 50) throws -> KeyCompletions {
         var out: [Bytes] = []
         var seen = Set<Bytes>()
+        var complete = true
         for t in nodes.scanTargets() {
             let conn = try nodes.connection(for: t)
             var scanner = KeyScanner(match: globEscape(full) + Bytes(utf8: "*"), count: 1000)
@@ -44,7 +87,8 @@ public enum Completion {
                 calls += 1
                 for k in page where seen.insert(k).inserted && out.count < limit { out.append(k) }
             }
+            if !scanner.done { complete = false }
         }
-        return out.sorted { $0.lexicographicallyPrecedes($1) }
+        return KeyCompletions(keys: out.sorted { $0.lexicographicallyPrecedes($1) }, complete: complete)
     }
 }

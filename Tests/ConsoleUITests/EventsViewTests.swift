@@ -239,7 +239,25 @@ final class EventsViewTests: XCTestCase {
         XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.total, 21)
         // The rate covers the last second and the part of this one gone: 6 messages over 1.25 s.
         XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 4.8, accuracy: 0.01)
-        assertSnapshot(render(s, t), named: "events-channels")
+        XCTAssertTrue(render(s, t).text.contains("reading who listens"), "no count before it is read")
+        // Who listens: NUMSUB per channel, channels found under the patterns, NUMPAT.
+        var l = ListenerReading()
+        l.counts = [Bytes(utf8: "workspace:1:events"): 2, Bytes(utf8: "workspace:2:events"): 0, Bytes(utf8: "workspace:3:events"): 1]
+        l.discovered = [Bytes(utf8: "workspace:1:events"), Bytes(utf8: "workspace:3:events")]
+        l.discoveredTotal = 260
+        l.patternSubscriptions = 3
+        _ = Reducer.reduce(&s, .listeners(l), tail: t)
+        let g = render(s, t)
+        assertSnapshot(g, named: "events-channels")
+        let pane = g.lines().drop { !$0.hasPrefix(" CHANNEL") }
+        func row(_ name: String) -> String { pane.first { $0.contains(" \(name) ") }.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" }
+        XCTAssertTrue(row("workspace:1:events").hasSuffix(" 2"), row("workspace:1:events"))
+        XCTAssertTrue(row("workspace:2:events").hasSuffix(" 0"), "nobody listens to workspace 2")
+        XCTAssertTrue(row("workspace:3:events").contains("not heard"), "a channel found under the pattern, not heard yet")
+        let y2 = pane.firstIndex { $0.contains(" workspace:2:events ") }!
+        XCTAssertTrue((0..<g.width).contains { g[$0, y2].role == .warning && g[$0, y2].text == "0" }, "no listener stands out")
+        XCTAssertTrue(g.text.contains("+258 active channels not listed"), "nothing capped silently")
+        XCTAssertTrue(g.text.contains("subscribers besides this console; +2 by pattern · read now"), g.text)
     }
 }
 

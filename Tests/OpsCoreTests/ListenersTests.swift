@@ -1,0 +1,74 @@
+import XCTest
+import Foundation
+@testable import OpsCore
+import RedisClient
+import RedisProtocol
+import TestSupport
+
+/// "Is the application's subscriber for workspace 42 connected?" — answered from the server.
+final class ListenersTests: XCTestCase {
+    let ws1 = Bytes(utf8: "workspace:1:events"), ws2 = Bytes(utf8: "workspace:2:events"), ws42 = Bytes(utf8: "workspace:42:events")
+    let pattern = Bytes(utf8: "workspace:*:events")
+
+    func testCountsChannelSubscribersPatternSubscribersAndActiveChannels() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        // The application: two subscribers on workspace 1, one on 42; a pattern subscriber.
+        let a = try Subscriber(s.config()); try a.subscribe([ws1, ws42])
+        let b = try Subscriber(s.config()); try b.subscribe([ws1])
+        let p = try Subscriber(s.config()); try p.psubscribe([pattern])
+        defer { a.close(); b.close(); p.close() }
+        try waitUntil("subscribed", timeout: 5) { try s.cli(["PUBSUB", "NUMPAT"]) == "1\n" && s.cli(["PUBSUB", "NUMSUB", "workspace:1:events"]).contains("2") }
+        let r = try Listeners.read(NodeSet(seed: s.admin()), channels: [ws2], patterns: [pattern])
+        XCTAssertEqual(r.counts[ws1], 2)
+        XCTAssertEqual(r.counts[ws42], 1)
+        XCTAssertEqual(r.counts[ws2], 0, "asked for, nobody listening")
+        XCTAssertEqual(r.discovered, [ws1, ws42], "the active channels under the pattern")
+        XCTAssertEqual(r.discoveredTotal, 2)
+        XCTAssertEqual(r.patternSubscriptions, 1)
+    }
+
+    func testManyActiveChannelsAreCappedAndSaySo() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let sub = try Subscriber(s.config())
+        defer { sub.close() }
+        try sub.subscribe((0..<(Listeners.maxChannels + 50)).map { Bytes(utf8: "workspace:\($0):events") })
+        try waitUntil("subscribed", timeout: 5) { try s.cli(["PUBSUB", "CHANNELS", "workspace:*"]).split(separator: "\n").count == Listeners.maxChannels + 50 }
+        let r = try Listeners.read(NodeSet(seed: s.admin()), channels: [], patterns: [pattern])
+        XCTAssertEqual(r.discovered.count, Listeners.maxChannels)
+        XCTAssertEqual(r.discoveredTotal, Listeners.maxChannels + 50)
+        XCTAssertEqual(r.counts.count, Listeners.maxChannels, "counted for every channel listed")
+    }
+
+    func testInAClusterEveryNodeIsAskedAndTheCountsAdded() throws {
+        let c = try RedisCluster()
+        defer { c.stop() }
+        // Subscribers on two different nodes: each node knows only its own.
+        let a = try Subscriber(c.nodes[0].config()); try a.subscribe([ws1])
+        let b = try Subscriber(c.nodes[2].config()); try b.subscribe([ws1, ws42])
+        defer { a.close(); b.close() }
+        try waitUntil("subscribed", timeout: 5) { try c.nodes[2].cli(["PUBSUB", "NUMSUB", "workspace:42:events"]).contains("1") }
+        let r = try Listeners.read(NodeSet(seed: c.nodes[1].admin()), channels: [ws1], patterns: [pattern])
+        XCTAssertEqual(r.nodes, 3)
+        XCTAssertEqual(r.counts[ws1], 2)
+        XCTAssertEqual(r.counts[ws42], 1)
+        XCTAssertEqual(r.discovered, [ws1, ws42])
+    }
+
+    func testCompletionFindsKeysByPrefixAndSaysWhenItSearchedOnlyPart() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        var script = ""
+        for i in 0..<5000 { script += "SET app:other:\(i) x\n" }
+        script += "SET app:workspace:42 a\nSET app:workspace:420 b\nSET app:workspace:5 c\nSET app:work*shop x\n"
+        try s.cli([], stdin: script)
+        let nodes = try NodeSet(seed: s.admin())
+        let all = try Completion.keys(startingWith: Bytes(utf8: "app:workspace:4"), nodes: nodes)
+        XCTAssertEqual(all, KeyCompletions(keys: [Bytes(utf8: "app:workspace:42"), Bytes(utf8: "app:workspace:420")], complete: true))
+        XCTAssertEqual(try Completion.keys(startingWith: Bytes(utf8: "app:work*"), nodes: nodes).keys, [Bytes(utf8: "app:work*shop")],
+                       "what is typed is literal, not a glob")
+        let part = try Completion.keys(startingWith: Bytes(utf8: "app:workspace:"), nodes: nodes, maxCalls: 1)
+        XCTAssertFalse(part.complete, "one SCAN call of 1000 does not cover 5004 keys")
+    }
+}
