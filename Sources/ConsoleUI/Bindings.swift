@@ -47,6 +47,7 @@ public enum Bindings {
         b([.enter], "Enter", "the selected counter in detail, with its count sampled while it is on screen", .view(.rateLimits), "details", .details),
         b([.char("r")], "r", "reset the selected counter (DEL; asks first; the client's next request starts a new window)", .view(.rateLimits), "reset", .reset),
         b([.char("o")], "o", "sort by the next column (state, count, TTL, identifier, kind)", .view(.rateLimits), "sort", .sort),
+        b([.char("o")], "o", "sort by the next column (state, protects, held, remaining, value)", .view(.locks), "sort", .sort),
         b([.char("R")], "R", "read every counter again now", .view(.rateLimits), "rescan", .rescan),
 
         b([.char("d")], "d", "release the selected lock (only if it is still the one shown: same value, TTL not higher)", .view(.locks), "release", .delete),

@@ -293,7 +293,7 @@ enum EventsModule: ViewModule {
         let longest = s.subscriptions.filter(\.isPattern).map { displayWidth(Escaper.string($0.name)) }.max() ?? 0
         var cols = [Column("time", "TIME", width: 12, priority: 5),
                     Column("channel", "CHANNEL", width: 14, grow: 14, priority: 8),
-                    Column("payload", "PAYLOAD", width: 16, grow: 10_000, priority: 10)]
+                    Column("payload", "PAYLOAD", width: 36, grow: 10_000, priority: 10)]
         if showPattern { cols.insert(Column("pattern", "PATTERN", width: min(24, max(10, longest)), priority: 2), at: 2) }
         let T = TableLayout.fit(cols, width: g.width)
         T.header(&g, y: s.bodyTop)

@@ -256,13 +256,15 @@ enum KeysModule: ViewModule {
 
     // MARK: rendering
 
-    static func columns() -> [Column] {
-        [Column("key", "KEY", width: 16, grow: 10_000, priority: 10),
+    /// `keyWidth`: the widest key name on screen, so on a narrow terminal the lesser columns
+    /// (KIND, TYPE, SIZE; what breaks the conventions stays) give way before the names are cut.
+    static func columns(keyWidth: Int = 16) -> [Column] {
+        [Column("key", "KEY", width: min(44, max(16, keyWidth)), grow: 10_000, priority: 10),
          Column("type", "TYPE", width: 6, priority: 6),
          Column("ttl", "TTL", width: 8, priority: 9, alignRight: true),
          Column("size", "SIZE", width: 8, priority: 7, alignRight: true),
          Column("kind", "KIND", width: 11, priority: 3),
-         Column("note", "CONVENTIONS", width: 18, priority: 5)]
+         Column("note", "CONVENTIONS", width: 18, priority: 8)]
     }
 
     static func statusParts(_ s: AppState) -> [(String, Role)] {
@@ -299,10 +301,14 @@ enum KeysModule: ViewModule {
     static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext) {
         let k = s.keys
         StatusLine.draw(&g, y: s.bodyTop - 1, statusParts(s))
-        let T = TableLayout.fit(columns(), width: g.width)
+        let L = layout(s)
+        var widest = 0
+        for idx in k.scrollTop..<min(k.visibleCount, k.scrollTop + L.listHeight) {
+            widest = max(widest, Escaper.runs(k.visible(idx).key, maxScalars: 64).reduce(0) { $0 + displayWidth($1.text) })
+        }
+        let T = TableLayout.fit(columns(keyWidth: widest), width: g.width)
         let sortColumn: String = { switch k.sort { case .name: return "key"; case .type: return "type"; case .ttl: return "ttl"; case .size: return "size"; case .kind: return "kind" } }()
         T.header(&g, y: s.bodyTop, sortedBy: sortColumn)
-        let L = layout(s)
         let n = k.visibleCount
         if n == 0, k.snapshot != nil {
             let text: String

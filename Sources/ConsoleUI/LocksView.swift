@@ -23,14 +23,35 @@ enum LocksModule: ViewModule {
 
     static func sync(_ s: inout AppState, tail: ChannelTail) { s.locks.board.sync(height: layout(s).listHeight) }
 
+    /// The order rows take, from what was read (a countdown does not re-sort the list).
+    static func order(_ s: AppState) -> (LockRow, LockRow) -> Bool {
+        let exp = s.schema.lockTTL * 1000
+        // Remaining when read: stuck locks (no TTL, or one far above SET NX EX's) rank as forever.
+        func left(_ r: LockRow) -> Int64 {
+            if r.isStuck(expectedMs: exp) { return .max }
+            if case .expiresIn(let ms)? = r.ttl { return ms }
+            return .max
+        }
+        switch s.locks.sort {
+        case .state: return { a, b in
+            let sa = a.isStuck(expectedMs: exp), sb = b.isStuck(expectedMs: exp)
+            return sa != sb ? sa : left(a) < left(b)
+        }
+        case .protects: return { $0.protects.lexicographicallyPrecedes($1.protects) }
+        case .held: return { left($0) < left($1) }
+        case .remaining: return { left($0) > left($1) }
+        case .value: return { ($0.value ?? []).lexicographicallyPrecedes($1.value ?? []) }
+        }
+    }
+
     static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
         switch ev {
         case .locks(let reading):
-            s.locks.board.absorb(reading, order: nil)
+            s.locks.board.absorb(reading, order: order(s))
             for r in reading.rows where s.locks.firstSeen[r.key] == nil { s.locks.firstSeen[r.key] = reading.at }
             s.locks.firstSeen = s.locks.firstSeen.filter { s.locks.board.index[$0.key] != nil }
         case .locksRefreshed(let fresh):
-            _ = s.locks.board.absorbRefresh(fresh, order: nil)
+            _ = s.locks.board.absorbRefresh(fresh, order: order(s))
         case .locksFailed(let why):
             s.locks.board.failed(why)
         default: break
@@ -51,6 +72,11 @@ enum LocksModule: ViewModule {
         case .rescan:
             s.locks.board.scanning = true
             return [.scanLocks]
+        case .sort:
+            let all = LockSort.allCases
+            s.locks.sort = all[(all.firstIndex(of: s.locks.sort)! + 1) % all.count]
+            s.locks.board.recompute(order: order(s))
+            Reducer.flash(&s, "sorted by \(s.locks.sort == .state ? "state (stuck first)" : s.locks.sort.rawValue)", .info)
         case .delete:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: releasing a lock is refused (start without --read-only to allow it)", .error); return [] }
             guard let l = s.locks.board.selected else { Reducer.flash(&s, "no lock selected", .info); return [] }
@@ -78,7 +104,7 @@ enum LocksModule: ViewModule {
     static func filterText(_ s: AppState) -> String { s.locks.board.filter }
 
     static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
-        s.locks.board.setFilter(text, order: nil)
+        s.locks.board.setFilter(text, order: order(s))
         sync(&s, tail: tail)
         return []
     }
@@ -111,9 +137,10 @@ enum LocksModule: ViewModule {
         let T = TableLayout.fit([Column("state", "STATE", width: 6, priority: 9),
                                  Column("protects", "PROTECTS (CACHE KEY)", width: 20, grow: 10_000, priority: 10),
                                  Column("held", "HELD", width: 9, grow: 14, priority: 7, alignRight: true),
-                                 Column("left", "REMAINING", width: 9, priority: 8, alignRight: true),
+                                 Column("left", "REMAINING", width: 10, priority: 8, alignRight: true),
                                  Column("value", "VALUE", width: 8, grow: 12, priority: 4)], width: g.width)
-        T.header(&g, y: s.bodyTop)
+        let sortCol: String = { switch s.locks.sort { case .state: return "state"; case .protects: return "protects"; case .held: return "held"; case .remaining: return "left"; case .value: return "value" } }()
+        T.header(&g, y: s.bodyTop, sortedBy: sortCol)
         let L = layout(s)
         if l.visible.isEmpty { g.put(2, L.listTop + 1, l.filter.isEmpty ? "no locks held" : "no lock matches the filter", .dim) }
         for i in 0..<L.listHeight {

@@ -211,9 +211,13 @@ public struct RateLimitsState: Sendable, Equatable {
     public init() {}
 }
 
+public enum LockSort: String, Sendable, CaseIterable { case state, protects, held, remaining, value }
+
 /// State of the Locks view.
 public struct LocksState: Sendable, Equatable {
     public var board = BoardState<LockRow>()
+    /// `state`: stuck first, then the longest held (as read).
+    public var sort: LockSort = .state
     /// When the console first saw each lock (a lower bound of its age when it has no TTL).
     public var firstSeen: [Bytes: Double] = [:]
     public init() {}

@@ -55,7 +55,8 @@ public struct TableLayout: Sendable {
         g.fill(y: y, role: .columnHeader)
         for p in placed {
             var t = p.column.title
-            if p.column.id == sortedBy { t += "▾" }
+            // The sort marker always shows, even if the title must give up a letter for it.
+            if p.column.id == sortedBy { t = (displayWidth(t) + 1 > p.w && p.w > 1 ? String(t.prefix(p.w - 1)) : t) + "▾" }
             g.put(p.x, y, p.column.alignRight ? padLeft(t, p.w) : t, .columnHeader, maxX: p.x + p.w)
         }
     }

@@ -246,6 +246,31 @@ final class KeysViewTests: XCTestCase {
 }
 
 final class EveryViewAtEverySizeTests: XCTestCase {
+    func testLocksSortByEveryColumn() {
+        var s = makeState(110, 14)
+        send(&s, [.char("4")], ChannelTail())
+        func lock(_ id: String, _ ttl: TTLState, _ v: String = "1") -> LockRow {
+            LockRow(key: Bytes(utf8: "app:lock:workspace:" + id), protects: Bytes(utf8: "app:workspace:" + id), ttl: ttl, value: Bytes(utf8: v), readAt: s.now)
+        }
+        let rows = [lock("5", .expiresIn(ms: 9_500)), lock("17", .persistent), lock("3", .expiresIn(ms: 2_000), "2")]
+        _ = Reducer.reduce(&s, .locks(BoardReading(rows: rows, truncated: false, commands: 10, at: s.now, match: nil)), tail: ChannelTail())
+        func order() -> [String] { (0..<s.locks.board.visible.count).map { String(s.locks.board.shown($0).protects.lossyString.dropFirst("app:workspace:".count)) } }
+        XCTAssertEqual(order(), ["17", "3", "5"], "stuck first, then the one about to end")
+        XCTAssertTrue(Screen.render(s, tail: ChannelTail(), timeZone: utc).lines()[3].contains("STATE▾"))
+        send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(order(), ["17", "3", "5"], "protects, by name")
+        XCTAssertTrue(Screen.render(s, tail: ChannelTail(), timeZone: utc).lines()[3].contains("PROTECTS (CACHE KEY)▾"))
+        send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(order(), ["3", "5", "17"], "held longest first: least time left")
+        send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(order(), ["17", "5", "3"], "most time left first")
+        XCTAssertTrue(Screen.render(s, tail: ChannelTail(), timeZone: utc).lines()[3].contains("REMAINING▾"))
+        send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(order().first, "5", "by value")
+        send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(s.locks.sort, .state, "and round again")
+    }
+
     func testNoViewCrashesAtAnySize() {
         let t = sampleTail()
         var s = loadedKeysState()

@@ -20,6 +20,10 @@ func reading(_ cs: [RateLimitCounter], at: Double = t0 + 10, match: String? = ni
     .rateLimits(BoardReading(rows: cs, truncated: false, commands: 40_000, at: at, match: match))
 }
 
+func serverInfo(_ hits: Int, _ misses: Int, _ evicted: Int, _ mem: Int) -> String {
+    "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:7384\r\n# Clients\r\nconnected_clients:12\r\nblocked_clients:0\r\n# Memory\r\nused_memory:\(mem)\r\nused_memory_peak:2000000\r\nmaxmemory:0\r\nmaxmemory_policy:allkeys-lru\r\nmem_fragmentation_ratio:1.20\r\n# Stats\r\ninstantaneous_ops_per_sec:420\r\nkeyspace_hits:\(hits)\r\nkeyspace_misses:\(misses)\r\nevicted_keys:\(evicted)\r\nexpired_keys:100\r\npubsub_channels:0\r\npubsub_patterns:2\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=10.0.1.5,port=6379,state=online,offset=1234,lag=0\r\n# Keyspace\r\ndb0:keys=3456,expires=3400,avg_ttl=0\r\n"
+}
+
 final class RateLimitsViewTests: XCTestCase {
     func state(_ w: Int = 110, _ h: Int = 16) -> AppState {
         var s = makeState(w, h)
@@ -109,10 +113,6 @@ final class RateLimitsViewTests: XCTestCase {
         XCTAssertTrue(ro.flash!.text.contains("read-only"))
     }
 
-    func serverInfo(_ hits: Int, _ misses: Int, _ evicted: Int, _ mem: Int) -> String {
-        "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:7384\r\n# Clients\r\nconnected_clients:12\r\nblocked_clients:0\r\n# Memory\r\nused_memory:\(mem)\r\nused_memory_peak:2000000\r\nmaxmemory:0\r\nmaxmemory_policy:allkeys-lru\r\nmem_fragmentation_ratio:1.20\r\n# Stats\r\ninstantaneous_ops_per_sec:420\r\nkeyspace_hits:\(hits)\r\nkeyspace_misses:\(misses)\r\nevicted_keys:\(evicted)\r\nexpired_keys:100\r\npubsub_channels:0\r\npubsub_patterns:2\r\n# Replication\r\nrole:master\r\nconnected_slaves:1\r\nslave0:ip=10.0.1.5,port=6379,state=online,offset=1234,lag=0\r\n# Keyspace\r\ndb0:keys=3456,expires=3400,avg_ttl=0\r\n"
-    }
-
     func testServerView() {
         var s = makeState(100, 30)
         _ = Reducer.reduce(&s, .key(.char("5")), tail: ChannelTail())
@@ -142,6 +142,21 @@ final class RateLimitsViewTests: XCTestCase {
         _ = Reducer.reduce(&denied, .key(.char("5")), tail: ChannelTail())
         _ = Reducer.reduce(&denied, .server(ServerReading(sample: ServerSample(at: t0, overview: ServerOverview(info: ServerInfo(text: ""), infoError: "NOPERM no INFO for you", maxmemoryPolicy: nil, maxmemoryPolicySource: nil)))), tail: ChannelTail())
         XCTAssertTrue(Screen.render(denied, tail: ChannelTail(), timeZone: utc).text.contains("not permitted: NOPERM no INFO for you"))
+    }
+
+    func testSortByEveryColumn() {
+        var s = state()
+        func ids() -> [String] { (0..<s.rateLimits.board.visible.count).map { s.rateLimits.board.shown($0).identifier.lossyString } }
+        XCTAssertEqual(ids().prefix(2), ["ip:203.0.113.99", "ip:10.0.0.1"], "by state: broken, then blocked")
+        let expected: [(String, String, String)] = [("count", "COUNT▾", "ip:203.0.113.99"), ("ttl", "RETRY-AFTER / RESET▾", "user:42"),
+                                                    ("identifier", "IDENTIFIER▾", "ip:\u{1B}[2Jevil"), ("kind", "KIND▾", "ip:203.0.113.99")]
+        for (name, header, first) in expected {
+            send(&s, [.char("o")], ChannelTail())
+            XCTAssertEqual(s.rateLimits.sort.rawValue, name)
+            XCTAssertTrue(Screen.render(s, tail: ChannelTail(), timeZone: utc).lines()[3].contains(header), name)
+            XCTAssertEqual(ids().first, first, name)
+        }
+        XCTAssertEqual(ids().filter { $0.hasPrefix("user:") }, ["user:42", "user:7"], "a stable order within a kind")
     }
 
     func testFlashesStayInTheirView() {
