@@ -8,10 +8,36 @@ struct RedisOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redis-ops",
         abstract: "An operator's console for a production Redis: live event tails, cache keys and TTLs, rate limits, safe invalidation.",
+        discussion: """
+        With no subcommand, the console opens. Options may come before or after the subcommand.
+
+        CONSOLE KEYS: 1 Events, 2 Keys, 3 Rate limits, 4 Locks, 5 Server, Tab next view; / filter (Enter keeps, \
+        Esc clears); Enter details; : command line (:KEY opens a key, :ttl KEY, :audit; Tab completes); space \
+        pause, F follow, s subscribe, p publish (Events); d delete, D invalidate by pattern, e expire (Keys); \
+        r reset (Rate limits); d release (Locks); R rescan; o sort; A audit log; ? help; q quit.
+
+        ENVIRONMENT: REDIS_URL (redis:// or rediss://), REDIS_HOST, REDIS_PORT, REDIS_USER, REDIS_AUTH_TOKEN \
+        (the password), REDIS_PREFIX (the application's key prefix, without ':'), NODE_ENV=production (TLS on, \
+        as the application does), REDIS_OPS_CONFIG (the configuration file), REDIS_OPS_AUDIT_LOG, \
+        REDIS_OPS_AUDIT_CHANNEL (also publish each audit record there), NO_COLOR (no colour). Flags win, then the \
+        --profile named, then the environment, then the configuration file's defaults.
+
+        FILES: $XDG_CONFIG_HOME/redis-ops/config.toml (else ~/.config/redis-ops/config.toml): profiles and the \
+        application's conventions. $XDG_STATE_HOME/redis-ops/audit.log (else ~/.local/state/redis-ops/audit.log): \
+        one JSON line for every write and every dry run.
+
+        EXIT STATUS: 0 success; 1 a connection, authentication, TLS or server error; 2 a usage error or a refused write.
+        """,
+        version: "redis-ops \(RedisOpsVersion.current)",
         subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
-                      ExpireCommand.self, PublishCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self],
+                      ExpireCommand.self, PublishCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self],
         defaultSubcommand: ConsoleCommand.self
     )
+}
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version (as --version does).")
+    func run() throws { Output.line("redis-ops \(RedisOpsVersion.current)") }
 }
 
 /// Moves connection options given before the subcommand name to after it, so that

@@ -17,7 +17,8 @@ public final class TmuxPane {
         var envs = "LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=screen-256color TZ=UTC"
         for (k, v) in env { envs += " \(k)='\(v.replacingOccurrences(of: "'", with: "'\\''"))'" }
         // After the program exits, record its status and keep the pane for inspection.
-        let shell = "env \(envs) \(quoted); echo $? > \(statusFile); echo EXITED; sleep 600"
+        // `swift test` exports NO_COLOR to what it runs; the pane gets colour unless a test asks.
+        let shell = "env -u NO_COLOR \(envs) \(quoted); echo $? > \(statusFile); echo EXITED; sleep 600"
         let r = try spawnWait(tmux, ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", String(width), "-y", String(height), "-s", "t", shell])
         if r.status != 0 { throw TestSupportError("tmux new-session failed (\(r.status))") }
     }

@@ -1,0 +1,76 @@
+import XCTest
+import Foundation
+import TestSupport
+
+/// The conventions of the ecosystem: --version, redis-cli's spellings, NO_COLOR.
+final class EcosystemE2ETests: XCTestCase {
+    func testVersion() throws {
+        for args in [["--version"], ["version"]] {
+            let r = try redisOps(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertNotNil(r.stdout.range(of: #"^redis-ops \d+\.\d+\.\d+\n$"#, options: .regularExpression), r.stdout)
+        }
+        let h = try redisOps(["-h"])
+        XCTAssertEqual(h.status, 0)
+        XCTAssertTrue(h.stdout.contains("USAGE: redis-ops"), "-h stays help, as in redis-cli's --help (not -h HOST)")
+    }
+
+    func testRedisCliSpellings() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        try s.cli(["-n", "3", "SET", "app:workspace:3", "in-db-3"])
+        try s.cli(["SET", "app:workspace:0", "in-db-0"])
+        func keys(_ args: [String]) throws -> [String] {
+            let r = try redisOps(["keys", "--json"] + args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try ndjson(r.stdout).map { $0["key"] as! String }
+        }
+        XCTAssertEqual(try keys(["-p", String(s.port)]), ["app:workspace:0"])
+        XCTAssertEqual(try keys(["-p", String(s.port), "-n", "3"]), ["app:workspace:3"])
+        XCTAssertEqual(try keys(["-u", "redis://127.0.0.1:\(s.port)/3"]), ["app:workspace:3"])
+        // Before the subcommand too, as redis-cli users type them.
+        let r = try redisOps(["-p", String(s.port), "-n", "3", "keys", "--json"])
+        XCTAssertEqual(try ndjson(r.stdout).map { $0["key"] as! String }, ["app:workspace:3"])
+    }
+
+    func testAskpassReadsThePasswordWithoutEcho() throws {
+        let s = try RedisServer(.password("s3cret-token"))
+        defer { s.stop() }
+        let pane = try TmuxPane(width: 100, height: 10, command: [redisOpsBinary(), "info", "--askpass", "--port", String(s.port), "--json"])
+        defer { pane.kill() }
+        try pane.waitFor("the question") { $0.contains("Password") || $0.contains("password") }
+        try pane.type("s3cret-token")
+        try pane.send("Enter")
+        let screen = try pane.waitFor("the answer") { $0.contains("\"role\"") || $0.contains("EXITED") }
+        XCTAssertTrue(screen.contains("\"role\":\"master\""), screen)
+        XCTAssertFalse(screen.contains("s3cret-token"), "not echoed")
+        XCTAssertEqual(try pane.waitForExit(), 0)
+        // Without a terminal to ask on: a usage error, not a hang.
+        let r = try redisOps(["info", "--askpass", "--port", String(s.port)])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("--askpass needs a terminal"), r.stderr)
+    }
+
+    func testNoColorLeavesOnlyBoldReverseAndUnderline() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        try s.fillLikeTheApp()
+        func escapes(_ env: [String: String], _ args: [String] = []) throws -> String {
+            let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "--port", String(s.port)] + args, env: env)
+            defer { pane.kill() }
+            try pane.waitFor("console") { $0.contains("1 Events") }
+            try pane.send("3")
+            try pane.waitFor("rate limits") { $0.contains("BLOCKED") }
+            return try pane.tmuxCmd(["capture-pane", "-p", "-e", "-t", "t"])
+        }
+        // A colour is an SGR parameter 30–38, 40–48, 90–97 or 100–107 (39 and 49 are the defaults).
+        let colour = #"\x1b\[([0-9]+;)*(3[0-8]|4[0-8]|9[0-7]|10[0-7])(;[0-9]+)*m"#
+        let coloured = try escapes([:])
+        XCTAssertNotNil(coloured.range(of: colour, options: .regularExpression), "colour by default")
+        for (env, args) in [(["NO_COLOR": "1"], [String]()), ([:], ["--no-color"])] {
+            let plain = try escapes(env, args)
+            XCTAssertNil(plain.range(of: colour, options: .regularExpression), "no colour with \(env) \(args)")
+            XCTAssertTrue(plain.contains("\u{1B}[7m") || plain.contains("\u{1B}[1m"), "reverse or bold still mark what matters")
+        }
+    }
+}
