@@ -92,4 +92,23 @@ public enum Bindings {
     public static func footer(for view: ViewID) -> [(String, String)] {
         active(in: view).filter { !(view == .server && $0.action == .filter) }.compactMap { b in b.footer.map { (b.label, $0) } }
     }
+
+    /// The key tables of the README, from the same table (a test keeps the README equal to it).
+    public static func markdown() -> String {
+        func table(_ rows: [Binding]) -> String {
+            var out = "| key | does |\n|---|---|\n"
+            for b in rows {
+                let label = b.label.split(separator: " ").map { "`\($0 == "|" ? "\\|" : $0)`" }.joined(separator: " ")
+                out += "| \(label) | \(b.help.replacingOccurrences(of: "|", with: "\\|")) |\n"
+            }
+            return out
+        }
+        var out = "**Everywhere**\n\n" + table(all.filter { $0.scope == .global })
+        for v in ViewID.allCases {
+            let own = all.filter { $0.scope == .view(v) }
+            guard !own.isEmpty else { continue }
+            out += "\n**\(v.title)** (`\(v.rawValue)`)\n\n" + table(own)
+        }
+        return out
+    }
 }
