@@ -105,18 +105,23 @@ public final class KeyspaceScan<Reader: PageReader> {
     /// Scans one shard, moving to its new node after a failure. False when `emit` asked to stop.
     private func scanShard(_ first: NodeSet.ScanTarget, _ emit: ([Reader.Row]) throws -> Bool) throws -> Bool {
         var target = first
-        var failedSince: Double? = nil
+        var failedSince: Double? = nil   // the deadline counts from the first failure
+        var waiting = false
         var backoff = Backoff(base: 0.2, cap: 2)
         while true {
             do {
                 let conn = try nodes.connection(for: target)
+                if waiting {
+                    onNotice("continuing the listing on \(target.endpoint)\(target.isReplica ? " (a replica)" : ""): its shard is read again from the start; keys already listed are not repeated")
+                    waiting = false
+                }
                 return try scan(on: conn, emit)
             } catch let e as RedisError where Self.isNodeFailure(e) {
                 if cancelled() { throw ScanCancelled() }
                 let t0 = failedSince ?? monotonicNow()
+                if !waiting { onNotice("\(target.endpoint) failed (\(e)); waiting for the node that takes over its slots"); waiting = true }
                 failedSince = t0
                 if monotonicNow() - t0 > failoverDeadline { throw e }
-                onNotice("\(target.endpoint) failed (\(e)); continuing the listing on the node that serves its slots")
                 usleep(UInt32(backoff.nextDelay() * 1_000_000))
                 if nodes.isCluster {
                     try? nodes.refresh()
@@ -154,6 +159,21 @@ public final class KeyspaceScan<Reader: PageReader> {
         var scanner = KeyScanner(match: match, count: count)
         var scanOutstanding = true
         var pending: (keys: [Bytes], token: Reader.Token, replies: Int)? = nil
+        var next: (keys: [Bytes], token: Reader.Token, replies: Int)? = nil
+        do {
+            return try scanLoop(conn, &scanner, &scanOutstanding, &pending, &next, emit)
+        } catch {
+            // Keys taken from SCAN but not handed on yet are not "seen": the scan that
+            // resumes on another node (a failover) must deliver them.
+            for k in (pending?.keys ?? []) + (next?.keys ?? []) { seen.remove(keyFingerprint(k)) }
+            throw error
+        }
+    }
+
+    private func scanLoop(_ conn: RedisConnection, _ scanner: inout KeyScanner, _ scanOutstanding: inout Bool,
+                          _ pending: inout (keys: [Bytes], token: Reader.Token, replies: Int)?,
+                          _ next: inout (keys: [Bytes], token: Reader.Token, replies: Int)?,
+                          _ emit: ([Reader.Row]) throws -> Bool) throws -> Bool {
         try conn.send([scanner.nextCommand!])
         stats.commands += 1
         func drain() {
@@ -162,7 +182,7 @@ public final class KeyspaceScan<Reader: PageReader> {
         }
         while scanOutstanding || pending != nil {
             if cancelled() { drain(); throw ScanCancelled() }
-            var next: (keys: [Bytes], token: Reader.Token, replies: Int)? = nil
+            next = nil
             if scanOutstanding {
                 let keys = fresh(try scanner.consume(try conn.receive(1)[0]))
                 let (cmds, token) = reader.request(keys)
@@ -177,9 +197,11 @@ public final class KeyspaceScan<Reader: PageReader> {
             if let p = pending {
                 let rows = reader.rows(p.keys, p.token, try conn.receive(p.replies)[...])
                 pending = next
+                next = nil
                 if !rows.isEmpty, try !emit(rows) { drain(); return false }
             } else {
                 pending = next
+                next = nil
             }
         }
         return true
@@ -197,7 +219,11 @@ public final class KeyspaceScan<Reader: PageReader> {
         while i < keys.count {
             let chunk = Array(keys[i..<min(keys.count, i + count)])
             let (cmds, token) = reader.request(chunk)
-            let replies = try conn.pipeline(cmds)
+            let replies: [RESPValue]
+            do { replies = try conn.pipeline(cmds) } catch {
+                for k in keys[i...] { seen.remove(keyFingerprint(k)) }   // not delivered: still to find
+                throw error
+            }
             stats.commands += cmds.count
             let rows = reader.rows(chunk, token, replies[...])
             if !rows.isEmpty, try !emit(rows) { return false }

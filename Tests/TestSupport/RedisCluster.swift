@@ -3,27 +3,75 @@ import Foundation
 import Glibc
 #endif
 
-/// A small local Redis Cluster: three primaries on loopback, slots assigned by
-/// `redis-cli --cluster create`, stopped with the test.
+/// A small local Redis Cluster: `primaries` primaries with `replicas` replicas each, on
+/// loopback, slots assigned by `redis-cli --cluster create`, stopped with the test. With
+/// `tls`, every node (and the cluster bus and replication) speaks TLS and announces the
+/// host name `localhost`, as ElastiCache nodes announce theirs.
 public final class RedisCluster: @unchecked Sendable {
-    public let nodes: [RedisServer]
+    public private(set) var nodes: [RedisServer]
     public var ports: [Int] { nodes.map(\.port) }
+    public let tls: TestCerts?
 
-    public init(size: Int = 3) throws {
+    public init(size: Int = 3, replicas: Int = 0, tls: TestCerts? = nil, nodeTimeout: Int = 5000) throws {
+        self.tls = tls
         var ns: [RedisServer] = []
-        for _ in 0..<size {
-            ns.append(try RedisServer(.plain, extraConfig: ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout 5000"]))
+        var config = ["cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout \(nodeTimeout)",
+                      "cluster-replica-validity-factor 0", "cluster-allow-replica-migration no"]
+        if tls != nil {
+            config += ["tls-cluster yes", "tls-replication yes", "cluster-announce-hostname localhost", "cluster-preferred-endpoint-type hostname"]
+        }
+        nodes = []
+        for _ in 0..<(size * (1 + replicas)) {
+            ns.append(try Self.start(tls: tls, config: config))
         }
         nodes = ns
-        let r = try run(try which("redis-cli"), ["--cluster", "create"] + ns.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", "0", "--cluster-yes"], timeout: 60)
+        var args = ["--cluster", "create"] + ns.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", String(replicas), "--cluster-yes"]
+        if let t = tls { args = ["--tls", "--cacert", t.caCert, "--sni", "localhost"] + args }
+        let r = try run(try which("redis-cli"), args, timeout: 60)
         guard r.status == 0 else { stop(); throw TestSupportError("cluster create failed: \(r.stdout) \(r.stderr)") }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if try ns.allSatisfy({ try $0.cli(["CLUSTER", "INFO"]).contains("cluster_state:ok") }) { return }
+            let ok = try ns.allSatisfy { try $0.cli(["CLUSTER", "INFO"]).contains("cluster_state:ok") }
+            let synced = try ns.allSatisfy { n in
+                let info = try n.cli(["INFO", "replication"])
+                return info.contains("role:master") || info.contains("master_link_status:up")
+            }
+            if ok && synced { return }
             usleep(100_000)
         }
         stop()
         throw TestSupportError("the cluster did not become ready")
+    }
+
+    /// A node on a port whose cluster-bus port (+10000) is valid and free too.
+    static func start(tls: TestCerts?, config: [String]) throws -> RedisServer {
+        var lastError: Error = TestSupportError("no port for a cluster node")
+        for _ in 0..<20 {
+            let port = Int.random(in: 20_000..<30_000)
+            guard portIsFree(port), portIsFree(port + 10_000) else { continue }
+            do {
+                return try RedisServer(tls.map { .tls($0, requireClientCert: false) } ?? .plain, extraConfig: config, port: port)
+            } catch { lastError = error }
+        }
+        throw lastError
+    }
+
+    /// Indices of the primaries and of the replicas, as the nodes see themselves now.
+    public func primaries() throws -> [Int] { try nodes.indices.filter { try nodes[$0].cli(["ROLE"]).hasPrefix("master") } }
+    public func replicaIndices() throws -> [Int] { try nodes.indices.filter { try nodes[$0].cli(["ROLE"]).hasPrefix("slave") } }
+
+    /// Kills a node (SIGKILL), as a failed instance goes.
+    public func kill(_ i: Int) { nodes[i].stop() }
+
+    /// Waits until every live node agrees the cluster is whole again (after a failover).
+    public func waitUntilHealthy(timeout: Double = 30) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let live = nodes.filter { $0.port != 0 && $0.isRunning }
+            if try live.allSatisfy({ try $0.cli(["CLUSTER", "INFO"]).contains("cluster_state:ok") }) { return }
+            usleep(100_000)
+        }
+        throw TestSupportError("the cluster did not recover")
     }
 
     /// redis-cli in cluster mode (-c follows redirections).

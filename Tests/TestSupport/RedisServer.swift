@@ -23,6 +23,8 @@ public final class RedisServer: @unchecked Sendable {
     private let extraConfig: [String]
 
     public var host: String { "127.0.0.1" }
+    /// Whether the process is alive (a test may have killed it).
+    public var isRunning: Bool { process?.isRunning ?? false }
     /// The server's process id (for SIGSTOP / SIGCONT in fault tests).
     public var pid: Int32 { process?.processIdentifier ?? 0 }
 
@@ -167,6 +169,17 @@ public final class RedisServer: @unchecked Sendable {
 public struct TestSupportError: Error, CustomStringConvertible {
     public let description: String
     public init(_ d: String) { description = d }
+}
+
+/// Whether nothing listens on (or holds) a port on 127.0.0.1 now.
+public func portIsFree(_ port: Int) -> Bool {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(s) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
