@@ -163,7 +163,9 @@ public final class Console {
         }
         // The header's role: INFO replication every few seconds on the interactive connection.
         let roleJob = Worker.Job(tag: "role", run: { ctx in
-            [.serverRole(try ServerRole.read(ctx.nodes.seed()))]
+            var r = try ServerRole.read(ctx.nodes.seed())
+            r.cluster = ClusterShape(ctx.nodes)
+            return [.serverRole(r)]
         }, onError: { e in
             if case .server? = e as? RedisError { return [.serverRole(nil)] }  // INFO not permitted: the header says less
             return []
@@ -336,7 +338,13 @@ final class EffectRunner {
             // CLIENT LIST costs the server O(clients): every fifth reading (10 s).
             let clients = serverReads % 5 == 1
             interactive.submit(Worker.Job(tag: "server", run: { ctx in
-                [.server(try ServerReading.read(ctx.nodes.seed(), clients: clients))]
+                var r = try ServerReading.read(ctx.nodes.seed(), clients: clients)
+                // A cluster: every node's INFO, with CLIENT LIST's cadence (O(nodes)).
+                if clients, ctx.nodes.isCluster {
+                    do { r.cluster = try ClusterNodes.read(ctx.nodes) } catch { r.clusterError = Self.message(error) }
+                    r.clusterAt = wallClockNow()
+                }
+                return [.server(r)]
             }, onError: { [.serverFailed(Self.message($0))] }))
         case .readListeners(let channels, let patterns):
             interactive.submit(Worker.Job(tag: "listeners", run: { ctx in

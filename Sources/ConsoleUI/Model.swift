@@ -56,6 +56,8 @@ public struct SessionInfo: Sendable, Equatable {
     /// The node the command connection is on, and the ports of its replicas.
     public var commandNode: ServerNode?
     public var replicaPorts: [Int] = []
+    /// Cluster mode: its shape and where listings read.
+    public var cluster: ClusterShape?
     /// The node the subscriber reached (it may stay on a demoted primary after a failover).
     public var subscriberNode: ServerNode?
     public var command: LinkState = .connecting

@@ -74,6 +74,10 @@ public enum Reducer {
             s.session.role = role
             s.session.commandNode = r?.node
             s.session.replicaPorts = r?.replicaPorts ?? []
+            if let c = r?.cluster, c.replicaReadsUnavailable, s.session.cluster?.replicaReadsUnavailable != true {
+                flash(&s, "replica reads: no shard has a replica; listings read the primaries", .warning, .everywhere)
+            }
+            s.session.cluster = r?.cluster
             s.session.command = .connected
             return []
         case .keysSnapshot, .keysFailed, .keysRefreshed, .keysRefreshFailed, .inspected, .inspectFailed:

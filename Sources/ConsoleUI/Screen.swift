@@ -41,6 +41,9 @@ public enum Screen {
         var parts: [String] = [s.session.endpoint]
         if let r = s.session.role { parts.append(Escaper.string(r)) }
         if let where_ = tailPlace(s.session) { parts.append(where_) }
+        if let c = s.session.cluster {
+            parts.append("cluster \(c.shards) shards/\(c.nodes) nodes" + (c.readsFromReplicas ? ", lists from replicas" : ""))
+        }
         if s.session.tls { parts.append(s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") }
         parts.append("user " + (s.session.user.map { Escaper.string($0) } ?? "default"))
         parts.append("prefix " + (s.session.prefix.isEmpty ? "(none)" : Escaper.string(s.session.prefix)))

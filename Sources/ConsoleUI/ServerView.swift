@@ -25,6 +25,11 @@ enum ServerModule: ViewModule {
                 r.clients = old.clients
                 r.clientsError = old.clientsError
             }
+            if r.clusterAt == nil, let old = s.server.reading {
+                r.cluster = old.cluster
+                r.clusterError = old.clusterError
+                r.clusterAt = old.clusterAt
+            }
             s.server.reading = r
             s.server.series.add(r.sample)
             s.server.error = r.sample.overview.infoError
@@ -122,8 +127,70 @@ enum ServerModule: ViewModule {
             line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) })
         }
         y += 1
+        cluster(&g, s, reading, &y)
         clients(&g, s, reading, &y)
         slowlog(&g, s, reading, &y)
+    }
+
+    /// Every node of a cluster: a hot or full shard, a lagging or cut-off replica stand out.
+    static func cluster(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
+        guard r.cluster != nil || r.clusterError != nil, y < g.height - 3 else { return }
+        g.fill(y: y, role: .columnHeader)
+        let age = r.clusterAt.map { " · read \(ago(max(0, s.now - $0)))" } ?? ""
+        g.put(0, y, "NODES (CLUSTER NODES, INFO of each)\(age)", .columnHeader)
+        y += 1
+        if let e = r.clusterError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); y += 2; return }
+        guard let all = r.cluster else { return }
+        let T = TableLayout.fit([Column("node", " NODE", width: 22, grow: 10, priority: 10),
+                                 Column("role", "ROLE", width: 7, priority: 9),
+                                 Column("slots", "SLOTS", width: 6, priority: 6, alignRight: true),
+                                 Column("mem", "MEMORY", width: 9, priority: 8, alignRight: true),
+                                 Column("keys", "KEYS", width: 10, priority: 7, alignRight: true),
+                                 Column("ops", "OPS/S", width: 7, priority: 8, alignRight: true),
+                                 Column("hit", "HIT", width: 5, priority: 4, alignRight: true),
+                                 Column("clients", "CLIENTS", width: 7, priority: 3, alignRight: true),
+                                 Column("lag", "REPLICATION", width: 14, grow: 10_000, priority: 5)], width: g.width)
+        T.header(&g, y: y)
+        y += 1
+        // A shard stands out when it carries far more than the median primary (hot or full).
+        let prims = all.filter(\.isPrimary)
+        func median(_ xs: [Int64]) -> Int64 { let v = xs.sorted(); return v.isEmpty ? 0 : v[v.count / 2] }
+        let medMem = median(prims.compactMap(\.usedMemory)), medOps = median(prims.compactMap(\.opsPerSec))
+        for n in all {
+            guard y < g.height - 3 else { break }
+            let name = (n.isPrimary ? " " : "   ") + (n.hostname.map { "\($0):\(n.endpoint?.port ?? 0)" } ?? n.address)
+            if let c = T.slot("node") { g.put(c.x, y, runs: Escaper.runs(Bytes(utf8: name), maxScalars: 60), .normal, maxX: c.x + c.w) }
+            T.put(&g, y: y, "role", n.isPrimary ? "primary" : "replica", n.isPrimary ? .normal : .dim)
+            if n.isPrimary { T.put(&g, y: y, "slots", "\(n.slots)", n.slots == 0 ? .warning : .normal) }
+            if let e = n.error {
+                T.put(&g, y: y, "lag", Escaper.string(e), .error)
+                y += 1
+                continue
+            }
+            let full = n.maxmemory.map { $0 > 0 && (n.usedMemory ?? 0) * 10 >= $0 * 9 } ?? false
+            let hotMem = n.isPrimary && medMem > 0 && (n.usedMemory ?? 0) * 2 > medMem * 3
+            T.put(&g, y: y, "mem", n.usedMemory.map(formatBytes) ?? "?", full ? .error : (hotMem ? .warning : .normal))
+            T.put(&g, y: y, "keys", n.keys.map { grouped(Int($0)) } ?? "?", .normal)
+            let hotOps = n.isPrimary && medOps > 0 && (n.opsPerSec ?? 0) * 2 > medOps * 3
+            T.put(&g, y: y, "ops", n.opsPerSec.map(String.init) ?? "?", hotOps ? .warning : .normal)
+            T.put(&g, y: y, "hit", n.hitRatio.map { String(format: "%.0f%%", $0 * 100) } ?? "-", .dim)
+            T.put(&g, y: y, "clients", n.clients.map(String.init) ?? "?", .normal)
+            var repl = ""
+            var role: Role = .dim
+            if n.isPrimary {
+                repl = "offset \(n.replOffset.map(String.init) ?? "?")"
+            } else if n.replicaLinkUp == false {
+                repl = "LINK DOWN to \(n.primaryAddress ?? "?")"; role = .error
+            } else {
+                let lag = ClusterNodes.lag(of: n, in: all)
+                repl = "lag \(lag.map(formatBytes) ?? "?")"
+                if (lag ?? 0) > 1 << 20 { role = .warning }
+            }
+            if !n.flags.isEmpty { repl += " [" + n.flags.joined(separator: ",") + "]"; role = .warning }
+            T.put(&g, y: y, "lag", repl, role)
+            y += 1
+        }
+        y += 1
     }
 
     static func clients(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {

@@ -48,6 +48,7 @@ public struct OpsConfigFile: Sendable, Equatable {
         public var sni: String?
         public var insecure: Bool?
         public var readOnly: Bool?
+        public var replicaReads: Bool?
         public var prefix: String?
         public var conventions = Conventions()
         public init() {}
@@ -164,6 +165,7 @@ public struct OpsConfigFile: Sendable, Equatable {
             case "sni": p.sni = try str()
             case "insecure": p.insecure = try bool()
             case "read_only": p.readOnly = try bool()
+            case "replica_reads": p.replicaReads = try bool()
             case "prefix": p.prefix = try str()
             case "conventions":
                 guard let ct = v.table else { throw RedisError.usage("\(where_): conventions must be a table") }
@@ -221,6 +223,7 @@ public struct OpsConfigFile: Sendable, Equatable {
         if f.sni == nil { f.sni = p.sni }
         if !f.insecure { f.insecure = p.insecure ?? false }
         if !f.readOnly { f.readOnly = p.readOnly ?? false }
+        if !f.replicaReads { f.replicaReads = p.replicaReads ?? false }
         if f.prefix == nil { f.prefix = p.prefix }
         var pw: String? = nil
         if given.passwordFile == nil, let e = p.passwordEnv {

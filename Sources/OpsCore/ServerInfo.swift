@@ -129,9 +129,30 @@ public struct ServerOverview: Sendable, Equatable {
 
 /// The node a connection is on and its place in replication (INFO server + replication):
 /// the header's role, and how the console tells that its tail is on another node.
+/// The shape of a cluster, and where listings read.
+public struct ClusterShape: Sendable, Equatable {
+    public var shards: Int
+    public var nodes: Int
+    /// Listings read from replicas (asked for, and there are some).
+    public var readsFromReplicas: Bool
+    /// Replica reads were asked for but no shard has a replica: listings read the primaries.
+    public var replicaReadsUnavailable: Bool
+    public init(shards: Int, nodes: Int, readsFromReplicas: Bool, replicaReadsUnavailable: Bool) {
+        self.shards = shards; self.nodes = nodes; self.readsFromReplicas = readsFromReplicas; self.replicaReadsUnavailable = replicaReadsUnavailable
+    }
+
+    public init?(_ n: NodeSet) {
+        guard n.isCluster, let t = n.topology else { return nil }
+        self.init(shards: t.shards.count, nodes: t.shards.reduce(0) { $0 + 1 + $1.replicas.count },
+                  readsFromReplicas: n.replicaReads && n.hasReplicas, replicaReadsUnavailable: n.replicaReads && !n.hasReplicas)
+    }
+}
+
 public struct ServerRole: Sendable, Equatable {
     public var role: String?
     public var node: ServerNode?
+    /// Cluster mode: shards, nodes, where listings read.
+    public var cluster: ClusterShape?
     /// The ports its replicas listen on (slaveN:ip=…,port=…).
     public var replicaPorts: [Int]
     public init(role: String?, node: ServerNode?, replicaPorts: [Int]) { self.role = role; self.node = node; self.replicaPorts = replicaPorts }

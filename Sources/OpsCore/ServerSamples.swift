@@ -179,6 +179,11 @@ public struct ServerReading: Sendable, Equatable {
     public var clientsError: String?
     public var latency: [LatencyEvent]?
     public var latencyError: String?
+    /// Cluster mode: every node (read less often: one INFO per node).
+    public var cluster: [ClusterNodeInfo]?
+    public var clusterError: String?
+    /// When `cluster` was read.
+    public var clusterAt: Double?
 
     /// INFO, SLOWLOG GET, LATENCY LATEST and (when `clients`) CLIENT LIST, pipelined.
     public static func read(_ conn: RedisConnection, clients: Bool) throws -> ServerReading {

@@ -18,6 +18,8 @@ public struct ConnectionFlags: Sendable, Equatable {
     public var insecure: Bool = false
     public var prefix: String?
     public var readOnly: Bool = false
+    /// Cluster mode: listings read from replicas.
+    public var replicaReads: Bool = false
     public var db: Int?
     /// A password from elsewhere (a profile's `password_env`); never from the command line.
     public var password: Secret?
@@ -30,6 +32,8 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// The application's key prefix (applies to keys, never to channel names).
     public var prefix: String
     public var readOnly: Bool
+    /// Cluster mode: listings (SCAN and per-key reads) go to replicas; writes never do.
+    public var replicaReads = false
     /// Things worth a warning on stderr (a password where others can read it).
     public var warnings: [String] = []
 
@@ -196,7 +200,9 @@ extension ConnectionOptions {
 
         let config = ConnectionConfig(host: host, port: port ?? 6379, user: user,
                                       password: password.map(Secret.init), db: db, tls: tlsSettings)
-        return ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly, warnings: warnings)
+        var o = ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly, warnings: warnings)
+        o.replicaReads = flags.replicaReads
+        return o
     }
 
     /// The permission bits of a file (nil if it cannot be read).

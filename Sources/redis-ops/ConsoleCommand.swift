@@ -33,6 +33,6 @@ struct ConsoleCommand: ParsableCommand {
         let chans = channels.map { Bytes(utf8: $0) }
         if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
         try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema,
-                                    audit: connection.audit, colour: connection.colour, replicaReads: connection.replicaReads)).run()
+                                    audit: connection.audit, colour: connection.colour, replicaReads: opts.replicaReads)).run()
     }
 }

@@ -14,10 +14,23 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let opts = try connection.resolve()
-        let conn = try RedisConnection(opts.config)
-        let ov = try ServerOverview.fetch(conn)
+        let nodes = try connection.nodes(opts)
+        let ov = try ServerOverview.fetch(nodes.seed())
         if let e = ov.infoError { throw CLIError.runtime("INFO is not permitted for this user: \(e)") }
-        if json { Output.line(ov.json.serialized()); return }
+        // Cluster mode: every node, primaries and replicas (CLUSTER NODES and each one's INFO).
+        var clusterNodes: [ClusterNodeInfo]? = nil
+        var clusterError: String? = nil
+        do { clusterNodes = try ClusterNodes.read(nodes) } catch { clusterError = "\(error)" }
+        if json {
+            var j = ov.json
+            if case .object(var f) = j {
+                if let c = clusterNodes { f.append(("nodes", ClusterNodes.json(c))) }
+                if let e = clusterError { f.append(("nodes_error", .string(e))) }
+                j = .object(f)
+            }
+            Output.line(j.serialized())
+            return
+        }
         let i = ov.info
         // INFO is the server's text: escaped like every other byte it sends.
         func v(_ k: String) -> String { i[k].map { Escaper.string($0) } ?? "unknown" }
@@ -45,5 +58,28 @@ struct InfoCommand: ParsableCommand {
         ]
         for k in i.keyspace { rows.append((k.db, "\(k.keys) keys, \(k.expires) with TTL")) }
         for (k, val) in rows { Output.line(padRight(k, 18) + val) }
+        if let e = clusterError { Output.line(padRight("cluster nodes", 18) + "cannot read: " + Escaper.string(e)) }
+        if let c = clusterNodes {
+            Output.line("")
+            Output.line(padRight("NODE", 24) + padRight("ROLE", 9) + padLeft("SLOTS", 6) + padLeft("MEMORY", 11) + padLeft("KEYS", 11)
+                        + padLeft("OPS/S", 8) + padLeft("HIT", 7) + padLeft("CLIENTS", 8) + "  FOLLOWS / LAG")
+            for n in c {
+                var line = padRight(Escaper.string(n.hostname.map { "\($0) (\(n.address))" } ?? n.address, maxScalars: 23), 24)
+                line += padRight(n.isPrimary ? "primary" : "replica", 9) + padLeft(n.isPrimary ? String(n.slots) : "", 6)
+                if let e = n.error {
+                    line += "  " + Escaper.string(e)
+                } else {
+                    line += padLeft(n.usedMemory.map(formatBytes) ?? "?", 11) + padLeft(n.keys.map { grouped(Int($0)) } ?? "?", 11)
+                    line += padLeft(n.opsPerSec.map(String.init) ?? "?", 8) + padLeft(n.hitRatio.map { String(format: "%.0f%%", $0 * 100) } ?? "-", 7)
+                    line += padLeft(n.clients.map(String.init) ?? "?", 8)
+                    if !n.isPrimary {
+                        line += "  " + Escaper.string(n.primaryAddress ?? "?") + " · lag " + (ClusterNodes.lag(of: n, in: c).map { formatBytes($0) } ?? "?")
+                        if n.replicaLinkUp == false { line += " · LINK DOWN" }
+                    }
+                }
+                if !n.flags.isEmpty { line += "  [" + n.flags.joined(separator: ",") + "]" }
+                Output.line(line)
+            }
+        }
     }
 }

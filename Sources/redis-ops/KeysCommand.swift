@@ -23,9 +23,6 @@ struct KeysCommand: ParsableCommand {
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
         let nodes = try connection.nodes(opts)
-        if nodes.replicaReads && !nodes.hasReplicas {
-            Output.warn("note: --replica-reads: no replicas found; reading from the primaries")
-        }
         // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
         let reader = KeyMetadataReader(schema: schema)
         let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)

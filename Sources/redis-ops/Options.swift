@@ -57,7 +57,7 @@ struct ConnectionOptionGroup: ParsableArguments {
         var f = ConnectionFlags()
         f.url = url; f.host = host; f.port = port; f.user = user; f.passwordFile = passwordFile
         f.tls = tls; f.cacert = cacert; f.cert = cert; f.key = key; f.sni = sni; f.insecure = insecure
-        f.prefix = prefix; f.readOnly = readOnly; f.db = db
+        f.prefix = prefix; f.readOnly = readOnly; f.db = db; f.replicaReads = replicaReads
         return f
     }
 
@@ -88,7 +88,12 @@ struct ConnectionOptionGroup: ParsableArguments {
 
     /// The servers: one, or every node of a cluster (with replica reads when asked).
     func nodes(_ o: ConnectionOptions) throws -> NodeSet {
-        try NodeSet(config: o.config, replicaReads: replicaReads)
+        let n = try NodeSet(config: o.config, replicaReads: o.replicaReads)
+        if o.replicaReads {
+            if !n.isCluster { Output.warn("redis-ops: note: replica reads apply to cluster mode; this server is not a cluster, so it is read directly") }
+            else if !n.hasReplicas { Output.warn("redis-ops: note: replica reads: no replicas found; listings read from the primaries") }
+        }
+        return n
     }
 
     /// Where writes and dry runs are recorded.

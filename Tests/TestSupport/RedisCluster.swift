@@ -2,6 +2,8 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import RedisClient
+import RedisProtocol
 
 /// A small local Redis Cluster: `primaries` primaries with `replicas` replicas each, on
 /// loopback, slots assigned by `redis-cli --cluster create`, stopped with the test. With
@@ -36,7 +38,13 @@ public final class RedisCluster: @unchecked Sendable {
                 let info = try n.cli(["INFO", "replication"])
                 return info.contains("role:master") || info.contains("master_link_status:up")
             }
-            if ok && synced { return }
+            // A replica is listed in CLUSTER SLOTS once the cluster knows its replication
+            // offset (gossip): wait for that too, as clients discover replicas there.
+            let listed = try ok && synced && ns.allSatisfy { n in
+                let t = Topology(clusterSlots: try RedisConnection(n.config()).call([Bytes(utf8: "CLUSTER"), Bytes(utf8: "SLOTS")]), fallbackHost: "127.0.0.1")
+                return t.shards.count == size && t.shards.allSatisfy { $0.replicas.count == replicas }
+            }
+            if listed { return }
             usleep(100_000)
         }
         stop()

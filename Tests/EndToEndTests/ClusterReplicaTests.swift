@@ -1,0 +1,100 @@
+import XCTest
+import Foundation
+import TestSupport
+import RedisClient
+import RedisProtocol
+
+/// Cluster mode as ElastiCache runs it: three shards, each with a replica.
+final class ClusterReplicaTests: XCTestCase {
+    static let fixture = Shared { () throws -> RedisCluster in
+        let c = try RedisCluster(size: 3, replicas: 1, nodeTimeout: 2000)
+        let nodes = try NodeSet(config: c.nodes[0].config())
+        let keys = (0..<3000).map { Bytes(utf8: "app:workspace:\($0)") }
+        for (conn, ks) in try nodes.groupConnections(keys) {
+            _ = try conn.pipeline(ks.map { [Bytes(utf8: "SET"), $0, Bytes(utf8: "{}"), Bytes(utf8: "EX"), Bytes(utf8: "300")] })
+            _ = try conn.call([Bytes(utf8: "WAIT"), Bytes(utf8: "1"), Bytes(utf8: "5000")])
+        }
+        return c
+    }
+    var cluster: RedisCluster!
+    override func setUpWithError() throws { cluster = try Self.fixture.get() }
+    override class func tearDown() { fixture.ifMade { $0.stop() } }
+    var port: String { String(cluster.ports[0]) }
+
+    func testInfoListsEveryNodeWithItsRoleSlotsAndLoad() throws {
+        let r = try redisOps(["info", "--json", "--port", port])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let nodes = try XCTUnwrap(obj["nodes"] as? [[String: Any]])
+        XCTAssertEqual(nodes.count, 6, r.stdout)
+        let primaries = nodes.filter { $0["role"] as? String == "primary" }, replicas = nodes.filter { $0["role"] as? String == "replica" }
+        XCTAssertEqual(primaries.count, 3)
+        XCTAssertEqual(replicas.count, 3)
+        XCTAssertEqual(primaries.map { $0["slots"] as! Int }.reduce(0, +), 16384, "every slot, once")
+        XCTAssertEqual(primaries.map { $0["keys"] as! Int }.reduce(0, +), 3000)
+        for rep in replicas {
+            let p = try XCTUnwrap(rep["primary"] as? String)
+            XCTAssertTrue(primaries.contains { $0["address"] as? String == p }, "a replica names its primary")
+            XCTAssertEqual(rep["link_status"] as? String, "up")
+            XCTAssertNotNil(rep["lag_bytes"] as? Int)
+            XCTAssertEqual(rep["keys"] as? Int, primaries.first { $0["address"] as? String == p }?["keys"] as? Int, "in sync")
+        }
+        for n in nodes {
+            for f in ["id", "address", "used_memory", "instantaneous_ops_per_sec", "connected_clients", "repl_offset", "slot_ranges"] {
+                XCTAssertNotNil(n[f], "\(f) in \(n)")
+            }
+        }
+        // The table for people says the same.
+        let text = try redisOps(["info", "--port", port]).stdout
+        XCTAssertEqual(text.split(separator: "\n").filter { $0.contains(" replica ") }.count, 3, text)
+    }
+
+    func testReplicaReadsListEveryKeyWithoutScanningAPrimary() throws {
+        for n in cluster.nodes { try n.cli(["CONFIG", "RESETSTAT"]) }
+        let r = try redisOps(["keys", "--json", "--port", port, "--replica-reads"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(Set(try ndjson(r.stdout).map { $0["key"] as! String }).count, 3000, "every key")
+        XCTAssertEqual(r.stderr, "", "no fallback note: every shard has a replica")
+        func calls(_ n: RedisServer, _ cmd: String) throws -> Int {
+            let stats = try n.cli(["INFO", "commandstats"])
+            guard let line = stats.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(cmd):") }),
+                  let part = line.split(separator: ",").first, let v = Int(part.split(separator: "=").last ?? "") else { return 0 }
+            return v
+        }
+        for i in try cluster.primaries() {
+            XCTAssertEqual(try calls(cluster.nodes[i], "scan"), 0, "SCAN on primary :\(cluster.nodes[i].port)")
+            XCTAssertEqual(try calls(cluster.nodes[i], "pttl"), 0, "per-key reads on primary :\(cluster.nodes[i].port)")
+        }
+        for i in try cluster.replicaIndices() {
+            XCTAssertGreaterThan(try calls(cluster.nodes[i], "scan"), 0, "SCAN on replica :\(cluster.nodes[i].port)")
+        }
+        // Without the flag, the primaries do the work.
+        for n in cluster.nodes { try n.cli(["CONFIG", "RESETSTAT"]) }
+        _ = try redisOps(["keys", "--json", "--port", port])
+        for i in try cluster.replicaIndices() { XCTAssertEqual(try calls(cluster.nodes[i], "scan"), 0) }
+    }
+
+    func testReplicaReadsFromAProfile() throws {
+        let dir = NSTemporaryDirectory() + "/cfg-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let cfg = dir + "/config.toml"
+        try "[profiles.prod]\nport = \(port)\nreplica_reads = true\n".write(toFile: cfg, atomically: true, encoding: .utf8)
+        for n in cluster.nodes { try n.cli(["CONFIG", "RESETSTAT"]) }
+        let r = try redisOps(["keys", "--json", "--config", cfg, "--profile", "prod"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try ndjson(r.stdout).count, 3000)
+        for i in try cluster.primaries() {
+            XCTAssertFalse(try cluster.nodes[i].cli(["INFO", "commandstats"]).contains("cmdstat_scan:"), "no SCAN on a primary")
+        }
+    }
+
+    func testWithoutReplicasReplicaReadsFallBackAndSaySo() throws {
+        let plain = try RedisCluster()
+        defer { plain.stop() }
+        try plain.cli(["SET", "app:workspace:1", "x"])
+        let r = try redisOps(["keys", "--json", "--port", String(plain.ports[0]), "--replica-reads"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try ndjson(r.stdout).count, 1)
+        XCTAssertTrue(r.stderr.contains("no replicas found; listings read from the primaries"), r.stderr)
+    }
+}
