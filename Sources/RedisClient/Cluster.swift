@@ -154,22 +154,27 @@ public final class NodeSet: @unchecked Sendable {
     public func connection(to ep: Endpoint, readOnly: Bool = false) throws -> RedisConnection {
         if !isCluster { return try seed() }
         if let c = pool[ep], !c.isBroken, c.readOnlyMode == readOnly { return c }
-        var cfg = config
-        cfg.host = ep.host
-        cfg.port = ep.port
-        if var tls = cfg.tls {
-            // Verify a node by the name it announces; an IP-only node by --sni (if given) or its IP.
-            if let h = ep.hostname { tls.serverName = h }
-            cfg.tls = tls
-        }
         pool[ep]?.close()
-        let c = try RedisConnection(cfg)
+        let c = try RedisConnection(config(for: ep))
         if readOnly {
             _ = try c.call([Bytes(utf8: "READONLY")])
             c.readOnlyMode = true
         }
         pool[ep] = c
         return c
+    }
+
+    /// How to reach a node: the operator's settings with its address, verified (over TLS)
+    /// by the name it announces, or an IP-only node by --sni (if given) or its IP.
+    public func config(for ep: Endpoint) -> ConnectionConfig {
+        var cfg = config
+        cfg.host = ep.host
+        cfg.port = ep.port
+        if var tls = cfg.tls {
+            if let h = ep.hostname { tls.serverName = h }
+            cfg.tls = tls
+        }
+        return cfg
     }
 
     /// Where a listing reads one shard: the primary, or a replica with --replica-reads.

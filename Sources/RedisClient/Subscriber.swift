@@ -13,6 +13,10 @@ public enum PubSubEvent: Sendable, Equatable {
     case subscribed(name: Bytes, isPattern: Bool, count: Int)
     case unsubscribed(name: Bytes, isPattern: Bool, count: Int)
     case pong
+    /// Sharded pub/sub (SSUBSCRIBE): confirmed, or ended. The server ends one on its own
+    /// when the channel's slot moves to another node.
+    case shardSubscribed(name: Bytes, count: Int)
+    case shardUnsubscribed(name: Bytes, count: Int)
     /// The server refused a (P)SUBSCRIBE; the subscription is dropped.
     case refused(name: Bytes?, isPattern: Bool, error: ServerError)
 }
@@ -55,6 +59,16 @@ public final class Subscriber: @unchecked Sendable {
     }
     public func ping() throws { try send([Bytes(utf8: "PING")]) }
 
+    /// Sharded channels (Redis 7): one command per channel, as a cluster refuses channels of
+    /// different slots in one SSUBSCRIBE.
+    public func ssubscribe(_ channel: Bytes) throws {
+        inFlight.append((channel, false))
+        try send([Bytes(utf8: "SSUBSCRIBE"), channel])
+    }
+    public func sunsubscribe(_ channel: Bytes) throws {
+        try send([Bytes(utf8: "SUNSUBSCRIBE"), channel])
+    }
+
     private func send(_ argv: [Bytes]) throws {
         do { try connection.transport.writeAll(RESPEncoder.encode(argv), timeout: connection.config.timeouts.io) }
         catch let e as RedisError { throw connection.breakConnection(e) }
@@ -64,6 +78,7 @@ public final class Subscriber: @unchecked Sendable {
     private static let SUBSCRIBED = Bytes(utf8: "subscribe"), PSUBSCRIBED = Bytes(utf8: "psubscribe")
     private static let UNSUBSCRIBED = Bytes(utf8: "unsubscribe"), PUNSUBSCRIBED = Bytes(utf8: "punsubscribe")
     private static let PONG = Bytes(utf8: "pong")
+    private static let SSUBSCRIBED = Bytes(utf8: "ssubscribe"), SUNSUBSCRIBED = Bytes(utf8: "sunsubscribe"), SMESSAGE = Bytes(utf8: "smessage")
 
     /// The hot path of a tail: messages go straight from hiredis's objects into
     /// `ReceivedMessage`s; everything else becomes a `PubSubEvent`.
@@ -81,6 +96,11 @@ public final class Subscriber: @unchecked Sendable {
                    let k = rep.element[0], k.pointee.type == REDIS_REPLY_STRING {
                     let kind = k.pointee
                     if rep.elements == 3, kind.len == 7, memcmp(kind.str, "message", 7) == 0,
+                       let ch = rep.element[1], let p = rep.element[2] {
+                        messages.append(ReceivedMessage(channel: interned(ch, &lastChannel), pattern: nil, payload: Self.bytes(p), receivedAt: t))
+                        return nil
+                    }
+                    if rep.elements == 3, kind.len == 8, memcmp(kind.str, "smessage", 8) == 0,
                        let ch = rep.element[1], let p = rep.element[2] {
                         messages.append(ReceivedMessage(channel: interned(ch, &lastChannel), pattern: nil, payload: Self.bytes(p), receivedAt: t))
                         return nil
@@ -142,6 +162,16 @@ public final class Subscriber: @unchecked Sendable {
                 return .unsubscribed(name: items[1].bytes ?? [], isPattern: kind == Self.PUNSUBSCRIBED, count: Int(items[2].int ?? 0))
             }
             if kind == Self.PONG { return .pong }
+            if kind == Self.SSUBSCRIBED, items.count == 3 {
+                if !inFlight.isEmpty { inFlight.removeFirst() }
+                return .shardSubscribed(name: items[1].bytes ?? [], count: Int(items[2].int ?? 0))
+            }
+            if kind == Self.SUNSUBSCRIBED, items.count == 3 {
+                return .shardUnsubscribed(name: items[1].bytes ?? [], count: Int(items[2].int ?? 0))
+            }
+            if kind == Self.SMESSAGE, items.count == 3, let ch = items[1].bytes, let p = items[2].bytes {
+                return .message(channel: ch, pattern: nil, payload: p)
+            }
             throw ProtocolError("unexpected pub/sub reply '\(kind.lossyString.prefix(32))'")
         case .simpleString(let s) where s == Bytes(utf8: "PONG"):
             return .pong

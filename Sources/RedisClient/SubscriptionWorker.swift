@@ -382,6 +382,8 @@ public final class SubscriptionWorker: Sendable {
                     }
                 case .unsubscribed(let n, let p, _):
                     flush(&batch); sink.notice(.unsubscribed(name: n, isPattern: p))
+                case .shardSubscribed, .shardUnsubscribed:
+                    break   // not sent on this connection (ShardSubscriptionWorker's)
                 case .pong:
                     alive = wallClockNow()
                     if !healthy { healthy = true; backoff.reset() }

@@ -14,6 +14,8 @@ struct TailCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptionGroup
     @Flag(name: .long, help: "Every CHANNEL argument is a glob pattern (PSUBSCRIBE).")
     var pattern = false
+    @Flag(name: .long, help: "Every CHANNEL argument is a sharded channel (SSUBSCRIBE, Redis 7; for SPUBLISH): in a cluster, each is subscribed on the node that owns its slot, and again on the new owner when the slot moves.")
+    var shard = false
     @Option(name: .long, help: "Exit after N messages.")
     var count: Int?
     @Option(name: .long, help: "Exit after S seconds.")
@@ -25,6 +27,7 @@ struct TailCommand: ParsableCommand {
 
     func validate() throws {
         if channels.isEmpty { throw ValidationError("give at least one CHANNEL (or a pattern with --pattern)") }
+        if shard && pattern { throw ValidationError("--shard and --pattern cannot be combined: sharded pub/sub has no patterns") }
         if let c = count, c <= 0 { throw ValidationError("--count must be at least 1") }
         if let t = timeout, t <= 0 { throw ValidationError("--timeout must be more than 0") }
     }
@@ -35,12 +38,21 @@ struct TailCommand: ParsableCommand {
         try RedisConnection(opts.config).close()
         let printer = TailPrinter(json: json, limit: count)
         let names = channels.map { Bytes(utf8: $0) }
-        let worker = SubscriptionWorker(config: opts.config, channels: pattern ? [] : names, patterns: pattern ? names : [], sink: printer)
         printer.expected = names.count
-        worker.start()
+        printer.kind = shard ? "SSUBSCRIBE" : (pattern ? "PSUBSCRIBE" : "SUBSCRIBE")
+        let stop: () -> Void
+        if shard {
+            let worker = ShardSubscriptionWorker(config: opts.config, channels: names, sink: printer)
+            worker.start()
+            stop = worker.stop
+        } else {
+            let worker = SubscriptionWorker(config: opts.config, channels: pattern ? [] : names, patterns: pattern ? names : [], sink: printer)
+            worker.start()
+            stop = worker.stop
+        }
         let deadline: DispatchTime = timeout.map { .now() + $0 } ?? .distantFuture
         let r = printer.done.wait(timeout: deadline)
-        worker.stop()
+        stop()
         printer.flush()
         if r == .success, let failure = printer.failure {
             throw CLIError.runtime(failure)
@@ -56,6 +68,7 @@ final class TailPrinter: SubscriberSink, @unchecked Sendable {
     private let state = Mutex<(printed: Int, finished: Bool, refused: Int)>((0, false, 0))
     nonisolated(unsafe) var failure: String?
     nonisolated(unsafe) var expected = 0
+    nonisolated(unsafe) var kind = "SUBSCRIBE"
     private var buffer: [UInt8] = []
 
     init(json: Bool, limit: Int?) { self.json = json; self.limit = limit; buffer.reserveCapacity(1 << 16) }
@@ -102,7 +115,7 @@ final class TailPrinter: SubscriberSink, @unchecked Sendable {
             }
             Output.warn("redis-ops: subscribed again; messages published between \(isoTimestamp(from)) and \(isoTimestamp(to)) may be lost (pub/sub is at-most-once): \(reason)")
         case .refused(let name, let isPattern, let reason):
-            Output.warn("redis-ops: \(isPattern ? "PSUBSCRIBE" : "SUBSCRIBE") \(name.map { Escaper.string($0) } ?? "") refused: \(Escaper.string(reason))")
+            Output.warn("redis-ops: \(isPattern ? "PSUBSCRIBE" : kind) \(name.map { Escaper.string($0) } ?? "") refused: \(Escaper.string(reason))")
             let all = state.withLock { s -> Bool in s.refused += 1; return s.refused >= expected }
             if all { failure = "every subscription was refused by the server"; done.signal() }
         case .fatal(let reason):

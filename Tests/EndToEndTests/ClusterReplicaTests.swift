@@ -97,4 +97,32 @@ final class ClusterReplicaTests: XCTestCase {
         XCTAssertEqual(try ndjson(r.stdout).count, 1)
         XCTAssertTrue(r.stderr.contains("no replicas found; listings read from the primaries"), r.stderr)
     }
+
+    /// SPUBLISH reaches only the shard's nodes: the tail subscribes where each channel lives,
+    /// and follows a channel whose slot moves (the server ends the subscription there).
+    func testShardedTailFollowsItsChannelAcrossASlotMigration() throws {
+        let ch = "workspace:7:events"
+        let slot = Int(try cluster.nodes[0].cli(["CLUSTER", "KEYSLOT", ch]).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let from = try cluster.owner(ofSlot: slot)
+        let other = "workspace:8:events"
+        let tail = BackgroundRun(["tail", "--shard", "--json", "--count", "3", "--timeout", "40", "--port", port, ch, other])
+        func spublish(_ c: String, _ payload: String) throws -> Int {
+            Int(try cluster.cli(["SPUBLISH", c, payload]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        try waitUntil("subscribed on the owner", timeout: 15) { try spublish(ch, "{}") > 0 }
+        // The probe messages above reached the tail too; start counting from a clean state.
+        _ = try spublish(other, #"{"n":"other"}"#)
+        // The slot moves to another primary: the old owner ends the subscription.
+        let to = try cluster.primaries().first { $0 != from }!
+        try cluster.migrate(slot: slot, from: from, to: to)
+        try waitUntil("subscribed on the new owner", timeout: 15) { try self.cluster.nodes[to].cli(["PUBSUB", "SHARDNUMSUB", ch]).contains("1") }
+        _ = try spublish(ch, #"{"n":"after"}"#)
+        let r = try XCTUnwrap(tail.wait(times: 0))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try ndjson(r.stdout)
+        XCTAssertTrue(lines.contains { ($0["payload"] as? String) == #"{"n":"other"}"# }, r.stdout)
+        XCTAssertTrue(lines.contains { ($0["payload"] as? String) == #"{"n":"after"}"# }, "received after the move: \(r.stdout)")
+        let gap = try XCTUnwrap(lines.compactMap { $0["gap"] as? [String: Any] }.first, r.stdout)
+        XCTAssertTrue((gap["reason"] as! String).contains("slot moved"), "\(gap)")
+    }
 }
