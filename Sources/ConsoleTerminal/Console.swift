@@ -58,6 +58,8 @@ public struct ConsoleSettings: Sendable {
     public var options: ConnectionOptions
     public var channels: [Bytes]
     public var patterns: [Bytes]
+    /// Sharded channels (SSUBSCRIBE), each on the node that owns its slot.
+    public var shardChannels: [Bytes] = []
     public var bufferSize: Int
     public var schema: KeySchema
     public var audit: AuditLog
@@ -151,6 +153,7 @@ public final class Console {
         state.auditPath = settings.audit.path
         state.subscriptions = settings.channels.map { Subscription(name: $0, isPattern: false) }
             + settings.patterns.map { Subscription(name: $0, isPattern: true) }
+            + settings.shardChannels.map { Subscription(name: $0, isPattern: false, isShard: true) }
         if o.insecure {
             state.flash = Flash(text: "TLS certificate verification is OFF (--insecure)", level: .warning, until: state.now + 15)
         }
@@ -174,11 +177,12 @@ public final class Console {
                                  post: post, onLink: { post([.commandLink($0)]) })
         let bulk = Worker(name: "bulk", config: o.config, replicaReads: settings.replicaReads, post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: tailInbox)
-        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, subscriber: subscriber, post: post)
+        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, subscriber: subscriber, tailInbox: tailInbox, post: post)
         interactive.start()
         bulk.start()
         subscriber.start()
         defer {
+            effects.stop()
             subscriber.stop()
             bulk.stop()
             interactive.stop()
@@ -277,10 +281,25 @@ final class EffectRunner {
     let subscriber: SubscriptionWorker
     let post: @Sendable ([AppEvent]) -> Void
     private var serverReads = 0
+    /// Sharded channels get their own worker (connections to the nodes owning their slots),
+    /// made when the first one is asked for.
+    private let tailInbox: TailInbox
+    private(set) var shardSubscriber: ShardSubscriptionWorker?
 
-    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, subscriber: SubscriptionWorker, post: @escaping @Sendable ([AppEvent]) -> Void) {
+    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, subscriber: SubscriptionWorker, tailInbox: TailInbox,
+         post: @escaping @Sendable ([AppEvent]) -> Void) {
         self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.subscriber = subscriber; self.post = post
+        self.tailInbox = tailInbox
+        if !settings.shardChannels.isEmpty { startShards(settings.shardChannels) }
     }
+
+    private func startShards(_ channels: [Bytes]) {
+        let w = ShardSubscriptionWorker(config: settings.options.config, channels: channels, sink: tailInbox.shardSink)
+        w.start()
+        shardSubscriber = w
+    }
+
+    func stop() { shardSubscriber?.stop() }
 
     var schema: KeySchema { settings.schema }
 
@@ -301,6 +320,10 @@ final class EffectRunner {
             subscriber.subscribe(name, pattern: p)
         case .unsubscribe(let name, let p):
             subscriber.unsubscribe(name, pattern: p)
+        case .subscribeShard(let name):
+            if let w = shardSubscriber { w.subscribe(name) } else { startShards([name]) }
+        case .unsubscribeShard(let name):
+            shardSubscriber?.unsubscribe(name)
         case .export(let path, let what):
             export(path, what, tail)
         case .scanKeys(let gen, let filter, let sort):

@@ -50,7 +50,7 @@ enum EventsModule: ViewModule {
     }
 
     static func listenersEffect(_ s: AppState) -> Effect {
-        .readListeners(channels: s.subscriptions.filter { !$0.isPattern }.map(\.name), patterns: s.subscriptions.filter(\.isPattern).map(\.name))
+        .readListeners(channels: s.subscriptions.filter(\.isClassicChannel).map(\.name), patterns: s.subscriptions.filter(\.isPattern).map(\.name))
     }
 
     /// New entries in the tail: only the new ones are looked at.
@@ -202,6 +202,16 @@ enum EventsModule: ViewModule {
         switch p.purpose {
         case .subscribe:
             guard !text.isEmpty else { return [] }
+            if text.hasPrefix("shard ") {
+                let ch = String(text.dropFirst(6)).trimmingCharacters(in: .whitespaces)
+                guard !ch.isEmpty else { return [] }
+                let name = Bytes(utf8: ch)
+                if !s.subscriptions.contains(where: { $0.name == name && $0.isShard }) {
+                    s.subscriptions.append(Subscription(name: name, isPattern: false, isShard: true))
+                }
+                Reducer.flash(&s, "SSUBSCRIBE \(ch) (on the node that owns its slot)", .info)
+                return [.subscribeShard(name)]
+            }
             let isPattern = text.contains("*") || text.contains("?") || text.contains("[")
             let name = Bytes(utf8: text)
             if !s.subscriptions.contains(where: { $0.name == name && $0.isPattern == isPattern }) {
@@ -216,6 +226,10 @@ enum EventsModule: ViewModule {
                 return []
             }
             s.subscriptions.removeAll { $0 == sub }
+            if sub.isShard {
+                Reducer.flash(&s, "SUNSUBSCRIBE \(text)", .info)
+                return [.unsubscribeShard(sub.name)]
+            }
             Reducer.flash(&s, "\(sub.isPattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE") \(text)", .info)
             return [.unsubscribe(sub.name, pattern: sub.isPattern)]
         case .writeBuffer:
@@ -260,7 +274,7 @@ enum EventsModule: ViewModule {
         let y = s.bodyTop - 1
         var x = 0
         let subs = s.subscriptions.map { sub -> String in
-            Escaper.string(sub.name) + (sub.isPattern ? " (p)" : "") + (sub.active ? "" : " …")
+            Escaper.string(sub.name) + (sub.isPattern ? " (p)" : "") + (sub.isShard ? " (shard)" : "") + (sub.active ? "" : " …")
         }
         x = g.put(x, y, subs.isEmpty ? "no subscriptions — press s" : subs.joined(separator: ", "), subs.isEmpty ? .warning : .title, maxX: g.width / 2)
         var parts: [(String, Role)] = []
@@ -448,7 +462,8 @@ enum EventsModule: ViewModule {
         y += 1
         let l = s.events.listeners
         // This console's own channel subscriptions are not the application's listeners.
-        let own = Set(s.subscriptions.filter { !$0.isPattern }.map(\.name))
+        let own = Set(s.subscriptions.filter(\.isClassicChannel).map(\.name))
+        let shard = Set(s.subscriptions.filter(\.isShard).map(\.name))
         var names = Array(tail.channels.keys)
         var listed = Set(names)
         for d in l.discovered + own.sorted(by: { $0.lexicographicallyPrecedes($1) }) where listed.insert(d).inserted { names.append(d) }
@@ -470,7 +485,9 @@ enum EventsModule: ViewModule {
             } else {
                 T.put(&g, y: y, "last", "not heard", .dim)
             }
-            if s.events.listenersReadAt == nil {
+            if shard.contains(name) {
+                T.put(&g, y: y, "subs", "sharded", .dim)   // NUMSUB does not count SSUBSCRIBE
+            } else if s.events.listenersReadAt == nil {
                 T.put(&g, y: y, "subs", "…", .dim)
             } else {
                 let n = max(0, (l.counts[name] ?? 0) - (own.contains(name) ? 1 : 0))

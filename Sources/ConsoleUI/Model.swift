@@ -88,7 +88,7 @@ public struct Prompt: Sendable, Equatable {
     public var label: String {
         switch purpose {
         case .filter: return "/"
-        case .subscribe: return "subscribe (channel, or pattern with * ? [): "
+        case .subscribe: return "subscribe (channel; * ? [ make a pattern; “shard NAME” a sharded channel): "
         case .unsubscribe: return "unsubscribe from: "
         case .writeBuffer: return "write the list (NDJSON) to: "
         case .writeMessage: return "write this message to: "
@@ -104,8 +104,14 @@ public struct Prompt: Sendable, Equatable {
 public struct Subscription: Sendable, Equatable, Hashable {
     public var name: Bytes
     public var isPattern: Bool
+    /// A sharded channel (SSUBSCRIBE on the node that owns its slot).
+    public var isShard: Bool
     public var active: Bool
-    public init(name: Bytes, isPattern: Bool, active: Bool = false) { self.name = name; self.isPattern = isPattern; self.active = active }
+    public init(name: Bytes, isPattern: Bool, isShard: Bool = false, active: Bool = false) {
+        self.name = name; self.isPattern = isPattern; self.isShard = isShard; self.active = active
+    }
+    /// The classic subscriber's channels (NUMSUB counts their subscribers).
+    public var isClassicChannel: Bool { !isPattern && !isShard }
 }
 
 /// A yes/no question; `y` carries out the effect.
@@ -320,6 +326,8 @@ public enum Effect: Sendable, Equatable {
     case quit
     case subscribe(Bytes, pattern: Bool)
     case unsubscribe(Bytes, pattern: Bool)
+    case subscribeShard(Bytes)
+    case unsubscribeShard(Bytes)
     case export(path: String, TailExport)
     case scanKeys(generation: Int, filter: String, sort: KeySort)
     case refreshKeys([Bytes])

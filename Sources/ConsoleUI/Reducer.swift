@@ -125,13 +125,16 @@ public enum Reducer {
             s.session.subscriber = .connected
             s.session.subscriberNode = node
         case .subscribed(let name, let p):
-            if let i = s.subscriptions.firstIndex(where: { $0.name == name && $0.isPattern == p }) { s.subscriptions[i].active = true }
-            else { s.subscriptions.append(Subscription(name: name, isPattern: p, active: true)) }
+            if let i = s.subscriptions.firstIndex(where: { $0.name == name && $0.isPattern == p && !$0.active }) ?? s.subscriptions.firstIndex(where: { $0.name == name && $0.isPattern == p }) {
+                s.subscriptions[i].active = true
+            } else { s.subscriptions.append(Subscription(name: name, isPattern: p, active: true)) }
         case .unsubscribed(let name, let p):
             s.subscriptions.removeAll { $0.name == name && $0.isPattern == p }
+        case .shardTrouble(let reason):
+            flash(&s, reason, .warning, .everywhere)
         case .disconnected(let reason, let retry):
             s.session.subscriber = .reconnecting(reason)
-            for i in s.subscriptions.indices { s.subscriptions[i].active = false }
+            for i in s.subscriptions.indices where !s.subscriptions[i].isShard { s.subscriptions[i].active = false }
             flash(&s, "subscriber disconnected: \(reason) — retrying in \(String(format: "%.1f", retry)) s", .warning, .everywhere)
         case .gap(let g):
             flash(&s, "subscribed again after \(String(format: "%.1f", g.to - g.from)) s: messages published meanwhile may be lost (marked in the list)", .warning, .view(.events))

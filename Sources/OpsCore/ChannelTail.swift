@@ -256,6 +256,9 @@ public enum TailNotice: Sendable, Equatable {
     case gap(TailGap)
     case refused(name: Bytes?, isPattern: Bool, reason: String)
     case fatal(reason: String)
+    /// From the sharded subscriber (its own connections): a node failed or refused us. The
+    /// classic subscriber's link state is not touched.
+    case shardTrouble(reason: String)
 
     public init(_ n: SubscriberNotice) {
         switch n {
@@ -327,10 +330,17 @@ public final class TailInbox: SubscriberSink, Sendable {
         wake()
     }
 
-    public func notice(_ n: SubscriberNotice) {
-        state.withLock { $0.items.append(.notice(TailNotice(n))) }
+    public func notice(_ n: SubscriberNotice) { post(TailNotice(n)) }
+
+    public func post(_ n: TailNotice) {
+        state.withLock { $0.items.append(.notice(n)) }
         wake()
     }
+
+    /// The sink for a ShardSubscriptionWorker: messages, gaps and subscriptions go in as they
+    /// are; its connection troubles become `shardTrouble` (they say nothing about the classic
+    /// subscriber the header shows).
+    public var shardSink: any SubscriberSink { ShardSink(inbox: self) }
 
     /// Everything waiting, in order.
     public func take() -> Taken {
@@ -340,6 +350,19 @@ public final class TailInbox: SubscriberSink, Sendable {
             s.messages = 0
             s.dropped.removeAll()
             return out
+        }
+    }
+}
+
+private struct ShardSink: SubscriberSink {
+    let inbox: TailInbox
+    func deliver(_ messages: [ReceivedMessage]) { inbox.deliver(messages) }
+    func notice(_ n: SubscriberNotice) {
+        switch n {
+        case .connected: break
+        case .disconnected(let reason, let retry): inbox.post(.shardTrouble(reason: "sharded subscriber: \(reason) — retrying in \(String(format: "%.1f", retry)) s"))
+        case .fatal(let reason): inbox.post(.shardTrouble(reason: "sharded subscriber stopped: \(reason)"))
+        default: inbox.notice(n)
         }
     }
 }

@@ -13,6 +13,8 @@ struct ConsoleCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptionGroup
     @Option(name: .customLong("channel"), help: "Subscribe to this channel (repeatable). Channel names never get the key prefix.")
     var channels: [String] = []
+    @Option(name: .customLong("shard-channel"), help: "Subscribe to this sharded channel (SSUBSCRIBE, for SPUBLISH; repeatable).")
+    var shardChannels: [String] = []
     @Option(name: .customLong("pattern"), help: "Subscribe to this pattern (repeatable; default workspace:*:events).")
     var patterns: [String] = []
     @Option(name: .long, help: "Messages kept in the live tail's ring buffer.")
@@ -31,8 +33,11 @@ struct ConsoleCommand: ParsableCommand {
         try RedisConnection(opts.config).close()
         var pats = patterns.map { Bytes(utf8: $0) }
         let chans = channels.map { Bytes(utf8: $0) }
-        if pats.isEmpty && chans.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
-        try Console(ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema,
-                                    audit: connection.audit, colour: connection.colour, replicaReads: opts.replicaReads)).run()
+        let shards = shardChannels.map { Bytes(utf8: $0) }
+        if pats.isEmpty && chans.isEmpty && shards.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
+        var settings = ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema,
+                                       audit: connection.audit, colour: connection.colour, replicaReads: opts.replicaReads)
+        settings.shardChannels = shards
+        try Console(settings).run()
     }
 }

@@ -227,6 +227,20 @@ final class EventsViewTests: XCTestCase {
         XCTAssertNil(s.flash, "flash messages clear themselves")
     }
 
+    func testShardPrefixSubscribesASharedChannelOnItsOwnWorker() {
+        var s = makeState(160, 16)
+        let fx = send(&s, [.char("s")] + typed("shard workspace:9:events") + [.enter], ChannelTail())
+        XCTAssertEqual(fx, [.subscribeShard(Bytes(utf8: "workspace:9:events"))])
+        XCTAssertTrue(s.subscriptions.contains { $0.isShard && $0.name == Bytes(utf8: "workspace:9:events") })
+        XCTAssertTrue(render(s, ChannelTail()).lines()[2].contains("workspace:9:events (shard) …"), "shown, not yet confirmed")
+        _ = Reducer.reduce(&s, .tail(.subscribed(name: Bytes(utf8: "workspace:9:events"), isPattern: false)), tail: ChannelTail())
+        XCTAssertFalse(render(s, ChannelTail()).lines()[2].contains("(shard) …"), "confirmed")
+        // A sharded node's trouble is a warning, not the header's subscriber state.
+        _ = Reducer.reduce(&s, .tail(.shardTrouble(reason: "sharded subscriber: 127.0.0.1:7001: connection refused — retrying in 0.2 s")), tail: ChannelTail())
+        XCTAssertEqual(s.session.subscriber, .connected)
+        XCTAssertEqual(send(&s, [.char("u"), .ctrl("u")] + typed("workspace:9:events") + [.enter], ChannelTail()), [.unsubscribeShard(Bytes(utf8: "workspace:9:events"))])
+    }
+
     func testChannelsPane() {
         var t = ChannelTail(capacity: 100)
         for sec in 0..<6 {

@@ -125,4 +125,20 @@ final class ClusterReplicaTests: XCTestCase {
         let gap = try XCTUnwrap(lines.compactMap { $0["gap"] as? [String: Any] }.first, r.stdout)
         XCTAssertTrue((gap["reason"] as! String).contains("slot moved"), "\(gap)")
     }
+
+    func testTheConsoleSubscribesToAShardedChannelWithS() throws {
+        let pane = try TmuxPane(width: 140, height: 30, command: [redisOpsBinary(), "--port", port])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") && $0.contains("● live") }
+        try pane.send("s")
+        try pane.type("shard workspace:9:events")
+        try pane.send("Enter")
+        let ch = "workspace:9:events"
+        try waitUntil("SSUBSCRIBEd", timeout: 15) {
+            Int(try self.cluster.cli(["SPUBLISH", ch, #"{"type":"sharded"}"#]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0 > 0
+        }
+        let screen = try pane.waitFor("the message") { $0.contains(#"{"type":"sharded"}"#) }
+        XCTAssertTrue(screen.contains("workspace:9:events (shard)"), screen)
+        XCTAssertTrue(screen.contains("workspace:*:events (p)"), "the classic subscription is still there")
+    }
 }
