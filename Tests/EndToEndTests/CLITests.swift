@@ -282,7 +282,8 @@ final class HostileServerCLITests: XCTestCase {
         let fake = try FakeServer { n in
             switch n {
             case 1: return Array("+PONG\r\n+OK\r\n:5\r\n".utf8)
-            case 2: return Array("$\(info.utf8.count)\r\n\(info)\r\n".utf8)
+            // 2: the cluster probe (INFO cluster: no cluster_enabled, so a single server); 3: INFO.
+            case 2, 3: return Array("$\(info.utf8.count)\r\n\(info)\r\n".utf8)
             default: return Array("-ERR unknown command 'CONFIG'\r\n".utf8)
             }
         }
