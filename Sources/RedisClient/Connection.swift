@@ -41,6 +41,8 @@ public final class RedisConnection: @unchecked Sendable {
     let decoder: RESPDecoder
     private var readBuffer: UnsafeMutableRawBufferPointer
     private var failure: RedisError?
+    /// A read failure that followed data in the same `fillAvailable` call (thrown on the next).
+    private var heldFailure: Error?
     /// The server's id for this connection (CLIENT ID), when the user may ask for it:
     /// lets a later connection make sure this one will run nothing more (CLIENT KILL ID).
     public private(set) var clientID: Int64?
@@ -182,10 +184,19 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Reads whatever is available now (non-blocking), feeding the decoder. Returns bytes read.
+    /// Bytes that arrived just before the connection failed are delivered first: the failure
+    /// is held back and thrown by the next call (a message published just before a server
+    /// died must not be lost with it).
     func fillAvailable() throws -> Int {
+        if let e = heldFailure { heldFailure = nil; throw e }
         var total = 0
         while true {
-            let n = try transport.readSome(into: readBuffer)
+            let n: Int
+            do { n = try transport.readSome(into: readBuffer) } catch {
+                if total == 0 { throw error }
+                heldFailure = error
+                return total
+            }
             if n == 0 { return total }
             total += n
             try decoder.feed(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]))

@@ -31,6 +31,39 @@ final class TailTruthE2ETests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("may be lost"), r.stderr)
     }
 
+    /// A message that arrives in the same read as the end of the connection (a server that
+    /// dies right after a publish) is delivered, then the gap is reported.
+    func testAMessageThatArrivesWithTheCloseIsNotLost() throws {
+        let subscriptions = Counter()
+        let fake = try FakeServer { _, bytes in
+            // Each command of the chunk is answered; the first SUBSCRIBE gets its confirmation and
+            // one message in the same packet as the end of the connection, later ones only the
+            // confirmation (the message exists once: lost if not read before the close).
+            var out = "", close = false
+            for cmd in String(decoding: bytes, as: UTF8.self).components(separatedBy: "*").dropFirst() {
+                let words = cmd.components(separatedBy: "\r\n").enumerated().filter { $0.offset % 2 == 0 && $0.offset > 0 }.map(\.element)
+                switch words.first?.uppercased() ?? "" {
+                case "PING": out += "+PONG\r\n"
+                case "CLIENT": out += words.dropFirst().first?.uppercased() == "ID" ? ":5\r\n" : "+OK\r\n"
+                case "INFO": out += "$13\r\nrole:master\r\n\r\n"
+                case "SUBSCRIBE":
+                    out += "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"
+                    if subscriptions.next() == 1 {
+                        out += "*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$6\r\nbefore\r\n"
+                        close = true
+                    }
+                default: out += "-ERR unknown command\r\n"
+                }
+            }
+            return (Array(out.utf8), close)
+        }
+        defer { fake.stop() }
+        let r = try redisOps(["tail", "--port", String(fake.port), "--count", "1", "--timeout", "4", "--json", "c"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = try ndjson(r.stdout)
+        XCTAssertEqual(lines.first?["payload"] as? String, "before", r.stdout)
+    }
+
     func testEveryConnectionFailureNamesItsCause() throws {
         let certs = try TestCerts.shared.get()
         let tls = try RedisServer(.tls(certs, requireClientCert: true))
@@ -81,4 +114,11 @@ final class TailTruthE2ETests: XCTestCase {
         try pane.send("1")
         try pane.waitFor("and drawing") { $0.contains("1 msgs") }
     }
+}
+
+/// A thread-safe count, for scripted servers.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func next() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
 }

@@ -12,7 +12,13 @@ public final class FakeServer: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
 
-    public init(reply: @escaping @Sendable (_ request: Int) -> [UInt8]) throws {
+    public convenience init(reply: @escaping @Sendable (_ request: Int) -> [UInt8]) throws {
+        try self.init(respond: { n, _ in (reply(n), false) })
+    }
+
+    /// Answers each chunk from what it says; `close` shuts the connection right after the answer
+    /// (data and end of stream arriving together, as when a server dies just after a write).
+    public init(respond: @escaping @Sendable (_ request: Int, _ bytes: [UInt8]) -> (reply: [UInt8], close: Bool)) throws {
         let (listener, port) = try listenOnLoopback(backlog: 8)
         self.port = port
         self.listener = listener
@@ -30,10 +36,13 @@ public final class FakeServer: @unchecked Sendable {
                     // Answer every request chunk with the script.
                     var req = 0
                     _ = idx
-                    while recv(c, &buf, 4096, 0) > 0 {
+                    while true {
+                        let got = recv(c, &buf, 4096, 0)
+                        if got <= 0 { break }
                         req += 1
-                        let r = reply(req)
+                        let (r, closing) = respond(req, Array(buf[0..<got]))
                         if !r.isEmpty { _ = r.withUnsafeBytes { send(c, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                        if closing { shutdown(c, Int32(SHUT_RDWR)); break }
                     }
                 }
             }
