@@ -39,7 +39,8 @@ public struct TestCerts: Sendable {
             try sh(["x509", "-req", "-in", "\(dir)/\(name).csr", "-CA", "\(dir)/ca.crt", "-CAkey", "\(dir)/ca.key", "-CAcreateserial",
                     "-days", "2", "-out", "\(dir)/\(name).crt", "-extfile", ext])
         }
-        try leaf("server", cn: "localhost", san: "DNS:localhost,IP:127.0.0.1", usage: "serverAuth")
+        // Cluster nodes present it as a client certificate on the TLS cluster bus, too.
+        try leaf("server", cn: "localhost", san: "DNS:localhost,IP:127.0.0.1", usage: "serverAuth,clientAuth")
         try leaf("otherhost", cn: "other.example", san: "DNS:other.example", usage: "serverAuth")
         try leaf("client", cn: "redis-ops-client", san: "DNS:client", usage: "clientAuth")
         return TestCerts(dir: dir)
