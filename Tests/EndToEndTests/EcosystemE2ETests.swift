@@ -74,3 +74,36 @@ final class EcosystemE2ETests: XCTestCase {
         }
     }
 }
+
+/// The README's least-privilege ACL is enough for every subcommand, with nothing refused.
+final class ReadmeACLTests: XCTestCase {
+    func testTheDocumentedACLRunsEverySubcommand() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md")
+        let readme = try String(contentsOf: url, encoding: .utf8)
+        let a = try XCTUnwrap(readme.range(of: "ACL SETUSER "))
+        let b = try XCTUnwrap(readme.range(of: "```", range: a.upperBound..<readme.endIndex))
+        let rule = readme[a.upperBound..<b.lowerBound].replacingOccurrences(of: "\\\n", with: " ")
+            .replacingOccurrences(of: ">…", with: ">pw").split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let s = try RedisServer(.acl(users: [rule, "default on nopass ~* &* +@all"], defaultPassword: nil))
+        defer { s.stop() }
+        try s.cli([], stdin: (1...50).map { "SET app:workspace:\($0) {} EX 300\n" }.joined() + "SET app:ratelimit:ip:10.0.0.1 75 EX 40\n")
+        let audit = NSTemporaryDirectory() + "/audit-\(UUID().uuidString)"
+        let env = ["REDIS_AUTH_TOKEN": "pw", "REDIS_OPS_AUDIT_LOG": audit]
+        let base = ["--port", String(s.port), "--user", "ops"]
+        for args in [["keys", "--json"], ["info"], ["ratelimits", "--json"],
+                     ["invalidate", "--match", "workspace:1*", "--yes", "--json"],
+                     ["expire", "--match", "workspace:*", "--yes", "--json"],
+                     ["publish", "workspace:1:events", "{}"]] {
+            let r = try redisOps(args + base, env: env)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("NOPERM") || r.stderr.contains("not permitted"), "\(args): \(r.stderr)")
+        }
+        let tail = BackgroundRun(["tail", "--json", "--count", "1", "--timeout", "10", "workspace:2:events"] + base, env: env)
+        try s.waitForSubscribers("workspace:2:events")
+        try s.cli(["PUBLISH", "workspace:2:events", "{}"])
+        let t = try XCTUnwrap(tail.wait(times: 0))
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertEqual(try ndjson(t.stdout).count, 1)
+    }
+}

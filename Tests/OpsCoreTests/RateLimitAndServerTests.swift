@@ -150,6 +150,22 @@ final class ConfigFileTests: XCTestCase {
         }
     }
 
+    /// The example in the README is a configuration file that loads, with the meaning it says.
+    func testTheReadmeExampleConfigLoads() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md")
+        let readme = try String(contentsOf: url, encoding: .utf8)
+        let a = try XCTUnwrap(readme.range(of: "```toml\n"))
+        let b = try XCTUnwrap(readme.range(of: "```", range: a.upperBound..<readme.endIndex))
+        let c = try OpsConfigFile.parse(String(readme[a.upperBound..<b.lowerBound]), source: "README.md")
+        let prod = try XCTUnwrap(c.profiles["prod"])
+        XCTAssertEqual(prod.readOnly, true)
+        XCTAssertEqual(prod.replicaReads, true)
+        XCTAssertEqual(prod.passwordEnv, "PROD_REDIS_TOKEN")
+        XCTAssertEqual(c.auditChannel, "ops:audit")
+        XCTAssertEqual(c.schema(prefix: "app:", profile: "prod").rateLimit, 100)
+    }
+
     func testAuditSection() throws {
         let c = try OpsConfigFile.parse("[audit]\nlog = \"/var/tmp/ops-audit.log\"\nchannel = \"ops:audit\"\n")
         XCTAssertEqual(c.auditLog, "/var/tmp/ops-audit.log")
