@@ -21,8 +21,7 @@ public final class ShardSubscriptionWorker: Sendable {
     private let config: ConnectionConfig
     private let sink: any SubscriberSink
     private let control = Mutex(Control())
-    private let pipeFDs: (Int32, Int32)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = WorkerThread()
     private let backoffBase: Double, backoffCap: Double
     private let pingAfter: Double, pingTimeout: Double
 
@@ -32,10 +31,6 @@ public final class ShardSubscriptionWorker: Sendable {
         self.sink = sink
         self.backoffBase = backoffBase; self.backoffCap = backoffCap
         self.pingAfter = pingAfter; self.pingTimeout = pingTimeout
-        var fds: [Int32] = [0, 0]
-        _ = pipe(&fds)
-        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        pipeFDs = (fds[0], fds[1])
         var seen = Set<Bytes>()
         let unique = channels.filter { seen.insert($0).inserted }
         control.withLock { $0.channels = unique }
@@ -44,16 +39,13 @@ public final class ShardSubscriptionWorker: Sendable {
     public var channels: [Bytes] { control.withLock { $0.channels } }
 
     public func start() {
-        let t = Thread { [self] in self.run(); self.finished.signal() }
-        t.name = "redis-ops-shard-subscriber"
-        t.start()
+        thread.start(name: "redis-ops-shard-subscriber") { [self] in self.run() }
     }
 
     public func stop() {
         control.withLock { $0.stopping = true }
         poke()
-        finished.wait()
-        close(pipeFDs.0); close(pipeFDs.1)
+        thread.join()
     }
 
     public func subscribe(_ channel: Bytes) {
@@ -66,8 +58,8 @@ public final class ShardSubscriptionWorker: Sendable {
         poke()
     }
 
-    private func poke() { var b: UInt8 = 1; _ = write(pipeFDs.1, &b, 1) }
-    private func drainPipe() { var buf = [UInt8](repeating: 0, count: 64); while read(pipeFDs.0, &buf, 64) > 0 {} }
+    private func poke() { thread.poke() }
+    private func drainPipe() { thread.drain() }
     private var stopping: Bool { control.withLock { $0.stopping } }
 
     /// One node's subscriber connection and what it carries.
@@ -186,7 +178,7 @@ public final class ShardSubscriptionWorker: Sendable {
             // Wait for data on any link (or a control poke, or a health check due).
             let all = Array(links.values)
             var fds = all.map { pollfd(fd: $0.sub.fd, events: Int16(POLLIN), revents: 0) }
-            fds.append(pollfd(fd: pipeFDs.0, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: thread.doorbell, events: Int16(POLLIN), revents: 0))
             var wait = 1.0
             for l in all { wait = min(wait, l.pingSentAt.map { $0 + pingTimeout - now } ?? (l.lastData + pingAfter - now)) }
             if waiting.contains(where: { owner[$0.key] == nil }) { wait = min(wait, 0.1) }
@@ -267,15 +259,5 @@ public final class ShardSubscriptionWorker: Sendable {
         for l in links.values { l.sub.close() }
     }
 
-    private func pause(_ seconds: Double) -> Bool {
-        let end = monotonicNow() + seconds
-        while !stopping {
-            let left = end - monotonicNow()
-            if left <= 0 { return true }
-            var p = pollfd(fd: pipeFDs.0, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, Int32(min(left, 1.0) * 1000) + 1)
-            drainPipe()
-        }
-        return false
-    }
+    private func pause(_ seconds: Double) -> Bool { thread.pause(seconds) { !stopping } }
 }

@@ -59,8 +59,7 @@ public final class SubscriptionWorker: Sendable {
     private let config: ConnectionConfig
     private let sink: any SubscriberSink
     private let control = Mutex(Control())
-    private let pipeFDs: (Int32, Int32)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = WorkerThread()
     private let backoffBase: Double
     private let backoffCap: Double
     /// Quiet time before a PING health check, and how long to wait for its answer: a hung
@@ -76,10 +75,6 @@ public final class SubscriptionWorker: Sendable {
         self.backoffCap = backoffCap
         self.pingAfter = pingAfter
         self.pingTimeout = pingTimeout
-        var fds: [Int32] = [0, 0]
-        _ = pipe(&fds)
-        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        pipeFDs = (fds[0], fds[1])
         control.withLock {
             $0.channels = Self.unique(channels)
             $0.patterns = Self.unique(patterns)
@@ -91,17 +86,14 @@ public final class SubscriptionWorker: Sendable {
     }
 
     public func start() {
-        let t = Thread { [self] in self.run(); self.finished.signal() }
-        t.name = "redis-ops-subscriber"
-        t.start()
+        thread.start(name: "redis-ops-subscriber") { [self] in self.run() }
     }
 
     /// Stops the worker and waits for its thread to finish.
     public func stop() {
         control.withLock { $0.stopping = true }
         poke()
-        finished.wait()
-        close(pipeFDs.0); close(pipeFDs.1)
+        thread.join()
     }
 
     public var channels: [Bytes] { control.withLock { $0.channels } }
@@ -123,30 +115,13 @@ public final class SubscriptionWorker: Sendable {
         poke()
     }
 
-    private func poke() {
-        var b: UInt8 = 1
-        _ = write(pipeFDs.1, &b, 1)
-    }
-
-    private func drainPipe() {
-        var buf = [UInt8](repeating: 0, count: 64)
-        while read(pipeFDs.0, &buf, 64) > 0 {}
-    }
+    private func poke() { thread.poke() }
+    private func drainPipe() { thread.drain() }
 
     private var stopping: Bool { control.withLock { $0.stopping } }
 
     /// Sleeps up to `seconds`, waking early if stopped. Returns false when stopping.
-    private func pause(_ seconds: Double) -> Bool {
-        let end = monotonicNow() + seconds
-        while !stopping {
-            let left = end - monotonicNow()
-            if left <= 0 { return true }
-            var p = pollfd(fd: pipeFDs.0, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, Int32(min(left, 1.0) * 1000) + 1)
-            drainPipe()
-        }
-        return false
-    }
+    private func pause(_ seconds: Double) -> Bool { thread.pause(seconds) { !stopping } }
 
     /// What was read at connect time, to tell later why the connection went.
     private struct Baseline {
@@ -327,7 +302,7 @@ public final class SubscriptionWorker: Sendable {
 
             if !sub.connection.transport.hasBufferedInput {
                 var fds = [pollfd(fd: sub.fd, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: pipeFDs.0, events: Int16(POLLIN), revents: 0)]
+                           pollfd(fd: thread.doorbell, events: Int16(POLLIN), revents: 0)]
                 let wait = pingSentAt.map { $0 + pingTimeout - monotonicNow() } ?? (lastData + pingAfter - monotonicNow())
                 let r = poll(&fds, 2, Int32(max(0, min(wait, 1.0)) * 1000) + 1)
                 if fds[1].revents != 0 { drainPipe() }

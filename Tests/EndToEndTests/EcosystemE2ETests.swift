@@ -78,12 +78,7 @@ final class EcosystemE2ETests: XCTestCase {
 /// The README's least-privilege ACL is enough for every subcommand, with nothing refused.
 final class ReadmeACLTests: XCTestCase {
     func testTheDocumentedACLRunsEverySubcommand() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("README.md")
-        let readme = try String(contentsOf: url, encoding: .utf8)
-        let a = try XCTUnwrap(readme.range(of: "ACL SETUSER "))
-        let b = try XCTUnwrap(readme.range(of: "```", range: a.upperBound..<readme.endIndex))
-        let rule = readme[a.upperBound..<b.lowerBound].replacingOccurrences(of: "\\\n", with: " ")
+        let rule = try fencedBlock(in: try repositoryText("README.md"), after: "ACL SETUSER ").replacingOccurrences(of: "\\\n", with: " ")
             .replacingOccurrences(of: ">…", with: ">pw").split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let s = try RedisServer(.acl(users: [rule, "default on nopass ~* &* +@all"], defaultPassword: nil))
         defer { s.stop() }

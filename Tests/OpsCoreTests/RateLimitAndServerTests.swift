@@ -152,12 +152,7 @@ final class ConfigFileTests: XCTestCase {
 
     /// The example in the README is a configuration file that loads, with the meaning it says.
     func testTheReadmeExampleConfigLoads() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("README.md")
-        let readme = try String(contentsOf: url, encoding: .utf8)
-        let a = try XCTUnwrap(readme.range(of: "```toml\n"))
-        let b = try XCTUnwrap(readme.range(of: "```", range: a.upperBound..<readme.endIndex))
-        let c = try OpsConfigFile.parse(String(readme[a.upperBound..<b.lowerBound]), source: "README.md")
+        let c = try OpsConfigFile.parse(try fencedBlock(in: try repositoryText("README.md"), after: "```toml"), source: "README.md")
         let prod = try XCTUnwrap(c.profiles["prod"])
         XCTAssertEqual(prod.readOnly, true)
         XCTAssertEqual(prod.replicaReads, true)

@@ -156,13 +156,7 @@ public final class RedisServer: @unchecked Sendable {
     private func canConnect(port: Int) -> Bool {
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(s) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        return withLoopback(port) { connect(s, $0, $1) == 0 }
     }
 }
 
@@ -175,11 +169,16 @@ public struct TestSupportError: Error, CustomStringConvertible {
 public func portIsFree(_ port: Int) -> Bool {
     let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(s) }
+    return withLoopback(port) { bind(s, $0, $1) == 0 }
+}
+
+/// 127.0.0.1:`port` as a socket address, for connect or bind.
+func withLoopback<T>(_ port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+    return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

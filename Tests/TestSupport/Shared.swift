@@ -50,3 +50,18 @@ extension RedisServer {
         }
     }
 }
+
+/// A file of this repository (README.md, …), read as text: documentation the tests hold to its word.
+public func repositoryText(_ path: String) throws -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+}
+
+/// The text of the first fenced block after `marker` (without the fence line).
+public func fencedBlock(in text: String, after marker: String) throws -> String {
+    guard let m = text.range(of: marker) else { throw TestSupportError("no '\(marker)'") }
+    let from = text[m.lowerBound...]
+    let start = from.hasPrefix("```") ? from.firstIndex(of: "\n").map { text.index(after: $0) } : m.upperBound
+    guard let s = start, let e = text.range(of: "```", range: s..<text.endIndex) else { throw TestSupportError("no block after '\(marker)'") }
+    return String(text[s..<e.lowerBound])
+}
