@@ -32,7 +32,7 @@ enum AuditModule {
     }
 
     static func render(_ g: inout CellGrid, _ s: AppState, _ a: AuditUI) {
-        let inner = Modal.frame(&g, title: "Audit log · newest first · ↑↓ select · PgUp/PgDn keys · Esc closes", width: g.width - 2, height: g.height - 2)
+        let inner = Modal.frame(&g, title: "Audit log · newest first · ↑↓ select · PgUp/PgDn keys · Esc closes", width: g.width, height: g.height - 2)
         guard inner.h > 3 else { return }
         var y = inner.y
         let maxX = inner.x + inner.w
@@ -61,7 +61,7 @@ enum AuditModule {
         let paneTop = y + 1
         let paneH = inner.y + inner.h - paneTop
         guard paneH > 1 else { return }
-        let detail = TextPane.draw(&g, top: paneTop, height: paneH, title: " \(e.keys.count) key\(e.keys.count == 1 ? "" : "s") in the record", lines: lines, scroll: a.detailScroll)
-        _ = detail
+        TextPane.draw(&g, top: paneTop, height: paneH, title: " \(e.keys.count) key\(e.keys.count == 1 ? "" : "s") in the record", lines: lines,
+                      scroll: a.detailScroll, x: inner.x, width: inner.w)
     }
 }

@@ -42,6 +42,14 @@ public struct CellGrid: Equatable, Sendable {
         while x < end { self[x, y] = Cell(" ", role, selected: self[x, y].selected); x += 1 }
     }
 
+    /// Blanks a row segment entirely, selection included (what an overlay covers is gone).
+    public mutating func blank(y: Int, from x0: Int = 0, to x1: Int? = nil, role: Role = .normal) {
+        guard y >= 0 && y < height else { return }
+        let end = min(width, x1 ?? width)
+        var x = max(0, x0)
+        while x < end { self[x, y] = Cell(" ", role); x += 1 }
+    }
+
     /// Marks a row segment as selected (drawn highlighted; roles keep their colours).
     public mutating func select(y: Int, from x0: Int = 0, to x1: Int? = nil) {
         guard y >= 0 && y < height else { return }

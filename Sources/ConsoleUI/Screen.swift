@@ -140,7 +140,7 @@ public enum Screen {
             for l in wrapWords(b.help, width: textW) { lines.append((first ? b.label : "", l)); first = false }
         }
         let h = min(g.height - 2, lines.count + 2)
-        let inner = Modal.frame(&g, title: "\(s.view.title) — keys · any key closes\(lines.count > h - 2 ? " · j/k scroll" : "")", width: w, height: h)
+        let inner = Modal.frame(&g, title: "Help · \(s.view.title) · any key closes\(lines.count > h - 2 ? " · j/k scroll" : "")", width: w, height: h)
         let room = inner.h
         let top = max(0, min(s.helpScroll, max(0, lines.count - room)))
         for i in 0..<room {

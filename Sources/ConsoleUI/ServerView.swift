@@ -68,23 +68,45 @@ enum ServerModule: ViewModule {
             g.put(0, y, "STALE: last read \(ago(age))\(why)", .error)
             y += 1
         }
-        let sparkX = max(0, min(64, g.width - 20))
+        // Metric lines are gathered first, then drawn with every sparkline in one column, of
+        // one width, right-aligned so the newest sample of each is in the same column.
+        var rows: [(label: String, parts: [(String, Role)], spark: [Double]?, range: (Double, Double)?)] = []
         func line(_ label: String, _ parts: [(String, Role)], spark: [Double]? = nil, range: (Double, Double)? = nil) {
-            guard y < g.height - 2 else { return }
-            var x = g.put(0, y, padRight(label, 12), .title)
-            for (t, r) in parts where !t.isEmpty { x = g.put(x, y, t, r); x = g.put(x, y, "  ", .normal) }
-            if let spark, g.width - sparkX >= 12 {
-                let sx = max(x + 1, sparkX)
-                if spark.count >= minSamples, sx < g.width - 4 {
-                    g.put(sx, y, sparkline(spark, width: min(40, g.width - sx - 1), min: range?.0, max: range?.1), .info)
-                } else if sx < g.width - 12 {
-                    g.put(sx, y, "collecting…", .dim)
-                }
+            rows.append((label, parts.filter { !$0.0.isEmpty }, spark, range))
+        }
+        func drawLines() {
+            func textWidth(_ r: (label: String, parts: [(String, Role)], spark: [Double]?, range: (Double, Double)?)) -> Int {
+                12 + r.parts.reduce(0) { $0 + displayWidth($1.0) + 2 }
             }
-            y += 1
+            // Right of the widest text, but leaving at least 12 columns: a row whose text
+            // reaches into the column keeps its text and goes without its trend.
+            let sparkX = min(rows.filter { $0.spark != nil }.map(textWidth).max().map { $0 + 1 } ?? g.width, g.width - 13)
+            let sparkW = min(40, g.width - sparkX - 1)
+            let span = series.samples.count > 1 ? (series.samples.last!.at - series.samples.first!.at) : 0
+            for (i, r) in rows.enumerated() {
+                guard y < g.height - 2 else { return }
+                var x = g.put(0, y, padRight(r.label, 12), .title)
+                for (t, role) in r.parts { x = g.put(x, y, t, role); x = g.put(x, y, "  ", .normal) }
+                if sparkW >= 8 {
+                    if i == 0 {
+                        // What the trends cover, over their column.
+                        let caption = span >= 1 ? "trend, last \(formatDuration(Int64(span * 1000)))" : "trend"
+                        g.put(max(x, sparkX + sparkW - displayWidth(caption)), y, caption, .dim, maxX: sparkX + sparkW)
+                    } else if let spark = r.spark, x <= sparkX + 1 {
+                        if spark.count >= minSamples {
+                            let line = sparkline(spark, width: sparkW, min: r.range?.0, max: r.range?.1)
+                            g.put(sparkX + sparkW - line.count, y, line, .info)
+                        } else {
+                            g.put(sparkX + sparkW - 11, y, "collecting…", .dim)
+                        }
+                    }
+                }
+                y += 1
+            }
         }
         if let e = last.overview.infoError {
             line("INFO", [("not permitted: \(Escaper.string(e)) — nothing else can be shown", .error)])
+            drawLines()
             return
         }
         line("server", [("role \(v("role"))", .normal), ("redis \(v("redis_version"))", .normal),
@@ -126,6 +148,7 @@ enum ServerModule: ViewModule {
         if let lat = reading.latency, !lat.isEmpty {
             line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) })
         }
+        drawLines()
         y += 1
         cluster(&g, s, reading, &y)
         clients(&g, s, reading, &y)

@@ -126,11 +126,14 @@ public struct SplitLayout: Equatable, Sendable {
 
 /// Scrollable lines in a pane: a title bar, the lines from `scroll`, and where we are.
 public enum TextPane {
-    /// Draws `lines` under a title at `top` for `height` rows; returns the scroll actually used.
+    /// Draws `lines` under a title at `top` for `height` rows, across the screen or within
+    /// `x..<x+width` (inside a frame); returns the scroll actually used.
     @discardableResult
-    public static func draw(_ g: inout CellGrid, top: Int, height: Int, title: String, lines: [[TextRun]], scroll: Int, more: String? = nil) -> Int {
+    public static func draw(_ g: inout CellGrid, top: Int, height: Int, title: String, lines: [[TextRun]], scroll: Int, more: String? = nil,
+                            x: Int = 0, width: Int? = nil) -> Int {
         guard height > 0 else { return 0 }
-        g.fill(y: top, role: .columnHeader)
+        let maxX = x + (width ?? (g.width - x))
+        g.fill(y: top, from: x, to: maxX, role: .columnHeader)
         let room = height - 1
         let maxScroll = max(0, lines.count - room)
         let sc = max(0, min(scroll, maxScroll))
@@ -139,11 +142,11 @@ public enum TextPane {
             head += " · lines \(sc + 1)–\(min(lines.count, sc + room)) of \(lines.count) (PgUp/PgDn)"
         }
         if let more { head += " · " + more }
-        g.put(0, top, head, .columnHeader)
+        g.put(x, top, head, .columnHeader, maxX: maxX)
         for i in 0..<room {
             let idx = sc + i
             guard idx < lines.count else { break }
-            g.put(1, top + 1 + i, runs: lines[idx], .normal)
+            g.put(x + 1, top + 1 + i, runs: lines[idx], .normal, maxX: maxX)
         }
         return sc
     }
@@ -155,7 +158,7 @@ public enum Modal {
     public static func frame(_ g: inout CellGrid, title: String, width: Int, height: Int) -> (x: Int, y: Int, w: Int, h: Int) {
         let w = max(4, min(g.width, width)), h = max(3, min(g.height, height))
         let x0 = max(0, (g.width - w) / 2), y0 = max(0, (g.height - h) / 2)
-        for y in y0..<min(g.height, y0 + h) { g.fill(y: y, from: x0, to: x0 + w, role: .normal) }
+        for y in y0..<min(g.height, y0 + h) { g.blank(y: y, from: x0, to: x0 + w) }
         g.put(x0, y0, "┌" + String(repeating: "─", count: max(0, w - 2)) + "┐", .dim)
         if y0 + h - 1 < g.height { g.put(x0, y0 + h - 1, "└" + String(repeating: "─", count: max(0, w - 2)) + "┘", .dim) }
         for y in (y0 + 1)..<max(y0 + 1, y0 + h - 1) { g.put(x0, y, "│", .dim); g.put(x0 + w - 1, y, "│", .dim) }

@@ -41,8 +41,16 @@ public final class DemoTraffic: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let seed: UInt64
 
+    /// The application's own consumer: a separate subscriber connection (client name
+    /// `app-sub`) on the channels of the workspaces that have users online (1–30 of the 40
+    /// that publish), draining what it gets. It is who the console's channels pane counts.
+    private let consumer: SubscriptionWorker
+
     public init(config: ConnectionConfig, schema: KeySchema = KeySchema(prefix: "app:"), workspaces: Int = 3000, seed: UInt64 = 42) {
         self.config = config; self.schema = schema; self.workspaces = workspaces; self.seed = seed
+        var app = config
+        app.clientName = "app"
+        consumer = SubscriptionWorker(config: app, channels: (1...30).map { Bytes(utf8: "workspace:\($0):events") }, patterns: [], sink: DiscardSink())
     }
 
     static let names = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne"]
@@ -107,11 +115,19 @@ public final class DemoTraffic: Sendable {
         let t = Thread { [self] in self.loop(); self.finished.signal() }
         t.name = "redis-ops-demo-traffic"
         t.start()
+        consumer.start()
     }
 
     public func stop() {
         stopping.store(true, ordering: .relaxed)
         finished.wait()
+        consumer.stop()
+    }
+
+    /// Drops what the demo's consumer receives (it only has to keep its socket drained).
+    private struct DiscardSink: SubscriberSink {
+        func deliver(_ messages: [ReceivedMessage]) {}
+        func notice(_ notice: SubscriberNotice) {}
     }
 
     /// Live traffic: events at a few per second with occasional bursts, cache-aside

@@ -64,6 +64,21 @@ final class NarrowTerminalTests: XCTestCase {
         let g = render(s)
         assertSnapshot(g, named: "narrow-server")
         XCTAssertTrue(g.lines()[22].trimmingCharacters(in: .whitespaces).hasSuffix("? help"), g.lines()[22])
+        // Every trend ends in the same column (the newest sample), wide or narrow.
+        for width in [80, 132, 200] {
+            var w = s
+            w.width = width
+            let lines = render(w).lines()
+            let ends = ["hit ratio", "keys/s", "load", "clients"].map { label -> Int in
+                let l = lines.first { $0.hasPrefix(label) }!
+                return Array(l).lastIndex { "▁▂▃▄▅▆▇█".contains($0) } ?? -1
+            }
+            XCTAssertTrue(ends.allSatisfy { $0 > 0 && $0 == ends[0] }, "at \(width): \(ends)\n\(lines.joined(separator: "\n"))")
+            if width >= 132 {
+                let memory = lines.first { $0.hasPrefix("memory") }!
+                XCTAssertEqual(Array(memory).lastIndex { "▁▂▃▄▅▆▇█".contains($0) }, ends[0], "the memory trend too, at \(width)")
+            }
+        }
     }
 
     func testHelpIsSizedToTheTerminalAndWrapsNotCuts() {
@@ -71,12 +86,12 @@ final class NarrowTerminalTests: XCTestCase {
         send(&narrow, [.char("2"), .char("?")], ChannelTail())
         let g = render(narrow)
         assertSnapshot(g, named: "narrow-help")
-        XCTAssertTrue(g.text.contains("Keys — keys"), "titled once, for the view on screen")
+        XCTAssertTrue(g.text.contains("Help · Keys"), "titled once, for the view on screen")
         // Wide: one line per key, nothing wrapped, the box wider than the old fixed 84 columns.
         var wide = makeState(250, 70)
         send(&wide, [.char("2"), .char("?")], ChannelTail())
         let w = render(wide)
-        let top = w.lines().first { $0.contains("Keys — keys") }!
+        let top = w.lines().first { $0.contains("Help · Keys") }!
         XCTAssertGreaterThan(top.trimmingCharacters(in: .whitespaces).count, 84, top)
         for b in Bindings.active(in: .keys) {
             XCTAssertTrue(w.text.contains(b.help), "“\(b.help)” on one line")

@@ -63,6 +63,13 @@ final class DemoE2ETests: XCTestCase {
         // Events are flowing.
         let t = try redisOps(["tail", "--port", String(port), "--pattern", "workspace:*:events", "--count", "1", "--timeout", "10", "--json"])
         XCTAssertEqual(try ndjson(t.stdout).count, 1)
+        // The application's consumer is connected (its own subscriber connection, app-sub),
+        // on the channels of workspaces 1-30 only: the channels pane has someone to count.
+        let cli = { (args: [String]) in try TestSupport.run(try which("redis-cli"), ["-p", String(port)] + args).stdout }
+        let numsub = { try cli(["PUBSUB", "NUMSUB", "workspace:1:events", "workspace:35:events"]).split(separator: "\n").map(String.init) }
+        try waitUntil("the application's subscriber", timeout: 5) { try numsub()[1] == "1" }
+        XCTAssertEqual(try numsub(), ["workspace:1:events", "1", "workspace:35:events", "0"])
+        XCTAssertTrue(try cli(["CLIENT", "LIST"]).contains("name=app-sub"))
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         try waitUntil("the demo's redis-server to stop", timeout: 5) { !portIsOpen(port) }
@@ -113,7 +120,7 @@ final class TourE2ETests: XCTestCase {
         try pane.resize(120, 32)
         try pane.waitFor("big again") { $0.contains("5 Server") && $0.contains("hit ratio") }
         try pane.send("?")
-        try pane.waitFor("help") { $0.contains("Server — keys") }
+        try pane.waitFor("help") { $0.contains("Help · Server") }
         try pane.send("Escape")
         try pane.send("q")
         XCTAssertEqual(try pane.waitForExit(), 0)
