@@ -16,13 +16,16 @@ cleanup() {
     tmux -L "$SOCK" kill-server 2>/dev/null || true
     kill "$XTERM" 2>/dev/null || true
     kill "$XVFB" 2>/dev/null || true
+    rm -rf "${AUDIT_DIR:-/nonexistent}"
 }
 trap cleanup EXIT
 sleep 1
 export DISPLAY="$DISPLAY_NUM"
 # The demo runs inside tmux (so keys can be sent) inside xterm (so it is a real terminal to capture).
+# A private audit log, so the Audit screenshot shows this run's records only.
+AUDIT_DIR="$(mktemp -d)"
 tmux -L "$SOCK" -f /dev/null new-session -d -x 132 -y 38 -s shots \
-    "env LANG=C.UTF-8 TERM=xterm-256color $BIN demo --port $PORT --seed 11"
+    "env LANG=C.UTF-8 TERM=xterm-256color REDIS_OPS_AUDIT_LOG=$AUDIT_DIR/audit.log $BIN demo --port $PORT --seed 11"
 tmux -L "$SOCK" set -g status off
 xterm -geometry 132x38+0+0 -fa 'DejaVu Sans Mono' -fs 10 -bg '#1e1e1e' -fg '#dcdcdc' -T redis-ops \
     -e tmux -L "$SOCK" attach -t shots >/dev/null 2>&1 &
@@ -56,9 +59,25 @@ send Enter
 shot 09-ratelimits-detail 2
 send Escape 'r'
 shot 10-ratelimit-reset-confirm 1
-send 'n' '5'
-shot 11-server 6
-send '?'
-shot 12-help 1
+send 'n'
+sleep 1
+# The audit log overlay: the dry run above is in it, with its keys.
+send 'A'
+shot 13-audit 1.5
+send Escape
+# The command line, completing a key name from a SCAN.
+send ':'
+tmux -L "$SOCK" send-keys -t shots -l 'workspace:1'
+send Tab
+shot 14-command-line 1.5
+send Escape Escape '1' 'c'
+# Channels with who is listening (PUBSUB NUMSUB) and the channels under the patterns.
+shot 15-events-channels 2.5
+send Escape '2' '?'
+shot 12-help 1.5
+send Escape '5'
+# The Server view after a minute of history, so the sparklines and the hit ratio of the
+# last minute are real.
+shot 11-server 65
 send Escape 'q'
 sleep 1
