@@ -11,6 +11,11 @@ extension KeysState {
 }
 
 enum KeysModule: ViewModule {
+    /// How long a scan took: milliseconds under a second (a small scan is not "0.0 s").
+    static func took(_ seconds: Double) -> String {
+        seconds < 1 ? "\(max(1, Int((seconds * 1000).rounded()))) ms" : String(format: "%.1f s", seconds)
+    }
+
     static let id = ViewID.keys
     /// Rows on screen are read again this often.
     static let refreshEvery = 2.0
@@ -290,7 +295,7 @@ enum KeysModule: ViewModule {
             parts.append(("filter: " + KeyFilter(k.filter, schema: s.schema).explanation, .info))
         }
         if w.breakers > 0 { parts.append(("\(grouped(w.breakers)) break the conventions", .warning)) }
-        if let fin = snap.finishedAt { parts.append(("scanned \(ago(s.now - fin)) in \(String(format: "%.1f", fin - snap.startedAt)) s", .dim)) }
+        if let fin = snap.finishedAt { parts.append(("scanned \(ago(s.now - fin)) in \(Self.took(fin - snap.startedAt))", .dim)) }
         if let e = k.refreshError {
             parts.append(("rows read \(ago(s.now - k.lastRefresh)): \(Escaper.string(e))", .error))
         }

@@ -44,6 +44,13 @@ func loadedKeysState(_ w: Int = 110, _ h: Int = 20) -> AppState {
 final class KeysViewTests: XCTestCase {
     func loaded(_ w: Int = 110, _ h: Int = 20) -> AppState { loadedKeysState(w, h) }
 
+    /// A scan's duration reads as what it was: a small keyspace is not "in 0.0 s".
+    func testScanDurationInMillisecondsUnderASecond() {
+        XCTAssertEqual(KeysModule.took(0.04), "40 ms")
+        XCTAssertEqual(KeysModule.took(0.0001), "1 ms")
+        XCTAssertEqual(KeysModule.took(2.5), "2.5 s")
+    }
+
     func render(_ s: AppState) -> CellGrid { Screen.render(s, tail: ChannelTail(), timeZone: utc) }
     func visibleKeys(_ s: AppState) -> [String] { (0..<s.keys.visibleCount).map { s.keys.visible($0).key.lossyString } }
 
