@@ -369,9 +369,9 @@ final class EffectRunner {
                 }
                 return [.server(r)]
             }, onError: { [.serverFailed(Self.message($0))] }))
-        case .readListeners(let channels, let patterns):
+        case .readListeners(let channels, let patterns, let shardChannels):
             interactive.submit(Worker.Job(tag: "listeners", run: { ctx in
-                [.listeners(try Listeners.read(ctx.nodes, channels: channels, patterns: patterns))]
+                [.listeners(try Listeners.read(ctx.nodes, channels: channels, patterns: patterns, shardChannels: shardChannels))]
             }, onError: { [.notice("who listens: \(Self.message($0))", .warning)] }))
         case .plan(let req):
             let context = writeContext()

@@ -50,7 +50,8 @@ enum EventsModule: ViewModule {
     }
 
     static func listenersEffect(_ s: AppState) -> Effect {
-        .readListeners(channels: s.subscriptions.filter(\.isClassicChannel).map(\.name), patterns: s.subscriptions.filter(\.isPattern).map(\.name))
+        .readListeners(channels: s.subscriptions.filter(\.isClassicChannel).map(\.name), patterns: s.subscriptions.filter(\.isPattern).map(\.name),
+                       shardChannels: s.subscriptions.filter(\.isShard).map(\.name))
     }
 
     /// New entries in the tail: only the new ones are looked at.
@@ -485,10 +486,17 @@ enum EventsModule: ViewModule {
             } else {
                 T.put(&g, y: y, "last", "not heard", .dim)
             }
-            if shard.contains(name) {
-                T.put(&g, y: y, "subs", "sharded", .dim)   // NUMSUB does not count SSUBSCRIBE
-            } else if s.events.listenersReadAt == nil {
+            if s.events.listenersReadAt == nil {
                 T.put(&g, y: y, "subs", "…", .dim)
+            } else if shard.contains(name) {
+                // SHARDNUMSUB (this console's own SSUBSCRIBE left out); "sharded ?" where the
+                // server could not say (before Redis 7, or refused).
+                if let n = l.shardCounts[name] {
+                    let others = max(0, n - 1)
+                    T.put(&g, y: y, "subs", "\(others) shard", others == 0 ? .warning : .normal)
+                } else {
+                    T.put(&g, y: y, "subs", "sharded ?", .dim)
+                }
             } else {
                 let n = max(0, (l.counts[name] ?? 0) - (own.contains(name) ? 1 : 0))
                 T.put(&g, y: y, "subs", "\(n)", n == 0 ? .warning : .normal)

@@ -337,7 +337,7 @@ public enum Effect: Sendable, Equatable {
     case scanLocks
     case refreshLocks([Bytes])
     case readServer
-    case readListeners(channels: [Bytes], patterns: [Bytes])
+    case readListeners(channels: [Bytes], patterns: [Bytes], shardChannels: [Bytes])
     /// The dry run of a write (recorded in the audit log).
     case plan(WriteRequest)
     /// Carry out a plan (after the operator confirmed), with an audit record.

@@ -12,6 +12,8 @@ public struct ListenerReading: Sendable, Equatable {
     public var discovered: [Bytes] = []
     /// How many active channels the patterns matched in all (more than `discovered` holds when capped).
     public var discoveredTotal = 0
+    /// Sharded-channel subscribers per channel (PUBSUB SHARDNUMSUB, Redis 7), this console's included.
+    public var shardCounts: [Bytes: Int] = [:]
     /// Pattern subscriptions on the server(s) (PUBSUB NUMPAT), this console's included.
     public var patternSubscriptions: Int?
     /// Nodes asked.
@@ -22,7 +24,7 @@ public struct ListenerReading: Sendable, Equatable {
 public enum Listeners {
     public static let maxChannels = 200
 
-    public static func read(_ nodes: NodeSet, channels: [Bytes], patterns: [Bytes]) throws -> ListenerReading {
+    public static func read(_ nodes: NodeSet, channels: [Bytes], patterns: [Bytes], shardChannels: [Bytes] = []) throws -> ListenerReading {
         let conns: [RedisConnection]
         if nodes.isCluster, let t = nodes.topology {
             conns = try t.shards.flatMap { [$0.primary] + $0.replicas }.map { try nodes.connection(to: $0) }
@@ -48,20 +50,32 @@ public enum Listeners {
         for conn in conns {
             var cmds: [[Bytes]] = [[Bytes(utf8: "PUBSUB"), Bytes(utf8: "NUMPAT")]]
             if !asked.isEmpty { cmds.append([Bytes(utf8: "PUBSUB"), Bytes(utf8: "NUMSUB")] + asked) }
+            // A sharded channel's subscribers are on the nodes of its shard; each node counts
+            // its own, so the sum over every node is the total.
+            if !shardChannels.isEmpty { cmds.append([Bytes(utf8: "PUBSUB"), Bytes(utf8: "SHARDNUMSUB")] + shardChannels) }
             let r = try conn.pipeline(cmds)
             if let e = r[0].errorReply { throw RedisError.server(e) }
             numpat += Int(r[0].int ?? 0)
-            guard r.count > 1 else { continue }
-            if let e = r[1].errorReply { throw RedisError.server(e) }
-            let a = r[1].array ?? []
-            var i = 0
-            while i + 1 < a.count {
-                if let name = a[i].bytes, let n = a[i + 1].int { out.counts[name, default: 0] += Int(n) }
-                i += 2
+            var next = 1
+            if !asked.isEmpty {
+                if let e = r[next].errorReply { throw RedisError.server(e) }
+                add(r[next], to: &out.counts)
+                next += 1
             }
+            if !shardChannels.isEmpty, r[next].errorReply == nil { add(r[next], to: &out.shardCounts) }
         }
         out.patternSubscriptions = numpat
         return out
+    }
+
+    /// Adds a NUMSUB-shaped reply (name, count, name, count, …) to the counts.
+    private static func add(_ reply: RESPValue, to counts: inout [Bytes: Int]) {
+        let a = reply.array ?? []
+        var i = 0
+        while i + 1 < a.count {
+            if let name = a[i].bytes, let n = a[i + 1].int { counts[name, default: 0] += Int(n) }
+            i += 2
+        }
     }
 }
 

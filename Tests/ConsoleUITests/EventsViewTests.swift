@@ -273,6 +273,29 @@ final class EventsViewTests: XCTestCase {
         XCTAssertTrue(g.text.contains("+258 active channels not listed"), "nothing capped silently")
         XCTAssertTrue(g.text.contains("subscribers besides this console; +2 by pattern · read now"), g.text)
     }
+
+    /// A sharded channel's listeners come from SHARDNUMSUB, this console's SSUBSCRIBE left out.
+    func testShardChannelListenersAreCounted() {
+        var t = ChannelTail(capacity: 10)
+        let ch = Bytes(utf8: "workspace:7:events"), other = Bytes(utf8: "workspace:8:events")
+        t.append(messages: [ReceivedMessage(channel: ch, pattern: nil, payload: Bytes(utf8: "{}"), receivedAt: t0 + 1),
+                            ReceivedMessage(channel: other, pattern: nil, payload: Bytes(utf8: "{}"), receivedAt: t0 + 1)])
+        var s = makeState()
+        s.subscriptions = [Subscription(name: ch, isPattern: false, isShard: true, active: true),
+                           Subscription(name: other, isPattern: false, isShard: true, active: true)]
+        s.now = t0 + 2
+        let fx = send(&s, [.char("c")], t)
+        XCTAssertTrue(fx.contains(.readListeners(channels: [], patterns: [], shardChannels: [ch, other])), "\(fx)")
+        var l = ListenerReading()
+        l.shardCounts = [ch: 3, other: 1]
+        _ = Reducer.reduce(&s, .listeners(l), tail: t)
+        let pane = render(s, t).lines().drop { !$0.hasPrefix(" CHANNEL") }
+        XCTAssertTrue(pane.contains { $0.contains("workspace:7:events") && $0.hasSuffix("2 shard") }, pane.joined(separator: "\n"))
+        XCTAssertTrue(pane.contains { $0.contains("workspace:8:events") && $0.hasSuffix("0 shard") }, "only this console listens")
+        // A server that cannot say (before Redis 7): not a number made up.
+        _ = Reducer.reduce(&s, .listeners(ListenerReading()), tail: t)
+        XCTAssertTrue(render(s, t).lines().contains { $0.contains("workspace:7:events") && $0.hasSuffix("sharded ?") })
+    }
 }
 
 final class ShellTests: XCTestCase {

@@ -54,6 +54,20 @@ final class ListenersTests: XCTestCase {
         XCTAssertEqual(r.counts[ws1], 2)
         XCTAssertEqual(r.counts[ws42], 1)
         XCTAssertEqual(r.discovered, [ws1, ws42])
+        // Sharded channels: SSUBSCRIBE on the owning shard, counted by SHARDNUMSUB on every node.
+        let shardCh = Bytes(utf8: "workspace:7:events")
+        let nodes = try NodeSet(seed: c.nodes[1].admin())
+        let owner = try XCTUnwrap(nodes.topology?.primary(forSlot: hashSlot(shardCh)))
+        let sa = try Subscriber(nodes.config(for: owner)); try sa.ssubscribe(shardCh)
+        let sb = try Subscriber(nodes.config(for: owner)); try sb.ssubscribe(shardCh)
+        defer { sa.close(); sb.close() }
+        try waitUntil("ssubscribed", timeout: 5) {
+            try Listeners.read(nodes, channels: [], patterns: [], shardChannels: [shardCh]).shardCounts[shardCh] == 2
+        }
+        let sr = try Listeners.read(nodes, channels: [ws1], patterns: [], shardChannels: [shardCh, ws42])
+        XCTAssertEqual(sr.shardCounts[shardCh], 2)
+        XCTAssertEqual(sr.shardCounts[ws42], 0, "a classic subscriber is not a shard subscriber")
+        XCTAssertEqual(sr.counts[ws1], 2, "classic counts unchanged beside them")
     }
 
     func testCompletionFindsKeysByPrefixAndSaysWhenItSearchedOnlyPart() throws {
