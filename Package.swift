@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(name: "RedisProtocolTests", dependencies: ["RedisProtocol"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "OpsCoreTests", dependencies: ["OpsCore", "OpsConfig", "TestSupport"]),
-        .testTarget(name: "ConsoleUITests", dependencies: ["ConsoleUI", "OpsCore"]),
+        .testTarget(name: "ConsoleUITests", dependencies: ["ConsoleUI", "OpsCore"], exclude: ["Snapshots"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "redis-ops", "ConsoleTerminal", "ConsoleUI"]),
     ],
     swiftLanguageModes: [.v6]
