@@ -210,7 +210,7 @@ enum ServerModule: ViewModule {
                 if (lag ?? 0) > 1 << 20 { role = .warning }
             }
             if !n.flags.isEmpty { repl += " [" + n.flags.joined(separator: ",") + "]"; role = .warning }
-            T.put(&g, y: y, "lag", repl, role)
+            T.put(&g, y: y, "lag", Escaper.string(repl), role)   // addresses and flags are the server's text
             y += 1
         }
         y += 1

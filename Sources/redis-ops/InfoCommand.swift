@@ -61,25 +61,7 @@ struct InfoCommand: ParsableCommand {
         if let e = clusterError { Output.line(padRight("cluster nodes", 18) + "cannot read: " + Escaper.string(e)) }
         if let c = clusterNodes {
             Output.line("")
-            Output.line(padRight("NODE", 24) + padRight("ROLE", 9) + padLeft("SLOTS", 6) + padLeft("MEMORY", 11) + padLeft("KEYS", 11)
-                        + padLeft("OPS/S", 8) + padLeft("HIT", 7) + padLeft("CLIENTS", 8) + "  FOLLOWS / LAG")
-            for n in c {
-                var line = padRight(Escaper.string(n.hostname.map { "\($0) (\(n.address))" } ?? n.address, maxScalars: 23), 24)
-                line += padRight(n.isPrimary ? "primary" : "replica", 9) + padLeft(n.isPrimary ? String(n.slots) : "", 6)
-                if let e = n.error {
-                    line += "  " + Escaper.string(e)
-                } else {
-                    line += padLeft(n.usedMemory.map(formatBytes) ?? "?", 11) + padLeft(n.keys.map { grouped(Int($0)) } ?? "?", 11)
-                    line += padLeft(n.opsPerSec.map(String.init) ?? "?", 8) + padLeft(n.hitRatio.map { String(format: "%.0f%%", $0 * 100) } ?? "-", 7)
-                    line += padLeft(n.clients.map(String.init) ?? "?", 8)
-                    if !n.isPrimary {
-                        line += "  " + Escaper.string(n.primaryAddress ?? "?") + " · lag " + (ClusterNodes.lag(of: n, in: c).map { formatBytes($0) } ?? "?")
-                        if n.replicaLinkUp == false { line += " · LINK DOWN" }
-                    }
-                }
-                if !n.flags.isEmpty { line += "  [" + n.flags.joined(separator: ",") + "]" }
-                Output.line(line)
-            }
+            for l in ClusterNodesText.lines(c) { Output.line(l) }
         }
     }
 }
