@@ -100,8 +100,16 @@ public enum Screen {
             let helpEntry = " ? help "
             let limit = g.width - displayWidth(helpEntry)
             var x = 0
-            for (k, label) in Bindings.footer(for: s.view) where k != "?" {
-                let need = displayWidth(k) + displayWidth(label) + 3
+            // When they do not all fit, the last ones go first — but the view's first key and
+            // `R rescan` (the contract puts it in the footer of Keys, Locks and Rate limits) stay.
+            var entries = Bindings.footer(for: s.view).filter { $0.0 != "?" }
+            func need(_ e: (String, String)) -> Int { displayWidth(e.0) + displayWidth(e.1) + 3 }
+            while entries.reduce(0, { $0 + need($1) }) > limit,
+                  let i = entries.indices.dropFirst().last(where: { entries[$0].0 != "R" }) {
+                entries.remove(at: i)
+            }
+            for (k, label) in entries {
+                let need = need((k, label))
                 if x + need > limit { break }
                 x = g.put(x, y, " " + k, .footerKey)
                 x = g.put(x, y, " " + label + " ", .footerText)

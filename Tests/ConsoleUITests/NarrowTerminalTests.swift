@@ -81,6 +81,19 @@ final class NarrowTerminalTests: XCTestCase {
         }
     }
 
+    /// `R rescan` is in the footer of Keys, Locks and Rate limits at any width it fits in.
+    func testRescanStaysInTheFooterWhenItNarrows() {
+        for (key, view) in [("2", "Keys"), ("3", "Rate limits"), ("4", "Locks")] {
+            for width in [60, 80, 100, 160] {
+                var s = makeState(width, 24)
+                send(&s, [.char(Character(key))], ChannelTail())
+                let footer = render(s).lines()[22]
+                XCTAssertTrue(footer.contains("R rescan"), "\(view) at \(width): \(footer)")
+                XCTAssertTrue(footer.hasSuffix("? help"), "\(view) at \(width): \(footer)")
+            }
+        }
+    }
+
     func testHelpIsSizedToTheTerminalAndWrapsNotCuts() {
         var narrow = makeState(80, 24)
         send(&narrow, [.char("2"), .char("?")], ChannelTail())
