@@ -137,6 +137,7 @@ struct InvalidateCommand: ParsableCommand {
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
+        PrefixHint.check(glob: match, keys: keys, schema: schema)
         let req = WriteRequest(action: .invalidate, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
         try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
     }
@@ -173,6 +174,7 @@ struct ExpireCommand: ParsableCommand {
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
+        PrefixHint.check(glob: match, keys: keys, schema: schema)
         var req = WriteRequest(action: .expire, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
         req.ttl = ttl ?? schema.cacheTTL
         req.onlyWithoutTTL = !all

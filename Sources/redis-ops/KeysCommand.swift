@@ -22,6 +22,7 @@ struct KeysCommand: ParsableCommand {
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
+        PrefixHint.check(glob: match, keys: [], schema: schema)
         let nodes = try connection.nodes(opts)
         // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
         let reader = KeyMetadataReader(schema: schema)

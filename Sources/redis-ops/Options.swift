@@ -173,3 +173,17 @@ enum Output {
         _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
     }
 }
+
+/// Globs and key names on the command line are relative to the prefix. One that starts with
+/// the prefix itself is most likely a full name given by habit: say how it was read.
+enum PrefixHint {
+    static func check(glob: String?, keys: [String], schema: KeySchema) {
+        let p = String(decoding: schema.prefix, as: UTF8.self)
+        guard !p.isEmpty else { return }
+        for name in (glob.map { [$0] } ?? []) + keys where name.hasPrefix(p) {
+            let rest = String(name.dropFirst(p.count))
+            Output.warn("redis-ops: note: names are relative to the prefix \(Escaper.string(p)), so '\(Escaper.string(name))' means '\(Escaper.string(p + name))'; for '\(Escaper.string(name))' give '\(Escaper.string(rest))' (or --prefix '')")
+            return
+        }
+    }
+}

@@ -31,6 +31,19 @@ final class KeysCLITests: XCTestCase {
         XCTAssertTrue(first.contains("\",\"type\":\"string\",\"ttl_ms\":"))
     }
 
+    /// A glob that starts with the prefix is read as the contract says (relative), and a note
+    /// on stderr says so; stdout stays the contract's.
+    func testAGlobWithThePrefixIsReadRelativeAndSaysSo() throws {
+        let r = try redisOps(["--port", port, "keys", "--match", "app:workspace:*", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "", "app:app:workspace:* matches nothing here")
+        XCTAssertTrue(r.stderr.contains("names are relative to the prefix app:, so 'app:workspace:*' means 'app:app:workspace:*'; for 'app:workspace:*' give 'workspace:*'"), r.stderr)
+        XCTAssertEqual(try redisOps(["--port", port, "keys", "--match", "workspace:*"]).stderr, "", "no note for a relative glob")
+        let dry = try redisOps(["--port", port, "invalidate", "--match", "app:workspace:*", "--dry-run"],
+                               env: ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString)"])
+        XCTAssertTrue(dry.stderr.contains("means 'app:app:workspace:*'"), dry.stderr)
+    }
+
     func testKeysOutsideThePrefixNeverAppear() throws {
         let r = try redisOps(["keys", "--json", "--port", port])
         XCTAssertEqual(r.status, 0, r.stderr)
