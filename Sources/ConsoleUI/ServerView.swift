@@ -157,11 +157,9 @@ enum ServerModule: ViewModule {
 
     /// Every node of a cluster: a hot or full shard, a lagging or cut-off replica stand out.
     static func cluster(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
-        guard r.cluster != nil || r.clusterError != nil, y < g.height - 3 else { return }
-        g.fill(y: y, role: .columnHeader)
+        guard r.cluster != nil || r.clusterError != nil else { return }
         let age = r.clusterAt.map { " · read \(ago(max(0, s.now - $0)))" } ?? ""
-        g.put(0, y, "NODES (CLUSTER NODES, INFO of each)\(age)", .columnHeader)
-        y += 1
+        guard section(&g, "NODES (CLUSTER NODES, INFO of each)\(age)", &y) else { return }
         if let e = r.clusterError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); y += 2; return }
         guard let all = r.cluster else { return }
         let T = TableLayout.fit([Column("node", " NODE", width: 22, grow: 10, priority: 10),
@@ -216,11 +214,17 @@ enum ServerModule: ViewModule {
         y += 1
     }
 
-    static func clients(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
-        guard y < g.height - 3 else { return }
+    /// A section's title row, when there is room for it and a line under it.
+    static func section(_ g: inout CellGrid, _ title: String, _ y: inout Int) -> Bool {
+        guard y < g.height - 3 else { return false }
         g.fill(y: y, role: .columnHeader)
-        g.put(0, y, "WHO IS CONNECTED (CLIENT LIST)", .columnHeader)
+        g.put(0, y, title, .columnHeader)
         y += 1
+        return true
+    }
+
+    static func clients(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
+        guard section(&g, "WHO IS CONNECTED (CLIENT LIST)", &y) else { return }
         if let e = r.clientsError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); y += 2; return }
         guard let c = r.clients else { g.put(2, y, "reading…", .dim); y += 2; return }
         let groups = c.groups.prefix(4).map { "\(Escaper.string($0.name, maxScalars: 30)) ×\($0.count)" }.joined(separator: "  ")
@@ -236,10 +240,7 @@ enum ServerModule: ViewModule {
     }
 
     static func slowlog(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
-        guard y < g.height - 3 else { return }
-        g.fill(y: y, role: .columnHeader)
-        g.put(0, y, "SLOW LOG (SLOWLOG GET)", .columnHeader)
-        y += 1
+        guard section(&g, "SLOW LOG (SLOWLOG GET)", &y) else { return }
         if let e = r.slowlogError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); return }
         guard let entries = r.slowlog, !entries.isEmpty else { g.put(2, y, "empty", .dim); return }
         for e in entries {
