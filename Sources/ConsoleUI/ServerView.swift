@@ -148,9 +148,14 @@ enum ServerModule: ViewModule {
         if let lat = reading.latency, !lat.isEmpty {
             line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) })
         }
+        // In cluster mode the node table comes first (a hot or full shard, a lagging replica
+        // stand out at a glance), the detail of the node connected to below it.
+        if reading.cluster != nil || reading.clusterError != nil {
+            cluster(&g, s, reading, &y)
+            guard section(&g, "THIS NODE · \(Escaper.string(s.session.endpoint))", &y) else { return }
+        }
         drawLines()
         y += 1
-        cluster(&g, s, reading, &y)
         clients(&g, s, reading, &y)
         slowlog(&g, s, reading, &y)
     }

@@ -126,6 +126,24 @@ final class ClusterReplicaTests: XCTestCase {
         XCTAssertTrue((gap["reason"] as! String).contains("slot moved"), "\(gap)")
     }
 
+    /// The Server view on a real cluster: every node in the table, primaries with their
+    /// slots and each replica under its primary, then the connected node's detail.
+    func testTheServerViewListsEveryNode() throws {
+        let pane = try TmuxPane(width: 140, height: 40, command: [redisOpsBinary(), "--port", port])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") && $0.contains("● live") }
+        try pane.send("5")
+        let screen = try pane.waitFor("the node table") { s in
+            self.cluster.ports.allSatisfy { s.contains("127.0.0.1:\($0)") } && s.contains("THIS NODE")
+        }
+        let lines = screen.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.contains(" primary ") }.count, 3, screen)
+        XCTAssertEqual(lines.filter { $0.contains(" replica ") && $0.contains("lag") }.count, 3, screen)
+        XCTAssertTrue(lines.filter { $0.contains(" primary ") }.allSatisfy { $0.contains("546") }, "each primary with its ~5461 slots")
+        XCTAssertLessThan(lines.firstIndex { $0.hasPrefix("NODES") }!, lines.firstIndex { $0.hasPrefix("THIS NODE") }!)
+        XCTAssertTrue(screen.contains("cluster 3 shards/6 nodes"), "the header says what it is connected to")
+    }
+
     func testTheConsoleSubscribesToAShardedChannelWithS() throws {
         let pane = try TmuxPane(width: 140, height: 30, command: [redisOpsBinary(), "--port", port])
         defer { pane.kill() }
