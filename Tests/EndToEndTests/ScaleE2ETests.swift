@@ -106,12 +106,10 @@ final class EscStopsAnInvalidationE2ETests: XCTestCase {
         let s = try RedisServer(.plain)
         defer { s.stop() }
         let c = try s.admin()
-        let total = 200_000
-        var i = 0
-        while i < total {
-            _ = try c.pipeline((i..<min(total, i + 10_000)).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:tmp:\($0)"), Bytes(utf8: "x")] })
-            i += 10_000
-        }
+        // Enough keys that the paced deletion (~0.5M keys/s on an idle server) is still running
+        // when Esc arrives: 200,000 could be gone before it did.
+        let total = 600_000
+        _ = try c.call([Bytes(utf8: "DEBUG"), Bytes(utf8: "POPULATE"), Bytes(utf8: String(total)), Bytes(utf8: "app:tmp"), Bytes(utf8: "1")])
         let pane = try TmuxPane(width: 140, height: 40, command: [redisOpsBinary(), "--port", String(s.port)],
                                 env: ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"])
         defer { pane.kill() }
@@ -120,8 +118,8 @@ final class EscStopsAnInvalidationE2ETests: XCTestCase {
         try pane.send("D")
         try pane.type("tmp:*")
         try pane.send("Enter")
-        try pane.waitFor("the dry run", timeout: 20) { $0.contains("Dry run: 200,000 keys would be deleted") }
-        try pane.type("200000")
+        try pane.waitFor("the dry run", timeout: 30) { $0.contains("Dry run: 600,000 keys would be deleted") }
+        try pane.type("600000")
         try pane.send("Enter")
         try waitUntil("deletion under way", timeout: 20) { Int(try c.call("DBSIZE").int ?? 0) < total - 20_000 }
         // The pace of the deletion, to turn "within 100 ms" into keys.
@@ -137,7 +135,7 @@ final class EscStopsAnInvalidationE2ETests: XCTestCase {
         // from there the run stops at the next batch. Within 100 ms of deletion, plus a batch.
         XCTAssertLessThanOrEqual(Double(before - after), rate * 0.1 + 4096, "deleted after Esc: \(before - after) at \(Int(rate)) keys/s")
         // The report is exact: what it says went, went.
-        let line = try XCTUnwrap(done.split(separator: "\n").first { $0.contains("matched 200000 · deleted ") })
+        let line = try XCTUnwrap(done.split(separator: "\n").first { $0.contains("matched 600000 · deleted ") })
         let deleted = Int(line.components(separatedBy: "deleted ")[1].prefix { $0.isNumber })!
         XCTAssertEqual(deleted, total - after, line.description)
         XCTAssertTrue(done.contains("not attempted"))
