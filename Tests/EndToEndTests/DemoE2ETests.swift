@@ -99,10 +99,7 @@ final class TourE2ETests: XCTestCase {
         try pane.waitFor("inspector") { $0.contains("in memory · TTL none") && $0.contains("\"plan\"") }
         try pane.send("Escape")
         try pane.send("Escape")
-        try pane.send("D")
-        try pane.type("workspace:1*")
-        try pane.send("Enter")
-        let dry = try pane.waitFor("dry run", timeout: 20) { $0.contains("would be deleted (UNLINK)") }
+        let dry = try pane.invalidationDryRun("workspace:1*", expecting: "would be deleted (UNLINK)", timeout: 20)
         XCTAssertTrue(dry.contains("Type "))
         let before = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
         try pane.send("Escape")

@@ -82,10 +82,7 @@ final class ScaleE2ETests: XCTestCase {
         defer { pane.kill() }
         try pane.waitFor("console") { $0.contains("1 Events") }
         try pane.send("2")
-        try pane.send("D")
-        try pane.type("workspace:98765*")
-        try pane.send("Enter")
-        try pane.waitFor("the dry run", timeout: 15) { $0.contains("Dry run: 11 keys would be deleted") }
+        try pane.invalidationDryRun("workspace:98765*", expecting: "Dry run: 11 keys would be deleted")
         try pane.send("Escape")
         try waitUntil("two records") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count == 2 }
         let records = try ndjson(try String(contentsOfFile: log, encoding: .utf8))
@@ -115,10 +112,7 @@ final class EscStopsAnInvalidationE2ETests: XCTestCase {
         defer { pane.kill() }
         try pane.waitFor("console") { $0.contains("1 Events") }
         try pane.send("2")
-        try pane.send("D")
-        try pane.type("tmp:*")
-        try pane.send("Enter")
-        try pane.waitFor("the dry run", timeout: 30) { $0.contains("Dry run: 600,000 keys would be deleted") }
+        try pane.invalidationDryRun("tmp:*", expecting: "Dry run: 600,000 keys would be deleted", timeout: 30)
         try pane.type("600000")
         try pane.send("Enter")
         try waitUntil("deletion under way", timeout: 20) { Int(try c.call("DBSIZE").int ?? 0) < total - 20_000 }

@@ -121,8 +121,7 @@ final class ConsoleWritesAreAuditedE2ETests: XCTestCase {
         try pane.waitFor("expired") { $0.contains("now expires in 300 s") }
         // D: a dry run, abandoned
         try pane.send("Escape")
-        try pane.send("D"); try pane.type("workspace:*"); try pane.send("Enter")
-        try pane.waitFor("dry run") { $0.contains("would be deleted") }
+        try pane.invalidationDryRun("workspace:*")
         try pane.send("Escape")
         // p in Events
         try pane.send("1")

@@ -59,6 +59,16 @@ public final class TmuxPane {
         return Int32(s.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
+    /// `D`, the pattern, Enter: the console's invalidation dry run (from the Keys view).
+    /// Returns the screen once it shows `expecting`.
+    @discardableResult
+    public func invalidationDryRun(_ pattern: String, expecting: String = "would be deleted", timeout: Double = 15) throws -> String {
+        try send("D")
+        try type(pattern)
+        try send("Enter")
+        return try waitFor("the dry run of \(pattern)", timeout: timeout) { $0.contains(expecting) }
+    }
+
     public func waitForExit(timeout: Double = 10) throws -> Int32 {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
