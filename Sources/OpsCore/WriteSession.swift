@@ -299,9 +299,7 @@ public final class WriteSession {
             r.error = "read-only mode: \(plan.request.action.rawValue) refused, nothing was changed"
         } else {
             switch plan.request.action {
-            case .invalidate, .delete, .reset:
-                Executor(session: self, plan: plan, cancelled: cancelled, progress: progress, start: start).run(&r)
-            case .expire, .persist:
+            case .invalidate, .delete, .reset, .expire, .persist:
                 Executor(session: self, plan: plan, cancelled: cancelled, progress: progress, start: start).run(&r)
             case .release:
                 release(plan, &r)
