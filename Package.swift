@@ -20,7 +20,7 @@ let package = Package(
         .systemLibrary(name: "CWidth"),
 
         .target(name: "RedisProtocol", dependencies: ["CHiredis"]),
-        .target(name: "RedisClient", dependencies: ["RedisProtocol", "COpenSSL"]),
+        .target(name: "RedisClient", dependencies: ["RedisProtocol", "COpenSSL", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "OpsCore", dependencies: ["RedisClient", "RedisProtocol", .product(name: "DequeModule", package: "swift-collections")]),
         .target(name: "OpsConfig", dependencies: ["OpsCore", "RedisClient", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "ConsoleUI", dependencies: ["OpsCore", "RedisProtocol", "CWidth", .product(name: "DequeModule", package: "swift-collections")]),

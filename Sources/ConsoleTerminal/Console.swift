@@ -176,14 +176,19 @@ public final class Console {
         let interactive = Worker(name: "interactive", config: o.config, replicaReads: settings.replicaReads, periodic: [(5, roleJob)],
                                  post: post, onLink: { post([.commandLink($0)]) })
         let bulk = Worker(name: "bulk", config: o.config, replicaReads: settings.replicaReads, post: post)
+        // Pattern writes and their dry runs: never queued behind a background rescan.
+        let writer = Worker(name: "writer", config: o.config, replicaReads: settings.replicaReads, post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: tailInbox)
-        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, subscriber: subscriber, tailInbox: tailInbox, post: post)
+        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, writer: writer, subscriber: subscriber,
+                                   tailInbox: tailInbox, post: post)
         interactive.start()
         bulk.start()
+        writer.start()
         subscriber.start()
         defer {
             effects.stop()
             subscriber.stop()
+            writer.stop()
             bulk.stop()
             interactive.stop()
         }
@@ -278,6 +283,7 @@ final class EffectRunner {
     let settings: ConsoleSettings
     let interactive: Worker
     let bulk: Worker
+    let writer: Worker
     let subscriber: SubscriptionWorker
     let post: @Sendable ([AppEvent]) -> Void
     private var serverReads = 0
@@ -286,9 +292,9 @@ final class EffectRunner {
     private let tailInbox: TailInbox
     private(set) var shardSubscriber: ShardSubscriptionWorker?
 
-    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, subscriber: SubscriptionWorker, tailInbox: TailInbox,
+    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, writer: Worker, subscriber: SubscriptionWorker, tailInbox: TailInbox,
          post: @escaping @Sendable ([AppEvent]) -> Void) {
-        self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.subscriber = subscriber; self.post = post
+        self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.writer = writer; self.subscriber = subscriber; self.post = post
         self.tailInbox = tailInbox
         if !settings.shardChannels.isEmpty { startShards(settings.shardChannels) }
     }
@@ -373,41 +379,51 @@ final class EffectRunner {
             interactive.submit(Worker.Job(tag: "listeners", run: { ctx in
                 [.listeners(try Listeners.read(ctx.nodes, channels: channels, patterns: patterns, shardChannels: shardChannels))]
             }, onError: { [.notice("who listens: \(Self.message($0))", .warning)] }))
-        case .plan(let req):
+        case .plan(let id, let req):
             let context = writeContext()
-            bulk.submit(Worker.Job(tag: "write", run: { ctx in
+            writer.submit(Worker.Job(tag: "write-\(id)", run: { ctx in
                 let session = WriteSession(nodes: ctx.nodes, schema: schema, context: context)
                 var last = 0.0
                 let plan = try session.plan(req, progress: { n in
                     let t = monotonicNow()
-                    if t - last > 0.1 { last = t; ctx.post([.planProgress(n)]) }
+                    if t - last > 0.1 { last = t; ctx.post([.planProgress(id: id, n)]) }
                 }, cancelled: ctx.cancelled)
                 // The console's dry run is a dry run like the CLI's: recorded.
-                session.recordDryRun(plan)
-                return [.planned(plan)]
-            }, onError: { [.writeFailed(Self.message($0))] }))
-        case .execute(let plan):
+                let r = session.recordDryRun(plan)
+                var out: [AppEvent] = [.planned(id: id, plan)]
+                if let e = r.auditError { out.append(.notice("the dry run could not be recorded: \(e)", .error)) }
+                return out
+            }, onError: { [.writeFailed(id: id, Self.message($0))] }, onCancelledBeforeStart: { [.writeCancelled(id: id)] }))
+        case .execute(let id, let plan):
             let context = writeContext()
-            // One key goes on the interactive connection (it need not wait behind a long scan).
+            // One key goes on the interactive connection (it need not wait behind a long job).
             let small = plan.request.glob == nil && plan.keys.count <= 10
-            let job = Worker.Job(tag: small ? nil : "write", isWrite: true, run: { ctx in
+            let job = Worker.Job(tag: "write-\(id)", isWrite: true, run: { ctx in
                 let session = WriteSession(nodes: ctx.nodes, schema: schema, context: context)
                 var last = 0.0
-                let report = session.execute(plan, cancelled: ctx.cancelled) { p in
-                    let t = monotonicNow()
-                    if t - last > 0.1 || p.done == p.total { last = t; ctx.post([.writeProgress(p)]) }
+                let report: WriteReport
+                do {
+                    report = try session.execute(plan, cancelled: ctx.cancelled) { p in
+                        let t = monotonicNow()
+                        if t - last > 0.1 || p.done == p.total { last = t; ctx.post([.writeProgress(id: id, p)]) }
+                    }
+                } catch let e as AuditUnavailable {
+                    return [.writeRefused(id: id, e.description)]
                 }
+                var out: [AppEvent] = [.written(id: id, report)]
+                if let e = report.auditError { out.append(.notice("the outcome could not be recorded in the audit log: \(e)", .error)) }
                 // READONLY: the node was demoted (a failover). Connect again through the endpoint,
                 // which leads to the new primary, and show the change at once; the operator re-runs.
                 if report.error?.hasPrefix("READONLY") == true {
                     ctx.nodes.close()
-                    return [.written(report), .serverRole(try? ServerRole.read(ctx.nodes.seed()))]
+                    out.append(.serverRole(try? ServerRole.read(ctx.nodes.seed())))
                 }
-                return [.written(report)]
-            }, onError: { [.writeFailed("\(Self.message($0))")] })
-            (small ? interactive : bulk).submit(job)
-        case .cancelWrite:
-            bulk.cancel(tag: "write")
+                return out
+            }, onError: { [.writeFailed(id: id, "\(Self.message($0))")] }, onCancelledBeforeStart: { [.writeCancelled(id: id)] })
+            (small ? interactive : writer).submit(job)
+        case .cancelWrite(let id):
+            writer.cancel(tag: "write-\(id)")
+            interactive.cancel(tag: "write-\(id)")
         case .readAudit:
             let log = settings.audit
             post([.audit(log.recent(), path: log.path)])

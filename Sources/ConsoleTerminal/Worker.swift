@@ -26,9 +26,13 @@ public final class Worker: Sendable {
         public var isWrite: Bool
         public var run: @Sendable (WorkerContext) throws -> [AppEvent]
         public var onError: @Sendable (Error) -> [AppEvent]
+        /// What to report when the job is cancelled before it started (nothing was done).
+        public var onCancelledBeforeStart: @Sendable () -> [AppEvent]
         public init(tag: String? = nil, isWrite: Bool = false, run: @escaping @Sendable (WorkerContext) throws -> [AppEvent],
-                    onError: @escaping @Sendable (Error) -> [AppEvent] = { [.notice("\($0)", .error)] }) {
+                    onError: @escaping @Sendable (Error) -> [AppEvent] = { [.notice("\($0)", .error)] },
+                    onCancelledBeforeStart: @escaping @Sendable () -> [AppEvent] = { [] }) {
             self.tag = tag; self.isWrite = isWrite; self.run = run; self.onError = onError
+            self.onCancelledBeforeStart = onCancelledBeforeStart
         }
     }
 
@@ -97,12 +101,16 @@ public final class Worker: Sendable {
         signal.signal()
     }
 
-    /// Cancels the running job with this tag (it stops at its next check) and drops queued ones.
+    /// Cancels the running job with this tag (it stops at its next check and reports what
+    /// it did) and drops queued ones, which report that they never started.
     public func cancel(tag: String) {
-        state.withLock { s in
+        let dropped = state.withLock { s -> [Job] in
             if s.running?.tag == tag { s.running?.cancel.flag.store(true, ordering: .relaxed) }
+            let out = s.jobs.filter { $0.0.tag == tag }.map(\.0)
             s.jobs.removeAll { $0.0.tag == tag }
+            return out
         }
+        for j in dropped { post(j.onCancelledBeforeStart()) }
     }
 
     private func run() {
@@ -150,7 +158,7 @@ public final class Worker: Sendable {
                     post(job.onError(RedisError.closed("not connected to the server\(job.isWrite ? " — nothing was changed" : "")")))
                     continue
                 }
-                if cancel.flag.load(ordering: .relaxed) { continue }
+                if cancel.flag.load(ordering: .relaxed) { post(job.onCancelledBeforeStart()); continue }
                 let ctx = WorkerContext(nodes: n, cancelled: { cancel.flag.load(ordering: .relaxed) }, post: post)
                 do {
                     let evs = try job.run(ctx)

@@ -251,8 +251,9 @@ enum EventsModule: ViewModule {
                 Reducer.flash(&s, "the payload looks like JSON but does not parse; nothing was published", .error)
                 return []
             }
-            s.confirm = Confirmation(question: "Publish \(formatBytes(Int64(payload.count))) to \(Escaper.string(ch))? (audited) y = yes · any other key = no",
-                                     effect: .execute(WritePlan(request: .publish(channel: ch, payload: payload), keys: [])))
+            s.confirm = Confirmation(question: "Publish \(formatBytes(Int64(payload.count))) to this channel? (audited)", subject: Escaper.string(ch),
+                                     detail: Escaper.string(payload, maxScalars: 200),
+                                     effect: .execute(id: 0, WritePlan(request: .publish(channel: ch, payload: payload), keys: [])))
             return []
         default:
             return []

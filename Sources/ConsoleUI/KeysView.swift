@@ -99,7 +99,7 @@ enum KeysModule: ViewModule {
             s.keys.error = why
         case .keysRefreshed(let fresh):
             s.keys.refreshError = nil
-            s.keys.snapshot?.window.update(fresh, goneAt: s.now)
+            s.keys.snapshot?.window.update(fresh)
             if var ins = s.keys.inspector, let f = fresh.first(where: { $0.key == ins.key }), var v = ins.value {
                 v.ttl = f.ttl; v.readAt = f.readAt
                 if f.isGone { v.note = "the key is gone (deleted or expired)" }
@@ -196,21 +196,18 @@ enum KeysModule: ViewModule {
             return scan(&s)
         case .delete:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: deleting is refused (start without --read-only to allow it)", .error); return [] }
-            guard let r = s.keys.selectedRow else { Reducer.flash(&s, "no key selected", .info); return [] }
-            let size = r.bytes.map(formatBytes) ?? "size ?"
-            s.confirm = Confirmation(question: "Delete \(Escaper.string(r.key)) (\(r.type ?? "?"), \(size), TTL \(formatTTL(r.ttl, elapsedMs: elapsedMs(since: r.readAt, now: s.now))))? y = yes · any other key = no",
-                                     effect: .execute(WritePlan(request: WriteRequest(action: .delete, keys: [r.key]), keys: [r.key])))
+            guard let t = target(s) else { Reducer.flash(&s, "no key selected", .info); return [] }
+            s.confirm = Confirmation(question: "Delete this key? (UNLINK, audited)", subject: Escaper.string(t.key), detail: describe(t, s),
+                                     effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .delete, keys: [t.key]), keys: [t.key])))
         case .invalidate:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: invalidation is refused (start without --read-only to allow it)", .error); return [] }
             s.prompt = Prompt(purpose: .writePattern(.invalidate), text: suggestedGlob(s), suggested: true)
         case .expire:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: setting TTLs is refused (start without --read-only to allow it)", .error); return [] }
-            if let r = s.keys.selectedRow, r.ttl == .persistent, r.kind == .cache {
-                var req = WriteRequest(action: .expire, keys: [r.key])
-                req.ttl = s.schema.cacheTTL
-                req.onlyWithoutTTL = true
-                s.confirm = Confirmation(question: "Give \(Escaper.string(r.key)) the cache TTL (\(s.schema.cacheTTL) s)? It has none. y = yes · any other key = no",
-                                         effect: .execute(WritePlan(request: req, keys: [r.key])))
+            if let t = target(s), t.ttl == .persistent, t.kind == .cache {
+                let req = WriteRequest(action: .expire(ttl: s.schema.cacheTTL, onlyWithoutTTL: true), keys: [t.key])
+                s.confirm = Confirmation(question: "Give this key the cache TTL (\(s.schema.cacheTTL) s)? It has none. (audited)", subject: Escaper.string(t.key),
+                                         detail: describe(t, s), effect: .execute(id: 0, WritePlan(request: req, keys: [t.key])))
             } else {
                 s.prompt = Prompt(purpose: .writePattern(.expire), text: suggestedGlob(s, fallback: s.schema.cachePattern), suggested: true)
             }
@@ -219,6 +216,24 @@ enum KeysModule: ViewModule {
         }
         sync(&s, tail: tail)
         return []
+    }
+
+    /// The key the operator is looking at: the one in the inspector when it is open (it may
+    /// have been opened with `:`, and differ from the row selected), else the selected row.
+    static func target(_ s: AppState) -> KeyInfo? {
+        if s.keys.pane == .inspector, let ins = s.keys.inspector {
+            if let v = ins.value {
+                return KeyInfo(key: ins.key, type: v.type, ttl: v.ttl, bytes: v.bytes, kind: s.schema.kind(of: ins.key), readAt: v.readAt)
+            }
+            if let row = s.keys.rows.first(where: { $0.key == ins.key }) { return row }
+            return KeyInfo(key: ins.key, type: nil, ttl: nil, bytes: nil, kind: s.schema.kind(of: ins.key), readAt: s.now)
+        }
+        return s.keys.selectedRow
+    }
+
+    /// "string · 93 B · TTL 4m56s": what to know before deleting.
+    static func describe(_ r: KeyInfo, _ s: AppState) -> String {
+        "\(r.type ?? "type ?") · \(r.bytes.map(formatBytes) ?? "size ?") · TTL \(formatTTL(r.ttl, elapsedMs: elapsedMs(since: r.readAt, now: s.now)))"
     }
 
     /// The glob a pattern write starts from: the current filter when it is one.

@@ -91,10 +91,9 @@ enum LocksModule: ViewModule {
             default: ttl = "TTL ?"; pttl = -1
             }
             let age = l.heldMs(expectedMs: exp, now: s.now).map { "held ~" + formatDuration($0) } ?? heldText(l, s)
-            var req = WriteRequest(action: .release, keys: [k])
-            req.expectations[k] = LockExpectation(value: l.value, pttl: pttl, readAt: l.readAt)
-            s.confirm = Confirmation(question: "Release \(Escaper.string(k)) (value \(value), \(ttl), \(age))? Only if it is still this one. y = yes · any other key = no",
-                                     effect: .execute(WritePlan(request: req, keys: [k])))
+            let req = WriteRequest(action: .release([k: LockExpectation(value: l.value, pttl: pttl, readAt: l.readAt)]), keys: [k])
+            s.confirm = Confirmation(question: "Release this lock? Only if it is still the one shown (audited)", subject: Escaper.string(k),
+                                     detail: "value \(value) · \(ttl) · \(age)", effect: .execute(id: 0, WritePlan(request: req, keys: [k])))
         default: break
         }
         sync(&s, tail: tail)

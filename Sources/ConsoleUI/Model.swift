@@ -72,7 +72,7 @@ public struct SessionInfo: Sendable, Equatable {
 public struct Prompt: Sendable, Equatable {
     public enum Purpose: Sendable, Equatable {
         case filter, subscribe, unsubscribe, writeBuffer, writeMessage(seq: Int)
-        case writePattern(WriteAction), command, publishChannel, publishPayload(channel: Bytes)
+        case writePattern(WriteKind), command, publishChannel, publishPayload(channel: Bytes)
     }
     public var purpose: Purpose
     public var text: String
@@ -114,11 +114,20 @@ public struct Subscription: Sendable, Equatable, Hashable {
     public var isClassicChannel: Bool { !isPattern && !isShard }
 }
 
-/// A yes/no question; `y` carries out the effect.
+/// A yes/no question; `y` carries out the effect. The subject (a key, a client) is shown
+/// whole on lines of its own, wrapped rather than cut, with the y/n hint always visible.
 public struct Confirmation: Sendable, Equatable {
+    /// What is asked: "Delete this key?".
     public var question: String
+    /// What it is about, escaped for the screen (the full key name).
+    public var subject: String
+    /// What the operator should know before answering (type, size, TTL).
+    public var detail: String
     public var effect: Effect
-    public init(question: String, effect: Effect) { self.question = question; self.effect = effect }
+    public init(question: String, subject: String = "", detail: String = "", effect: Effect) {
+        self.question = question; self.subject = subject; self.detail = detail; self.effect = effect
+    }
+    public static let hint = "y = yes · any other key = no"
 }
 
 /// A pattern write in the console: dry run → typed confirmation → progress → report.
@@ -131,12 +140,14 @@ public struct WriteFlow: Sendable, Equatable {
         case done(WriteReport)
         case failed(String)
     }
+    /// The write's id: results of other jobs are not this dialog's.
+    public var id: Int
     public var request: WriteRequest
     public var phase: Phase
     public var typed = ""
     /// First line of the key list shown (the dry run can be scrolled).
     public var scroll = 0
-    public init(request: WriteRequest, phase: Phase) { self.request = request; self.phase = phase }
+    public init(id: Int, request: WriteRequest, phase: Phase) { self.id = id; self.request = request; self.phase = phase }
 }
 
 /// The Audit overlay: recent records of the audit log, newest first.
@@ -252,6 +263,9 @@ public struct AppState: Sendable, Equatable {
     public var helpScroll = 0
     public var confirm: Confirmation?
     public var write: WriteFlow?
+    /// Ids of the writes started with a y/n question (their results are reported in a line).
+    public var singleWrites: Set<Int> = []
+    public var nextWriteID = 1
     public var audit: AuditUI?
     public var subscriptions: [Subscription] = []
     public var events = EventsState()
@@ -299,11 +313,15 @@ public enum AppEvent: Sendable {
     case server(ServerReading)
     case serverFailed(String)
     case listeners(ListenerReading)
-    case planProgress(Int)
-    case planned(WritePlan)
-    case writeProgress(WriteProgress)
-    case written(WriteReport)
-    case writeFailed(String)
+    case planProgress(id: Int, Int)
+    case planned(id: Int, WritePlan)
+    case writeProgress(id: Int, WriteProgress)
+    case written(id: Int, WriteReport)
+    case writeFailed(id: Int, String)
+    /// The audit log could not take the intent record: nothing was written (the dialog stays).
+    case writeRefused(id: Int, String)
+    /// Cancelled while still queued: nothing was written.
+    case writeCancelled(id: Int)
     case audit([AuditEntry], path: String)
     case completions(prefix: String, KeyCompletions)
     case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose)
@@ -339,10 +357,10 @@ public enum Effect: Sendable, Equatable {
     case readServer
     case readListeners(channels: [Bytes], patterns: [Bytes], shardChannels: [Bytes])
     /// The dry run of a write (recorded in the audit log).
-    case plan(WriteRequest)
+    case plan(id: Int, WriteRequest)
     /// Carry out a plan (after the operator confirmed), with an audit record.
-    case execute(WritePlan)
-    case cancelWrite
+    case execute(id: Int, WritePlan)
+    case cancelWrite(id: Int)
     case readAudit
     case complete(String)
     case lookup(Bytes, LookupPurpose)

@@ -96,8 +96,9 @@ enum RateLimitsModule: ViewModule {
                 return []
             }
             let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
-            s.confirm = Confirmation(question: "Reset \(Escaper.string(c.key)) (\(count), \(ttlText(c, now: s.now)))? y = yes · any other key = no",
-                                     effect: .execute(WritePlan(request: WriteRequest(action: .reset, keys: [c.key]), keys: [c.key])))
+            s.confirm = Confirmation(question: "Reset this counter? (DEL, audited: the client's next request starts a new window)", subject: Escaper.string(c.key),
+                                     detail: "\(count) · \(ttlText(c, now: s.now))",
+                                     effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .reset, keys: [c.key]), keys: [c.key])))
         default: break
         }
         sync(&s, tail: tail)

@@ -92,7 +92,7 @@ public enum Reducer {
             s.events.listeners = reading
             s.events.listenersReadAt = s.now
             return []
-        case .planProgress, .planned, .writeProgress, .written, .writeFailed:
+        case .planProgress, .planned, .writeProgress, .written, .writeFailed, .writeRefused, .writeCancelled:
             return WriteFlowModule.apply(event, &s)
         case .audit(let entries, let path):
             if s.audit == nil { s.audit = AuditUI() }
@@ -155,7 +155,7 @@ public enum Reducer {
         if s.write != nil { return WriteFlowModule.key(&s, k) }
         if let c = s.confirm {
             s.confirm = nil
-            if k == .char("y") || k == .char("Y") { return [c.effect] }
+            if k == .char("y") || k == .char("Y") { return [WriteFlowModule.confirmed(c.effect, &s)] }
             flash(&s, "cancelled — nothing was changed", .info)
             return []
         }

@@ -119,8 +119,7 @@ public enum Screen {
         }
         let y2 = g.height - 1
         if let c = s.confirm {
-            g.fill(y: y2, role: .danger)
-            g.put(0, y2, c.question, .readOnly)
+            confirmation(&g, c)
         } else if let p = s.prompt {
             let x1 = g.put(0, y2, p.label, .prompt)
             // Show the end of long input.
@@ -132,6 +131,37 @@ public enum Screen {
             g.put(x2, y2, "▏", .prompt)
         } else if let f = s.flash, f.view == nil || f.view == s.view {
             g.put(0, y2, f.text, f.level == .error ? .error : (f.level == .warning ? .warning : .info))
+        }
+    }
+
+    /// The lines of a y/n question: the question and what to know, the subject whole (wrapped,
+    /// never cut, on lines of its own), then the hint.
+    public static func confirmationLines(_ c: Confirmation, width: Int) -> [(String, Role)] {
+        let w = max(1, width - 2)
+        var lines: [(String, Role)] = wrapWords(c.question, width: w).map { ($0, .readOnly) }
+        if !c.subject.isEmpty { lines += wrapChars(c.subject, width: w - 2).map { ("  " + $0, .title) } }
+        if !c.detail.isEmpty { lines += wrapWords(c.detail, width: w).map { ($0, .readOnly) } }
+        lines += wrapWords(Confirmation.hint, width: w).map { ($0, .prompt) }
+        return lines
+    }
+
+    /// The question sits at the bottom, over the footer and as many rows as it needs. When
+    /// the terminal is too short for all of it, the subject keeps its beginning and end and
+    /// says how much is hidden; the hint stays.
+    static func confirmation(_ g: inout CellGrid, _ c: Confirmation) {
+        var lines = confirmationLines(c, width: g.width)
+        let room = max(2, g.height - 3)
+        if lines.count > room {
+            let keep = max(0, room - 2)
+            let head = Array(lines.prefix(keep / 2 + 1))
+            let tail = Array(lines.suffix(max(1, keep - keep / 2)))
+            lines = head + [("  … \(lines.count - head.count - tail.count) more line(s) of it; a bigger terminal shows it all", .warning)] + tail
+            lines = Array(lines.suffix(room))
+        }
+        let top = g.height - lines.count
+        for (i, (text, role)) in lines.enumerated() {
+            g.fill(y: top + i, role: .danger)
+            g.put(1, top + i, text, role == .readOnly ? .readOnly : role, maxX: g.width - 1)
         }
     }
 
@@ -158,6 +188,21 @@ public enum Screen {
             g.put(inner.x + labelW + 1, inner.y + i, lines[idx].1, .normal, maxX: inner.x + inner.w)
         }
     }
+}
+
+/// Splits text into lines of at most `width` columns anywhere (a key name has no spaces to
+/// break at, and must be shown whole).
+public func wrapChars(_ text: String, width: Int) -> [String] {
+    var lines: [String] = []
+    var cur = ""
+    var curW = 0
+    for ch in text {
+        let w = displayWidth(String(ch))
+        if curW + w > max(1, width) && !cur.isEmpty { lines.append(cur); cur = ""; curW = 0 }
+        cur.append(ch); curW += w
+    }
+    if !cur.isEmpty || lines.isEmpty { lines.append(cur) }
+    return lines
 }
 
 /// Splits text into lines of at most `width` columns at spaces (a longer word is cut).

@@ -7,38 +7,86 @@ import OpsCore
 /// Single-key writes (`d`, `r`, lock release, `e` on a key, `p`) ask y/n and report in a
 /// line. All of them are carried out by OpsCore's WriteSession, as in the CLI.
 enum WriteFlowModule {
-    static func start(_ action: WriteAction, glob: String, _ s: inout AppState) -> [Effect] {
+    static func newID(_ s: inout AppState) -> Int {
+        defer { s.nextWriteID += 1 }
+        return s.nextWriteID
+    }
+
+    static func start(_ kind: WriteKind, glob: String, _ s: inout AppState) -> [Effect] {
         let glob = glob.trimmingCharacters(in: .whitespaces)
         guard !glob.isEmpty else { return [] }
         // A glob typed with the prefix means the same keys.
         let rel = s.schema.relative(Bytes(utf8: glob)).map { $0.lossyString } ?? glob
-        var req = WriteRequest(action: action, glob: rel)
-        if action == .expire { req.ttl = s.schema.cacheTTL; req.onlyWithoutTTL = true }
-        s.write = WriteFlow(request: req, phase: .planning(found: 0))
-        return [.plan(req)]
+        let action: WriteAction
+        switch kind {
+        case .expire: action = .expire(ttl: s.schema.cacheTTL, onlyWithoutTTL: true)
+        default: action = .invalidate
+        }
+        let req = WriteRequest(action: action, glob: rel)
+        let id = newID(&s)
+        s.write = WriteFlow(id: id, request: req, phase: .planning(found: 0))
+        return [.plan(id: id, req)]
     }
+
+    /// A y/n write was confirmed: it gets its id (its result is reported in a line).
+    static func confirmed(_ e: Effect, _ s: inout AppState) -> Effect {
+        guard case .execute(_, let plan) = e else { return e }
+        let id = newID(&s)
+        s.singleWrites.insert(id)
+        return .execute(id: id, plan)
+    }
+
+    /// Whether an event is about the open dialog's write.
+    static func mine(_ id: Int, _ s: AppState) -> Bool { s.write?.id == id }
 
     static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
         switch ev {
-        case .planProgress(let n):
-            if case .planning? = s.write?.phase { s.write?.phase = .planning(found: n) }
-        case .planned(let plan):
-            if s.write != nil { s.write?.phase = .confirming(plan); s.write?.scroll = 0; s.write?.typed = "" }
-        case .writeProgress(let p):
+        case .planProgress(let id, let n):
+            if mine(id, s), case .planning? = s.write?.phase { s.write?.phase = .planning(found: n) }
+        case .planned(let id, let plan):
+            if mine(id, s) { s.write?.phase = .confirming(plan); s.write?.scroll = 0; s.write?.typed = "" }
+        case .writeProgress(let id, let p):
+            guard mine(id, s) else { return [] }
             switch s.write?.phase {
             case .running(let plan, _)?: s.write?.phase = .running(plan, p)
             case .cancelling(let plan, _)?: s.write?.phase = .cancelling(plan, p)
             default: break
             }
-        case .written(let r):
-            if let w = s.write, !isFinished(w.phase) {
-                s.write?.phase = .done(r)
-                if r.action == .invalidate || r.action == .expire { return KeysModule.scan(&s) }
-                return []
+        case .written(let id, let r):
+            if s.singleWrites.remove(id) != nil { return singleWriteDone(r, &s) }
+            guard mine(id, s), let w = s.write, !isFinished(w.phase) else { return [] }
+            s.write?.phase = .done(r)
+            switch r.action {
+            case .invalidate, .expire: return KeysModule.scan(&s)
+            case .delete, .reset, .release, .persist, .publish, .kill, .config: return []
             }
-            return singleWriteDone(r, &s)
-        case .writeFailed(let why):
-            if s.write != nil { s.write?.phase = .failed(why) } else { Reducer.flash(&s, why, .error) }
+        case .writeFailed(let id, let why):
+            if s.singleWrites.remove(id) != nil { Reducer.flash(&s, why, .error); return [] }
+            if mine(id, s) { s.write?.phase = .failed(why) }
+        case .writeRefused(let id, let why):
+            // The audit log cannot take the intent: nothing was written; the question stays open.
+            if s.singleWrites.remove(id) != nil { Reducer.flash(&s, why, .error); return [] }
+            guard mine(id, s) else { return [] }
+            switch s.write?.phase {
+            case .running(let plan, _)?, .cancelling(let plan, _)?:
+                s.write?.phase = .confirming(plan)
+            default: break
+            }
+            Reducer.flash(&s, why, .error)
+        case .writeCancelled(let id):
+            if s.singleWrites.remove(id) != nil { Reducer.flash(&s, "cancelled before it started: nothing written", .info); return [] }
+            guard mine(id, s), let w = s.write else { return [] }
+            switch w.phase {
+            case .running(let plan, _), .cancelling(let plan, _):
+                var r = WriteReport(action: plan.request.action, matched: plan.keys.count)
+                r.cancelled = true
+                r.sample = plan.sample
+                r.notes = ["cancelled before it started: nothing written"]
+                s.write?.phase = .done(r)
+            case .planning:
+                s.write = nil
+            default: break
+            }
         default: break
         }
         return []
@@ -50,17 +98,31 @@ enum WriteFlowModule {
         return false
     }
 
-    /// A y/n write finished: say what happened, and show it in the lists at once.
+    /// A y/n write finished: say what happened, in words taken from the numbers, and show it
+    /// in the lists at once.
     static func singleWriteDone(_ r: WriteReport, _ s: inout AppState) -> [Effect] {
         let key = r.sample.first.map { Escaper.string($0) } ?? ""
-        if let e = r.error {
-            Reducer.flash(&s, "\(r.action.rawValue) \(key): \(e)" + (r.unknown > 0 ? " — its outcome is unknown" : " — nothing was changed"), .error)
+        if r.unknown > 0 {
+            let what: String
+            switch r.action {
+            case .publish: what = "the reply to PUBLISH never arrived: whether it was published is unknown"
+            case .kill: what = "the reply to CLIENT KILL never arrived: whether the client was disconnected is unknown"
+            case .config: what = "the reply to CONFIG SET never arrived: whether it was set is unknown"
+            case .invalidate, .delete, .reset, .release, .expire, .persist:
+                what = r.unresolved > 0
+                    ? "the reply never arrived and the server could not be asked again: whether \(key) was \(r.verbPast) is unknown"
+                    : "the reply never arrived; checked after reconnecting, \(key) \(r.action.updatesTTL ? "has changed" : "no longer exists"): \(r.verbPast) by this run, or \(r.action.updatesTTL ? "changed" : "expired") meanwhile"
+            }
+            Reducer.flash(&s, "\(r.action.kind.rawValue) \(key): \(what) (audited as unknown)", .warning)
             return []
         }
-        let gone = r.deleted + r.alreadyGone > 0
-        if gone {
+        if let e = r.error {
+            Reducer.flash(&s, "\(r.action.kind.rawValue) \(key): \(e)" + (r.deleted + r.updated > 0 ? "" : " — nothing was changed"), .error)
+            return []
+        }
+        if r.deleted + r.alreadyGone > 0 {
             let now = s.now
-            s.keys.snapshot?.window.update(r.sample.map { KeyInfo(key: $0, type: "none", ttl: .gone, bytes: nil, kind: s.schema.kind(of: $0), readAt: now) }, goneAt: now)
+            s.keys.snapshot?.window.update(r.sample.map { KeyInfo(key: $0, type: "none", ttl: .gone, bytes: nil, kind: s.schema.kind(of: $0), readAt: now) })
             let keys = Set(r.sample)
             s.rateLimits.board.remove(keys, order: RateLimitsModule.order(s))
             RateLimitsModule.sync(&s, tail: noTail)
@@ -73,11 +135,17 @@ enum WriteFlowModule {
         case .release:
             if r.kept > 0 { Reducer.flash(&s, "\(key) was re-acquired since it was shown: kept, nothing was deleted", .warning) }
             else { Reducer.flash(&s, r.deleted > 0 ? "released \(key) (audited)" : "\(key) was already released", .info) }
-        case .expire:
-            Reducer.flash(&s, r.updated > 0 ? "\(key) now expires in \(s.schema.cacheTTL) s (audited)" : "\(key) already had a TTL (or is gone): unchanged", .info)
+        case .expire(let ttl, _):
+            Reducer.flash(&s, r.updated > 0 ? "\(key) now expires in \(ttl) s (audited)" : "\(key) already had a TTL (or is gone): unchanged", .info)
+        case .persist:
+            Reducer.flash(&s, r.updated > 0 ? "\(key) no longer expires (PERSIST, audited)" : "\(key) had no TTL (or is gone): unchanged", .info)
         case .publish:
             Reducer.flash(&s, "published: \(r.receivers ?? 0) subscriber\(r.receivers == 1 ? "" : "s") received it (audited)", .info)
-        default:
+        case .kill:
+            Reducer.flash(&s, r.deleted > 0 ? "disconnected the client (CLIENT KILL, audited)" : "the client had already gone", .info)
+        case .config(let p, let v, _):
+            Reducer.flash(&s, "\(p) set to “\(Escaper.string(Bytes(utf8: v)))” (audited)", .info)
+        case .invalidate, .delete:
             Reducer.flash(&s, r.deleted > 0 ? "deleted \(key) (UNLINK, audited)" : "\(key) was already gone", .info)
         }
         return []
@@ -90,7 +158,7 @@ enum WriteFlowModule {
             if k == .escape {
                 s.write = nil
                 Reducer.flash(&s, "dry run abandoned — nothing was changed", .info)
-                return [.cancelWrite]
+                return [.cancelWrite(id: w.id)]
             }
         case .confirming(let plan):
             let room = listRoom(s, plan)
@@ -116,7 +184,7 @@ enum WriteFlowModule {
                 w.phase = .running(plan, WriteProgress(done: 0, total: plan.keys.count, deleted: 0, elapsed: 0))
                 s.write = w
                 s.flash = nil
-                return [.execute(plan)]
+                return [.execute(id: w.id, plan)]
             default: break
             }
             w.scroll = max(0, min(w.scroll, max(0, plan.keys.count - room)))
@@ -125,7 +193,7 @@ enum WriteFlowModule {
             if k == .escape {
                 w.phase = .cancelling(plan, p)
                 s.write = w
-                return [.cancelWrite]
+                return [.cancelWrite(id: w.id)]
             }
         case .cancelling:
             break
@@ -149,7 +217,7 @@ enum WriteFlowModule {
     static func title(_ s: AppState, _ w: WriteFlow) -> String {
         let g = Escaper.string(s.session.prefix) + (w.request.glob ?? "")
         switch w.request.action {
-        case .expire: return "Give keys without a TTL the cache TTL (\(w.request.ttl ?? s.schema.cacheTTL) s): \(g)"
+        case .expire(let ttl, _): return "Give keys without a TTL the cache TTL (\(ttl) s): \(g)"
         default: return "Invalidate \(g)"
         }
     }
@@ -162,7 +230,8 @@ enum WriteFlowModule {
         let maxX = inner.x + inner.w
         let bottom = inner.y + inner.h
         func line(_ t: String, _ r: Role = .normal) { if y < bottom { g.put(inner.x, y, t, r, maxX: maxX); y += 1 } }
-        let verb = w.request.action == .expire ? "given the TTL (EXPIRE … NX)" : "deleted (UNLINK)"
+        let setsTTL = w.request.action.updatesTTL
+        let verb = setsTTL ? "given the TTL (EXPIRE … NX)" : "deleted (UNLINK)"
         func bar(_ p: WriteProgress) {
             let barW = max(4, inner.w - 8)
             let full = p.total == 0 ? barW : min(barW, Int(Double(barW) * Double(p.done) / Double(p.total)))
@@ -172,7 +241,7 @@ enum WriteFlowModule {
                 g.put(inner.x + barW + 1, y, padLeft("\(p.total == 0 ? 100 : p.done * 100 / p.total)%", 5), .normal)
                 y += 1
             }
-            line("\(grouped(p.deleted)) \(w.request.action == .expire ? "updated" : "deleted") of \(grouped(p.total)) · \(String(format: "%.1f", p.elapsed)) s · \(grouped(Int(p.rate))) keys/s · batch \(p.batch)"
+            line("\(grouped(p.deleted)) \(setsTTL ? "updated" : "deleted") of \(grouped(p.total)) · \(String(format: "%.1f", p.elapsed)) s · \(grouped(Int(p.rate))) keys/s · batch \(p.batch)"
                  + (p.eta.map { " · ETA \(String(format: "%.1f", $0)) s" } ?? ""))
         }
         switch w.phase {
@@ -194,7 +263,7 @@ enum WriteFlowModule {
             if n == 0 { line("Nothing to do. Any key closes.", .dim) }
             else { line("Type \(n) and Enter to carry it out; Esc cancels: " + w.typed + "▏", .prompt) }
         case .running(_, let p):
-            line("\(w.request.action == .expire ? "Setting TTLs" : "Deleting with UNLINK"), paced to the server's latency… Esc stops after the current batch.", .info)
+            line("\(setsTTL ? "Setting TTLs" : "Deleting with UNLINK"), paced to the server's latency… Esc stops after the current batch.", .info)
             bar(p)
         case .cancelling(_, let p):
             line("Stopping after the current batch…", .warning)

@@ -9,6 +9,8 @@ public struct ClusterNodeInfo: Sendable, Equatable {
     /// The host name it announces (cluster-announce-hostname), if any.
     public var hostname: String?
     public var isPrimary: Bool
+    /// The node that answered CLUSTER NODES.
+    public var isMyself = false
     /// For a replica: the id and address of the primary it follows.
     public var primaryID: String?
     public var primaryAddress: String?
@@ -18,6 +20,8 @@ public struct ClusterNodeInfo: Sendable, Equatable {
     public var flags: [String]
     /// The cluster bus link as the seed sees it (connected, disconnected).
     public var link: String
+    /// Slots being moved: `[slot->-id]` migrating to, `[slot-<-id]` importing from, another node.
+    public var slotsInMotion: [SlotMotion] = []
     /// Its INFO, or why it could not be read.
     public var info: ServerInfo?
     public var error: String?
@@ -40,6 +44,12 @@ public struct ClusterNodeInfo: Sendable, Equatable {
     public var replicaLinkUp: Bool? { isPrimary ? nil : info.map { $0["master_link_status"] == "up" } }
 }
 
+/// A slot a node is migrating to (or importing from) another node, by that node's id.
+public struct SlotMotion: Sendable, Equatable {
+    public var slot: Int
+    public var otherID: String
+}
+
 public enum ClusterNodes {
     /// Parses CLUSTER NODES: `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong> <epoch> <link> <slot>…`.
     public static func parse(_ text: String) -> [ClusterNodeInfo] {
@@ -57,14 +67,25 @@ public enum ClusterNodes {
             if let at = addr.firstIndex(of: "@") { addr = String(addr[..<at]) }
             let flags = f[2].split(separator: ",").map(String.init)
             var ranges: [ClosedRange<Int>] = []
-            for s in f.dropFirst(8) where !s.hasPrefix("[") {   // [slot->-id] marks a migration, not ownership
+            var motion: [SlotMotion] = []
+            for s in f.dropFirst(8) {
+                if s.hasPrefix("[") {   // [slot->-id] marks a migration, not ownership
+                    let inner = s.dropFirst().dropLast()
+                    for arrow in ["->-", "-<-"] {
+                        if let r = inner.range(of: arrow), let slot = Int(inner[..<r.lowerBound]) {
+                            motion.append(SlotMotion(slot: slot, otherID: String(inner[r.upperBound...])))
+                        }
+                    }
+                    continue
+                }
                 let p = s.split(separator: "-")
                 if p.count == 2, let a = Int(p[0]), let b = Int(p[1]), a <= b { ranges.append(a...b) }
                 else if p.count == 1, let a = Int(p[0]) { ranges.append(a...a) }
             }
-            out.append(ClusterNodeInfo(id: f[0], address: addr, hostname: hostname, isPrimary: flags.contains("master"),
+            out.append(ClusterNodeInfo(id: f[0], address: addr, hostname: hostname, isPrimary: flags.contains("master"), isMyself: flags.contains("myself"),
                                        primaryID: f[3] == "-" ? nil : f[3], primaryAddress: nil, slotRanges: ranges,
-                                       flags: flags.filter { !["master", "slave", "myself"].contains($0) }, link: f[7]))
+                                       flags: flags.filter { !["master", "slave", "myself"].contains($0) }, link: f[7],
+                                       slotsInMotion: motion))
         }
         for i in out.indices { if let p = out[i].primaryID { out[i].primaryAddress = out.first { $0.id == p }?.address } }
         // Primaries by first slot, each followed by its replicas.

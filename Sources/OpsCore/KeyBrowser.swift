@@ -266,7 +266,7 @@ public struct KeyWindow: Sendable, Equatable {
     }
 
     /// The window, read again: re-read rows replace theirs; gone ones stay, marked gone.
-    public mutating func update(_ fresh: [KeyInfo], goneAt: Double) {
+    public mutating func update(_ fresh: [KeyInfo]) {
         var byKey: [Bytes: KeyInfo] = [:]
         for f in fresh { byKey[f.key] = f }
         for i in rows.indices {

@@ -105,8 +105,8 @@ public final class NodeSet: @unchecked Sendable {
     public var replicaReads = false
     private var pool: [Endpoint: RedisConnection] = [:]
     private var seedConn: RedisConnection?
-    /// Things worth telling the operator (a node failed and the work moved on).
-    public var onNotice: ((String) -> Void)?
+    /// What each node has taught about its latency, kept across listings and writes.
+    private var pacers: [Endpoint: Pacer] = [:]
 
     /// Connects to the seed and asks whether it is part of a cluster (INFO cluster).
     public convenience init(config: ConnectionConfig, replicaReads: Bool = false) throws {
@@ -164,6 +164,12 @@ public final class NodeSet: @unchecked Sendable {
         return c
     }
 
+    /// A connection of its own to a node (not pooled): for a caller that keeps requests in
+    /// flight on it while others use the pooled connection to the same node.
+    public func dedicatedConnection(to ep: Endpoint) throws -> RedisConnection {
+        try RedisConnection(isCluster ? config(for: ep) : config)
+    }
+
     /// How to reach a node: the operator's settings with its address, verified (over TLS)
     /// by the name it announces, or an IP-only node by --sni (if given) or its IP.
     public func config(for ep: Endpoint) -> ConnectionConfig {
@@ -183,20 +189,32 @@ public final class NodeSet: @unchecked Sendable {
         public var shard: Int
         public var endpoint: Endpoint
         public var isReplica: Bool
-        public var slotCount: Int
     }
 
     /// One target per shard (the seed alone when not a cluster).
     public func scanTargets() -> [ScanTarget] {
         guard isCluster, let t = topology else {
-            return [ScanTarget(shard: 0, endpoint: Endpoint(host: config.host, port: config.port), isReplica: false, slotCount: 16384)]
+            return [ScanTarget(shard: 0, endpoint: Endpoint(host: config.host, port: config.port), isReplica: false)]
         }
         return t.shards.map { s in
             if replicaReads, let r = s.replicas.first {
-                return ScanTarget(shard: s.firstSlot, endpoint: r, isReplica: true, slotCount: s.slotCount)
+                return ScanTarget(shard: s.firstSlot, endpoint: r, isReplica: true)
             }
-            return ScanTarget(shard: s.firstSlot, endpoint: s.primary, isReplica: false, slotCount: s.slotCount)
+            return ScanTarget(shard: s.firstSlot, endpoint: s.primary, isReplica: false)
         }
+    }
+
+    /// The pacer of a node (made on first use with this budget, in seconds).
+    public func pacer(for ep: Endpoint, budget: Double) -> Pacer {
+        if let p = pacers[ep], p.budget == max(0.0001, budget) { return p }
+        let p = Pacer(budget: budget)
+        pacers[ep] = p
+        return p
+    }
+
+    /// A node of the slot map, by its address as shown (`host:port`).
+    public func knownEndpoint(_ address: String) -> Endpoint? {
+        topology?.shards.flatMap { [$0.primary] + $0.replicas }.first { $0.description == address }
     }
 
     /// Whether some replica could serve reads (for the "falls back to primaries" notice).
@@ -255,11 +273,6 @@ public final class NodeSet: @unchecked Sendable {
         pool.removeAll()
         seedConn?.close()
         seedConn = nil
-    }
-
-    public func closeExceptSeed() {
-        for c in pool.values where c !== seedConn { c.close() }
-        pool.removeAll()
     }
 }
 

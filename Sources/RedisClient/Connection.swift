@@ -48,6 +48,9 @@ public final class RedisConnection: @unchecked Sendable {
     public private(set) var clientID: Int64?
     /// READONLY was sent (reads from a cluster replica).
     public var readOnlyMode = false
+    /// How long the handshake's pipeline (AUTH, PING, CLIENT SETNAME/ID) took: a first
+    /// measure of the round trip, the server's time being negligible.
+    public private(set) var handshakeRTT: Double = 0
 
     public init(_ config: ConnectionConfig) throws {
         self.config = config
@@ -112,7 +115,9 @@ public final class RedisConnection: @unchecked Sendable {
         }
         let idIndex = cmds.count
         cmds.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "ID")])
+        let t0 = monotonicNow()
         let replies = try pipeline(cmds)
+        handshakeRTT = monotonicNow() - t0
         if authIndex >= 0, let e = replies[authIndex].errorReply {
             let who = config.user.map { "user '\($0)'" } ?? "the default user"
             if e.message.contains("without any password configured") {
@@ -175,6 +180,30 @@ public final class RedisConnection: @unchecked Sendable {
         } catch let e as RedisError {
             throw breakConnection(e)
         }
+    }
+
+    /// The socket, for a caller that polls several connections at once.
+    public var fd: Int32 { transport.fd }
+    /// Decrypted bytes waiting inside OpenSSL (poll cannot see them).
+    public var hasBufferedInput: Bool { transport.hasBufferedInput }
+
+    /// The replies that can be read now, without waiting (none when nothing arrived).
+    /// A failure breaks the connection and is thrown once the replies before it are taken.
+    public func availableReplies() throws -> [RESPValue] {
+        if let f = failure { throw f }
+        var out: [RESPValue] = []
+        do {
+            while let v = try decoder.next() { out.append(v) }
+            _ = try fillAvailable()
+            while let v = try decoder.next() { out.append(v) }
+        } catch let e as ProtocolError {
+            if out.isEmpty { throw breakConnection(.protocolViolation(e.message)) }
+            heldFailure = RedisError.protocolViolation(e.message)
+        } catch let e as RedisError {
+            if out.isEmpty { throw breakConnection(e) }
+            heldFailure = e
+        }
+        return out
     }
 
     /// Reads more bytes into the decoder.

@@ -34,10 +34,41 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Worth retrying after a backoff (the server may come back); auth, TLS trust and usage errors are not.
     public var isTransient: Bool {
+        switch disposition { case .retry, .failover: return true; case .fatal, .redirect: return false }
+    }
+
+    /// The one classification of failures, used by listings, writes and the workers alike.
+    public var disposition: Disposition {
         switch self {
-        case .connect, .closed, .timeout, .protocolViolation: return true
-        case .server(let e): return e.kind == .loading || e.kind == .tryAgain || e.kind == .clusterDown || e.kind == .busy
-        case .tls, .auth, .usage: return false
+        case .connect, .closed, .timeout, .protocolViolation: return .failover
+        case .server(let e): return e.disposition
+        case .tls, .auth, .usage: return .fatal
+        }
+    }
+}
+
+/// What to do about a failure.
+public enum Disposition: Sendable, Equatable {
+    /// Not carried out; the server asks for a moment (LOADING, BUSY, TRYAGAIN, CLUSTERDOWN,
+    /// MASTERDOWN): the same command may be sent again after a pause, within a deadline.
+    case retry
+    /// The connection is gone or no longer leads to a primary (a reply lost, a node down,
+    /// READONLY after a failover): connect again (the slot map read again). A write sent on it
+    /// has an unknown outcome until it is checked; it is never simply sent again.
+    case failover
+    /// Not carried out; the cluster names the node to ask (MOVED, ASK).
+    case redirect
+    /// Retrying cannot help: credentials, TLS trust, NOPERM, an unknown command, bad input.
+    case fatal
+}
+
+extension ServerError {
+    public var disposition: Disposition {
+        switch kind {
+        case .loading, .busy, .tryAgain, .clusterDown, .masterDown: return .retry
+        case .readOnly: return .failover
+        case .moved, .ask: return .redirect
+        case .wrongPass, .noAuth, .noPerm, .unknownCommand, .wrongType, .other: return .fatal
         }
     }
 }

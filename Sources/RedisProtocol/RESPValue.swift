@@ -47,7 +47,7 @@ public enum RESPValue: Sendable, Equatable, Hashable {
 /// An error reply from the server, classified by its code (the first word).
 public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        case wrongPass, noAuth, noPerm, loading, readOnly, unknownCommand, moved, ask, tryAgain, clusterDown, busy, wrongType, other
+        case wrongPass, noAuth, noPerm, loading, readOnly, unknownCommand, moved, ask, tryAgain, clusterDown, masterDown, busy, wrongType, other
     }
     public let code: String
     public let message: String
@@ -69,6 +69,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible {
         case "TRYAGAIN": kind = .tryAgain
         case "CLUSTERDOWN": kind = .clusterDown
         case "BUSY": kind = .busy
+        case "MASTERDOWN": kind = .masterDown
         case "WRONGTYPE": kind = .wrongType
         case "ERR":
             if line.contains("unknown command") || line.contains("unknown subcommand") { kind = .unknownCommand }

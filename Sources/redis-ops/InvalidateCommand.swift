@@ -6,8 +6,13 @@ import RedisProtocol
 import OpsCore
 import ConsoleUI
 
-private let interrupted = Atomic<Bool>(false)
-private func onInterrupt(_ sig: Int32) { interrupted.store(true, ordering: .relaxed) }
+/// The signal that asked a running write to stop (0: none).
+private let interruptedBy = Atomic<Int32>(0)
+private func onInterrupt(_ sig: Int32) { _ = interruptedBy.compareExchange(expected: 0, desired: sig, ordering: .relaxed) }
+
+func signalName(_ sig: Int32) -> String {
+    switch sig { case SIGINT: return "SIGINT"; case SIGTERM: return "SIGTERM"; case SIGHUP: return "SIGHUP"; default: return "signal \(sig)" }
+}
 
 /// How keys are named on the command line: literally, as `\xHH` escapes, or in base64.
 struct KeyNaming: ParsableArguments {
@@ -56,11 +61,14 @@ enum WriteCLI {
     static func run(_ req: WriteRequest, connection: ConnectionOptionGroup, schema: KeySchema, opts: ConnectionOptions,
                     dryRun: Bool, yes: Bool, json: Bool, maxLatencyMs: Double?) throws {
         if opts.readOnly && !dryRun {
-            throw CLIError.usage("read-only mode: \(req.action.rawValue) is refused (nothing was changed); --dry-run is allowed")
+            throw CLIError.usage("read-only mode: \(req.action.kind.rawValue) is refused (nothing was changed); --dry-run is allowed")
         }
+        let audit = connection.audit
+        // Nothing is read or written before we know the record can be kept.
+        do { try audit.check() } catch let e as AuditUnavailable { throw CLIError.usage(e.description) }
         let nodes = try connection.nodes(opts)
         let session = WriteSession(nodes: nodes, schema: schema,
-                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: opts.readOnly, audit: connection.audit))
+                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: opts.readOnly, audit: audit))
         if let m = maxLatencyMs { session.pacing = Pacing(latencyBudgetMs: m) }
         session.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
         let plan: WritePlan
@@ -69,36 +77,56 @@ enum WriteCLI {
             Output.warn("note: \(plan.protectedSkipped) protected key(s) (\(schema.protectedPatterns.joined(separator: ", "))) left out; name the namespace in --match to include them")
         }
         if dryRun {
-            output(session.recordDryRun(plan), json: json)
+            let r = session.recordDryRun(plan)
+            output(r, json: json)
+            if let e = r.auditError { Output.flush(); throw CLIError.runtime("the dry run could not be recorded: \(e)") }
             return
+        }
+        let changes: String
+        switch req.action {
+        case .expire(let ttl, _): changes = "given a TTL of \(ttl) s (EXPIRE)"
+        case .persist: changes = "made persistent (PERSIST)"
+        case .invalidate, .delete, .reset, .release, .publish, .kill, .config: changes = "deleted (UNLINK)"
         }
         if !plan.keys.isEmpty && !yes {
             guard isatty(0) == 1 else {
-                throw CLIError.usage("\(plan.keys.count) keys match; refusing to \(req.action == .expire ? "change them" : "delete") without --yes (no terminal to ask on)")
+                throw CLIError.usage("\(plan.keys.count) keys match; refusing to \(req.action.updatesTTL ? "change them" : "delete") without --yes (no terminal to ask on)")
             }
-            Output.warn("\(plan.keys.count) key(s) will be \(req.action == .expire ? "given a TTL of \(req.ttl ?? schema.cacheTTL) s (EXPIRE)" : "deleted (UNLINK)"), for example:")
+            Output.warn("\(plan.keys.count) key(s) will be \(changes), for example:")
             for k in plan.sample { Output.warn("  " + Escaper.string(k)) }
             Output.warn("Type \(plan.keys.count) to go ahead, anything else to cancel: ")
             let answer = readLine()?.trimmingCharacters(in: .whitespaces)
             guard answer == String(plan.keys.count) else { throw CLIError.usage("not confirmed; nothing was changed") }
         }
-        signal(SIGINT, onInterrupt)
+        // From here a signal (Ctrl-C, a closed ssh session, `kill`) stops the run after the
+        // current batch: the report and the outcome record are still written.
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, onInterrupt) }
         let tty = isatty(2) == 1
         var last = 0.0
-        let r = session.execute(plan, cancelled: { interrupted.load(ordering: .relaxed) }) { p in
-            let t = monotonicNow()
-            guard tty, t - last > 0.2 else { return }
-            last = t
-            Output.warnTrusted("\u{1B}[2K\r\(p.done)/\(p.total) · \(Int(p.rate)) keys/s\u{1B}[1A")
+        let r: WriteReport
+        do {
+            r = try session.execute(plan, cancelled: { interruptedBy.load(ordering: .relaxed) != 0 }, progress: { p in
+                let t = monotonicNow()
+                guard tty, t - last > 0.2 else { return }
+                last = t
+                Output.warnTrusted("\u{1B}[2K\r\(p.done)/\(p.total) · \(Int(p.rate)) keys/s\u{1B}[1A")
+            }, signal: { let s = interruptedBy.load(ordering: .relaxed); return s == 0 ? nil : signalName(s) })
+        } catch let e as AuditUnavailable {
+            throw CLIError.usage(e.description)
         }
-        signal(SIGINT, SIG_DFL)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
         output(r, json: json)
         Output.flush()
-        if r.unknown > 0 && !json { Output.warn("redis-ops: warning: the outcome of \(r.unknown) key(s) is unknown (their reply never arrived); they no longer exist") }
+        if let e = r.auditError { Output.warn("redis-ops: the outcome could not be recorded in the audit log: \(e)") }
+        let sig = interruptedBy.load(ordering: .relaxed)
+        if r.cancelled && sig != 0 {
+            Output.warn("redis-ops: \(signalName(sig)): stopped after \(r.deleted + r.updated) of \(r.matched); \(r.notAttempted) not attempted\(r.unknown > 0 ? ", \(r.unknown) unknown" : "")")
+            Glibc.exit(128 + sig)
+        }
         if let e = r.error {
             throw CLIError.runtime("stopped after \(r.deleted + r.updated) of \(r.matched) (\(r.notAttempted) not attempted, \(r.unknown) unknown): \(Escaper.string(e))")
         }
-        if r.cancelled { Output.warn("redis-ops: interrupted after \(r.deleted + r.updated) of \(r.matched); \(r.notAttempted) not attempted"); Glibc.exit(130) }
+        if r.auditError != nil { Glibc.exit(1) }
     }
 
     static func output(_ r: WriteReport, json: Bool) {
@@ -175,9 +203,8 @@ struct ExpireCommand: ParsableCommand {
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
         PrefixHint.check(glob: match, keys: keys, schema: schema)
-        var req = WriteRequest(action: .expire, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
-        req.ttl = ttl ?? schema.cacheTTL
-        req.onlyWithoutTTL = !all
+        let req = WriteRequest(action: .expire(ttl: ttl ?? schema.cacheTTL, onlyWithoutTTL: !all), keys: try naming.keys(keys).map { schema.fullKey($0) },
+                               glob: try naming.glob(match))
         try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
     }
 }
@@ -196,12 +223,17 @@ struct PublishCommand: ParsableCommand {
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
         if opts.readOnly { throw CLIError.usage("read-only mode: publish is refused (nothing was published)") }
+        let audit = connection.audit
+        do { try audit.check() } catch let e as AuditUnavailable { throw CLIError.usage(e.description) }
         let session = WriteSession(nodes: try connection.nodes(opts), schema: schema,
-                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: false, audit: connection.audit))
+                                   context: WriteContext(server: opts.summary, aclUser: opts.config.user, readOnly: false, audit: audit))
         let plan = WritePlan(request: .publish(channel: Bytes(utf8: channel), payload: Bytes(utf8: payload)), keys: [])
-        let r = session.execute(plan)
+        let r: WriteReport
+        do { r = try session.execute(plan) } catch let e as AuditUnavailable { throw CLIError.usage(e.description) }
+        if let e = r.auditError { Output.warn("redis-ops: the outcome could not be recorded in the audit log: \(e)") }
         if let e = r.error { throw CLIError.runtime(e) }
         if json { Output.line(JSON.object([("channel", .string(channel)), ("receivers", .int(Int64(r.receivers ?? 0)))]).serialized()) }
         else { Output.line("published to \(r.receivers ?? 0) subscriber\(r.receivers == 1 ? "" : "s")") }
+        if r.auditError != nil { Output.flush(); Glibc.exit(1) }
     }
 }

@@ -148,13 +148,15 @@ final class KeysViewTests: XCTestCase {
         var s = loaded()
         send(&s, [.char("g")], ChannelTail())
         XCTAssertEqual(send(&s, [.char("d")], ChannelTail()), [])
-        XCTAssertTrue(s.confirm!.question.hasPrefix("Delete app:bin:\\e[2J (string, 50 B, TTL none)?"), s.confirm!.question)
+        XCTAssertEqual(s.confirm!.question, "Delete this key? (UNLINK, audited)")
+        XCTAssertEqual(s.confirm!.subject, "app:bin:\\e[2J")
+        XCTAssertEqual(s.confirm!.detail, "string · 50 B · TTL none")
         let k = Bytes(utf8: "app:bin:\u{1B}[2J")
-        XCTAssertEqual(send(&s, [.char("y")], ChannelTail()), [.execute(WritePlan(request: WriteRequest(action: .delete, keys: [k]), keys: [k]))])
+        XCTAssertEqual(send(&s, [.char("y")], ChannelTail()), [.execute(id: 1, WritePlan(request: WriteRequest(action: .delete, keys: [k]), keys: [k]))])
         var r = WriteReport(action: .delete, matched: 1)
         r.deleted = 1
         r.sample = [k]
-        _ = Reducer.reduce(&s, .written(r), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .written(id: 1, r), tail: ChannelTail())
         XCTAssertTrue(s.keys.visible(0).isGone, "shown gone at once")
         XCTAssertTrue(s.flash!.text.contains("deleted app:bin:\\e[2J"))
         var ro = loaded()
@@ -174,11 +176,11 @@ final class KeysViewTests: XCTestCase {
         XCTAssertTrue(s.prompt!.suggested)
         var fx = send(&s, typed("workspace:*") + [.enter], ChannelTail())
         let req = WriteRequest(action: .invalidate, glob: "workspace:*")
-        XCTAssertEqual(fx, [.plan(req)])
-        _ = Reducer.reduce(&s, .planProgress(3), tail: ChannelTail())
+        XCTAssertEqual(fx, [.plan(id: 1, req)])
+        _ = Reducer.reduce(&s, .planProgress(id: 1, 3), tail: ChannelTail())
         var plan = WritePlan(request: req, keys: (0..<79).map { Bytes(utf8: "app:workspace:\($0)") })
         plan.protectedSkipped = 2
-        _ = Reducer.reduce(&s, .planned(plan), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .planned(id: 1, plan), tail: ChannelTail())
         let g = render(s)
         assertSnapshot(g, named: "keys-invalidate-confirm")
         XCTAssertTrue(g.text.contains("Dry run: 79 keys would be deleted"))
@@ -190,16 +192,16 @@ final class KeysViewTests: XCTestCase {
         fx = send(&s, typed("78") + [.enter], ChannelTail())
         XCTAssertEqual(fx, [], "the wrong count does nothing")
         fx = send(&s, [.backspace] + typed("9") + [.enter], ChannelTail())
-        XCTAssertEqual(fx, [.execute(plan)])
-        _ = Reducer.reduce(&s, .writeProgress(WriteProgress(done: 40, total: 79, deleted: 40, elapsed: 0.5, batch: 256)), tail: ChannelTail())
+        XCTAssertEqual(fx, [.execute(id: 1, plan)])
+        _ = Reducer.reduce(&s, .writeProgress(id: 1, WriteProgress(done: 40, total: 79, deleted: 40, elapsed: 0.5, batch: 256)), tail: ChannelTail())
         assertSnapshot(render(s), named: "keys-invalidate-running")
-        XCTAssertEqual(send(&s, [.escape], ChannelTail()), [.cancelWrite])
+        XCTAssertEqual(send(&s, [.escape], ChannelTail()), [.cancelWrite(id: 1)])
         var rep = WriteReport(action: .invalidate, matched: 79)
         rep.deleted = 40; rep.cancelled = true
-        fx = Reducer.reduce(&s, .written(rep), tail: ChannelTail())
+        fx = Reducer.reduce(&s, .written(id: 1, rep), tail: ChannelTail())
         XCTAssertEqual(fx.count, 1, "the browser rescans after an invalidation")
         XCTAssertTrue(render(s).text.contains("matched 79 · deleted 40 · already gone 0 · failed 0 · unknown 0"), render(s).text)
-        XCTAssertTrue(render(s).text.contains("39 key(s) not attempted"))
+        XCTAssertTrue(render(s).text.contains("39 keys not attempted (cancelled)"), render(s).text)
         send(&s, [.char("x")], ChannelTail())
         XCTAssertNil(s.write)
     }
@@ -210,17 +212,16 @@ final class KeysViewTests: XCTestCase {
         XCTAssertEqual(s.keys.selectedKey, Bytes(utf8: "app:workspace:leaked"))
         send(&s, [.char("e")], ChannelTail())
         XCTAssertTrue(s.confirm!.question.contains("cache TTL (300 s)"), s.confirm!.question)
-        guard case .execute(let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
-        XCTAssertEqual(plan.request.action, .expire)
-        XCTAssertEqual(plan.request.ttl, 300)
-        XCTAssertTrue(plan.request.onlyWithoutTTL)
+        XCTAssertEqual(s.confirm!.subject, "app:workspace:leaked")
+        guard case .execute(_, let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
+        XCTAssertEqual(plan.request.action, .expire(ttl: 300, onlyWithoutTTL: true))
         send(&s, [.char("g")], ChannelTail())
         send(&s, [.char("e")], ChannelTail())
         XCTAssertEqual(s.prompt?.text, "workspace:*", "on another key: a pattern, the cache's by default")
         let fx = send(&s, [.enter], ChannelTail())
-        guard case .plan(let req)? = fx.first else { return XCTFail("\(fx)") }
+        guard case .plan(_, let req)? = fx.first else { return XCTFail("\(fx)") }
         XCTAssertEqual(req.glob, "workspace:*")
-        XCTAssertTrue(req.onlyWithoutTTL)
+        XCTAssertEqual(req.action, .expire(ttl: 300, onlyWithoutTTL: true))
     }
 
     func testLocksView() {
@@ -240,14 +241,15 @@ final class KeysViewTests: XCTestCase {
         XCTAssertEqual(s.locks.board.visible.count, 1, "/ filters the locks")
         send(&s, [.escape], ChannelTail())
         send(&s, [.char("d")], ChannelTail())
-        XCTAssertTrue(s.confirm!.question.contains("Release app:lock:workspace:17 (value “1”, no TTL (stuck)"), s.confirm!.question)
-        guard case .execute(let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
-        XCTAssertEqual(plan.request.action, .release)
-        XCTAssertEqual(plan.request.expectations[Bytes(utf8: "app:lock:workspace:17")], LockExpectation(value: Bytes(utf8: "1"), pttl: -1, readAt: s.now))
-        var rep = WriteReport(action: .release, matched: 1)
+        XCTAssertEqual(s.confirm!.subject, "app:lock:workspace:17")
+        XCTAssertTrue(s.confirm!.detail.hasPrefix("value “1” · no TTL (stuck)"), s.confirm!.detail)
+        guard case .execute(let id, let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
+        let k17 = Bytes(utf8: "app:lock:workspace:17")
+        XCTAssertEqual(plan.request.action, .release([k17: LockExpectation(value: Bytes(utf8: "1"), pttl: -1, readAt: s.now)]))
+        var rep = WriteReport(action: plan.request.action, matched: 1)
         rep.kept = 1
-        rep.sample = [Bytes(utf8: "app:lock:workspace:17")]
-        _ = Reducer.reduce(&s, .written(rep), tail: ChannelTail())
+        rep.sample = [k17]
+        _ = Reducer.reduce(&s, .written(id: id, rep), tail: ChannelTail())
         XCTAssertTrue(s.flash!.text.contains("re-acquired since it was shown: kept"), s.flash!.text)
     }
 }
@@ -298,9 +300,9 @@ final class EveryViewAtEverySizeTests: XCTestCase {
                     XCTAssertEqual(g.width, w); XCTAssertEqual(g.height, h)
                 }
                 st.helpOpen = false
-                st.write = WriteFlow(request: plan.request, phase: .confirming(plan))
+                st.write = WriteFlow(id: 1, request: plan.request, phase: .confirming(plan))
                 _ = Screen.render(st, tail: t, timeZone: utc)
-                st.write = WriteFlow(request: plan.request, phase: .running(plan, WriteProgress(done: 1, total: 1, deleted: 1, elapsed: 0.1)))
+                st.write = WriteFlow(id: 1, request: plan.request, phase: .running(plan, WriteProgress(done: 1, total: 1, deleted: 1, elapsed: 0.1)))
                 _ = Screen.render(st, tail: t, timeZone: utc)
                 st.write = nil
                 st.audit = AuditUI()

@@ -93,17 +93,17 @@ final class RateLimitsViewTests: XCTestCase {
         send(&s, [.down], ChannelTail())
         XCTAssertEqual(send(&s, [.char("r")], ChannelTail()), [])
         XCTAssertNotNil(s.confirm)
-        XCTAssertTrue(s.confirm!.question.contains("app:ratelimit:ip:10.0.0.1"))
+        XCTAssertEqual(s.confirm!.subject, "app:ratelimit:ip:10.0.0.1")
         assertSnapshot(Screen.render(s, tail: ChannelTail(), timeZone: utc), named: "ratelimits-confirm")
         XCTAssertEqual(send(&s, [.char("n")], ChannelTail()), [], "anything but y cancels")
         XCTAssertNil(s.confirm)
         send(&s, [.char("r")], ChannelTail())
         let k = Bytes(utf8: "app:ratelimit:ip:10.0.0.1")
-        XCTAssertEqual(send(&s, [.char("y")], ChannelTail()), [.execute(WritePlan(request: WriteRequest(action: .reset, keys: [k]), keys: [k]))])
+        XCTAssertEqual(send(&s, [.char("y")], ChannelTail()), [.execute(id: 1, WritePlan(request: WriteRequest(action: .reset, keys: [k]), keys: [k]))])
         var r = WriteReport(action: .reset, matched: 1)
         r.deleted = 1
         r.sample = [k]
-        _ = Reducer.reduce(&s, .written(r), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .written(id: 1, r), tail: ChannelTail())
         XCTAssertFalse(s.rateLimits.board.rows.contains { $0.identifier == Bytes(utf8: "ip:10.0.0.1") })
         var ro = state()
         ro.session.readOnly = true

@@ -62,7 +62,7 @@ final class ClusterFailoverTests: XCTestCase {
         XCTAssertEqual(plan.keys.count, keys.count)
         let victim = try XCTUnwrap(nodes.topology?.shards[1].primary)
         var killed = false
-        let r = ws.execute(plan, progress: { p in
+        let r = try ws.execute(plan, progress: { p in
             if !killed && p.done > keys.count / 4 { killed = true; cl.kill(self.index(of: victim, in: cl)) }
         })
         XCTAssertTrue(killed)

@@ -53,7 +53,7 @@ final class ClusterWriteTests: XCTestCase {
         // Before the write, slot B moves completely (MOVED), and slot C is left halfway (ASK / TRYAGAIN).
         try cl.migrate(slot: slotB, from: ownerB, to: ownerC == ownerB ? ownerA : ownerC)
         try cl.migrate(slot: slotC, from: ownerC, to: ownerB, keys: 300, finish: false)
-        let r = ws.execute(plan)
+        let r = try ws.execute(plan)
         XCTAssertNil(r.error, "\(r)")
         XCTAssertTrue(r.completed)
         XCTAssertEqual(r.deleted, keys.count, "\(r)")

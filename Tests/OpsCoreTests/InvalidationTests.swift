@@ -38,7 +38,7 @@ final class InvalidationTests: XCTestCase {
         let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         XCTAssertEqual(Set(plan.keys), Set(awkward))
         let dbBefore = try count(c)
-        let rep = ws.execute(plan)
+        let rep = try ws.execute(plan)
         XCTAssertEqual(rep.matched, awkward.count)
         XCTAssertEqual(rep.deleted, awkward.count)
         XCTAssertTrue(rep.completed)
@@ -82,9 +82,10 @@ final class InvalidationTests: XCTestCase {
         try fill(try s.admin())
         let c = try RedisConnection(s.config(user: "viewer", password: "pw"))
         let ws = try writeSession(c)
-        ws.pacing.startBatch = 2
+        ws.pacing.fixedBatch = 2
+        ws.pacing.maxInFlight = 1
         let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
-        let rep = ws.execute(plan)
+        let rep = try ws.execute(plan)
         XCTAssertEqual(rep.deleted, 0)
         XCTAssertEqual(rep.failed, 2, "stops after the first refused batch, no blind retries")
         XCTAssertEqual(rep.notAttempted, awkward.count - 2)
@@ -103,10 +104,11 @@ final class InvalidationTests: XCTestCase {
         let end = Date().addingTimeInterval(10)
         while Date() < end, try c.call("DBSIZE").int != 50 { usleep(50_000) }
         let ws = try writeSession(c)
-        ws.pacing.startBatch = 10
+        ws.pacing.fixedBatch = 10
+        ws.pacing.maxInFlight = 1
         let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         XCTAssertEqual(plan.keys.count, 50)
-        let rep = ws.execute(plan)
+        let rep = try ws.execute(plan)
         XCTAssertEqual(rep.deleted, 0)
         XCTAssertEqual(rep.failed, 10, "stopped after the first batch")
         XCTAssertEqual(rep.notAttempted, 40)
@@ -120,14 +122,13 @@ final class InvalidationTests: XCTestCase {
         let c = try s.admin()
         _ = try c.pipeline((0..<1000).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:\($0)"), Bytes(utf8: "{}")] })
         let ws = try writeSession(c)
-        ws.pacing.startBatch = 100
-        ws.pacing.maxBatch = 100
-        ws.pacing.minBatch = 100
+        ws.pacing.fixedBatch = 100
+        ws.pacing.maxInFlight = 1
         let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         var checks = 0
         var progress: [WriteProgress] = []
         // The run looks at `cancelled` before each batch: Esc stops it within one batch.
-        let rep = ws.execute(plan, cancelled: { checks += 1; return checks > 3 }, progress: { progress.append($0) })
+        let rep = try ws.execute(plan, cancelled: { checks += 1; return checks > 3 }, progress: { progress.append($0) })
         XCTAssertTrue(rep.cancelled)
         XCTAssertEqual(rep.deleted, 300)
         XCTAssertEqual(rep.notAttempted, 700)
@@ -147,19 +148,28 @@ final class InvalidationTests: XCTestCase {
         let ws = try writeSession(c, audit: log)
         let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*"))
         ws.recordDryRun(plan)
-        let rep = ws.execute(plan)
+        let rep = try ws.execute(plan)
         XCTAssertEqual(rep.deleted, 1501)
+        // The dry run: one `done` record. The write: its `intent` (flushed before the first
+        // UNLINK), then its `done` record with the same id.
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(lines.count, 2)
-        for (i, line) in lines.enumerated() {
-            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(lines.count, 3)
+        let records = try lines.map { try XCTUnwrap(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        XCTAssertEqual(records.map { $0["phase"] as? String }, ["done", "intent", "done"])
+        XCTAssertEqual(records.map { $0["dry_run"] as? Bool }, [true, false, false])
+        XCTAssertEqual(records[1]["id"] as? String, records[2]["id"] as? String, "intent and outcome share an id")
+        XCTAssertNotEqual(records[0]["id"] as? String, records[1]["id"] as? String)
+        XCTAssertEqual(records[1]["keys_file"] as? String, records[2]["keys_file"] as? String, "one keys file for the write")
+        for (i, o) in records.enumerated() {
             XCTAssertEqual(o["action"] as? String, "invalidate")
-            XCTAssertEqual(o["dry_run"] as? Bool, i == 0)
             XCTAssertEqual(o["pattern"] as? String, "workspace:*")
             XCTAssertEqual((o["keys"] as? [Any])?.count, 1000, "the first 1000 keys inline")
             XCTAssertEqual(o["matched"] as? Int, 1501)
-            XCTAssertEqual(o["deleted"] as? Int, i == 0 ? 0 : 1501)
-            for k in ["ts", "local_user", "acl_user", "server", "already_gone", "failed", "unknown", "cancelled"] { XCTAssertNotNil(o[k], k) }
+            for k in ["ts", "id", "local_user", "acl_user", "server"] { XCTAssertNotNil(o[k], k) }
+            if i != 1 {
+                XCTAssertEqual(o["deleted"] as? Int, i == 0 ? 0 : 1501)
+                for k in ["already_gone", "failed", "unknown", "cancelled"] { XCTAssertNotNil(o[k], k) }
+            }
             // Every key, in a file next to the log: one JSON string (or base64 object) per line.
             let file = try XCTUnwrap(o["keys_file"] as? String)
             XCTAssertEqual((file as NSString).deletingLastPathComponent, (path as NSString).deletingLastPathComponent)

@@ -48,7 +48,7 @@ final class WriteOutcomeTests: XCTestCase {
         let pid = s.pid
         // The run asks `cancelled` before each batch: after 20 batches, the server stalls.
         var rounds = 0
-        let r = ws.execute(plan, cancelled: {
+        let r = try ws.execute(plan, cancelled: {
             rounds += 1
             if rounds == 20, !stopped.exchange(true, ordering: .relaxed) {
                 kill(pid, SIGSTOP)
@@ -83,7 +83,7 @@ final class WriteOutcomeTests: XCTestCase {
         let stopped = Atomic<Bool>(false)
         let pid = s.pid
         var rounds = 0
-        let r = ws.execute(plan, cancelled: {
+        let r = try ws.execute(plan, cancelled: {
             rounds += 1
             if rounds == 10, !stopped.exchange(true, ordering: .relaxed) { kill(pid, SIGSTOP) }
             return false
@@ -120,29 +120,27 @@ final class WriteOutcomeTests: XCTestCase {
         // Meanwhile workspace:2's lock expired and was taken again by another worker (TTL back to 10 s).
         try admin.call("DEL", "app:lock:workspace:2")
         try lock(admin, "app:lock:workspace:2", ttl: 10)
-        func release(_ k: String) -> WriteReport {
+        func release(_ k: String) throws -> WriteReport {
             let key = Bytes(utf8: k)
             let row = shown[key]!
-            var req = WriteRequest(action: .release, keys: [key])
             var pttl: Int64 = -1
             if case .expiresIn(let ms)? = row.ttl { pttl = ms }
-            req.expectations[key] = LockExpectation(value: row.value, pttl: pttl, readAt: row.readAt)
-            return ws.execute(WritePlan(request: req, keys: [key]))
+            let req = WriteRequest(action: .release([key: LockExpectation(value: row.value, pttl: pttl, readAt: row.readAt)]), keys: [key])
+            return try ws.execute(WritePlan(request: req, keys: [key]))
         }
-        XCTAssertEqual(release("app:lock:workspace:1").deleted, 1, "still the lock shown: released")
+        XCTAssertEqual(try release("app:lock:workspace:1").deleted, 1, "still the lock shown: released")
         XCTAssertEqual(try admin.call("EXISTS", "app:lock:workspace:1").int, 0)
-        let again = release("app:lock:workspace:2")
+        let again = try release("app:lock:workspace:2")
         XCTAssertEqual(again.kept, 1, "re-acquired since shown: kept")
         XCTAssertEqual(again.deleted, 0)
         XCTAssertEqual(try admin.call("EXISTS", "app:lock:workspace:2").int, 1, "the new owner keeps its lock")
-        XCTAssertEqual(release("app:lock:workspace:3").deleted, 1, "a stuck lock (no TTL) still stuck: released")
+        XCTAssertEqual(try release("app:lock:workspace:3").deleted, 1, "a stuck lock (no TTL) still stuck: released")
         // A stuck lock that got a TTL meanwhile is not the one shown.
         try lock(admin, "app:lock:workspace:4", ttl: nil)
         let shown4 = try board.refresh([Bytes(utf8: "app:lock:workspace:4")])[0]
         try admin.call("EXPIRE", "app:lock:workspace:4", "10")
-        var req = WriteRequest(action: .release, keys: [shown4.key])
-        req.expectations[shown4.key] = LockExpectation(value: shown4.value, pttl: -1, readAt: shown4.readAt)
-        XCTAssertEqual(ws.execute(WritePlan(request: req, keys: [shown4.key])).kept, 1)
+        let req = WriteRequest(action: .release([shown4.key: LockExpectation(value: shown4.value, pttl: -1, readAt: shown4.readAt)]), keys: [shown4.key])
+        XCTAssertEqual(try ws.execute(WritePlan(request: req, keys: [shown4.key])).kept, 1)
     }
 
     func testReleaseKeepsALockReacquiredSinceItWasShown() throws {
@@ -167,14 +165,12 @@ final class WriteOutcomeTests: XCTestCase {
         let log = AuditLog(path: NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log")
         let ws = WriteSession(nodes: try NodeSet(seed: c), schema: KeySchema(prefix: "app:"),
                               context: WriteContext(server: "t", aclUser: nil, readOnly: false, audit: log))
-        var req = WriteRequest(action: .expire, glob: "workspace:*")
-        req.ttl = 300
-        req.onlyWithoutTTL = true
+        let req = WriteRequest(action: .expire(ttl: 300, onlyWithoutTTL: true), glob: "workspace:*")
         let plan = try ws.plan(req)
         XCTAssertEqual(Set(plan.keys.map(\.lossyString)), Set((0..<5).map { "app:workspace:leak-\($0)" }), "the dry run lists only the leak")
         try c.call("PERSIST", "app:workspace:3")   // a key that lost its TTL after the dry run is not in the plan
         try c.call("EXPIRE", "app:workspace:leak-4", "60")   // one that got a TTL meanwhile keeps it (EXPIRE NX)
-        let r = ws.execute(plan)
+        let r = try ws.execute(plan)
         XCTAssertEqual(r.updated, 4)
         XCTAssertEqual(r.alreadyGone, 1, "already had a TTL: unchanged")
         for i in 0..<4 { XCTAssertGreaterThan(try c.call("TTL", "app:workspace:leak-\(i)").int ?? -1, 290) }
@@ -196,7 +192,7 @@ final class WriteOutcomeTests: XCTestCase {
                                   context: WriteContext(server: "t", aclUser: nil, readOnly: false, audit: nil))
             ws.pacing = Pacing(latencyBudgetMs: budgetMs)
             var biggest = 0
-            let r = ws.execute(try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*")), progress: { biggest = max(biggest, $0.batch) })
+            let r = try ws.execute(try ws.plan(WriteRequest(action: .invalidate, glob: "workspace:*")), progress: { biggest = max(biggest, $0.batch) })
             XCTAssertEqual(r.deleted, 60_000)
             return biggest
         }
@@ -213,13 +209,13 @@ final class WriteOutcomeTests: XCTestCase {
         let log = AuditLog(path: NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log")
         let ws = WriteSession(nodes: try NodeSet(seed: c), schema: KeySchema(prefix: "app:"),
                               context: WriteContext(server: "t", aclUser: nil, readOnly: true, audit: log))
-        for action in [WriteAction.invalidate, .delete, .reset, .expire] {
+        for action in [WriteAction.invalidate, .delete, .reset, .expire(ttl: 300, onlyWithoutTTL: true)] {
             let plan = WritePlan(request: WriteRequest(action: action, keys: [Bytes(utf8: "app:workspace:1")]), keys: [Bytes(utf8: "app:workspace:1")])
-            let r = ws.execute(plan)
+            let r = try ws.execute(plan)
             XCTAssertTrue(r.error?.contains("read-only mode") == true, "\(action)")
             XCTAssertEqual(r.deleted + r.updated, 0)
         }
-        XCTAssertTrue(ws.execute(WritePlan(request: .publish(channel: Bytes(utf8: "c"), payload: Bytes(utf8: "x")), keys: [])).error?.contains("read-only") == true)
+        XCTAssertTrue(try ws.execute(WritePlan(request: .publish(channel: Bytes(utf8: "c"), payload: Bytes(utf8: "x")), keys: [])).error?.contains("read-only") == true)
         XCTAssertEqual(try c.call("TTL", "app:workspace:1").int, -1)
         XCTAssertEqual(try c.call("EXISTS", "app:workspace:1").int, 1)
         ws.recordDryRun(try ws.plan(WriteRequest(action: .invalidate, glob: "*")))

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+import RedisProtocol
+
+/// One connection with many requests in flight: each request (a flight of commands) goes
+/// out when the caller sends it, the replies are matched to requests in order as they
+/// arrive, and each request's reply time teaches the connection's `Pacer`. Round trips,
+/// not keys, are the cost through a tunnel: a lane keeps the pipe full instead of waiting.
+/// Used by one thread.
+public final class Lane<Tag> {
+    public let conn: RedisConnection
+    public let pacer: Pacer
+    private struct Flight {
+        var tag: Tag?          // nil: a PING of the pacer's
+        var count: Int
+        var sentAt: Double
+        var kind: Pacer.Kind?
+        var units: Int
+    }
+    private var inflight = Deque<Flight>()
+    private var partial: [RESPValue] = []
+    /// Most requests in flight at once.
+    public var maxInFlight = 64
+
+    public init(_ conn: RedisConnection, pacer: Pacer) {
+        self.conn = conn
+        self.pacer = pacer
+        if conn.handshakeRTT > 0 { pacer.observePing(conn.handshakeRTT) }
+    }
+
+    /// Requests sent whose replies have not all arrived (PINGs included).
+    public var outstanding: Int { inflight.count }
+    /// When the oldest request still waiting was sent.
+    public var oldestSentAt: Double? { inflight.first?.sentAt }
+    public var isIdle: Bool { inflight.isEmpty }
+    public var hasRoom: Bool { inflight.count < maxInFlight }
+
+    /// Sends a request now (the caller asked the pacer whether it may). `kind` nil: the
+    /// reply time teaches nothing (a read of a few keys, say).
+    public func send(_ commands: [[Bytes]], tag: Tag, kind: Pacer.Kind?, units: Int) throws {
+        precondition(!commands.isEmpty)
+        let now = monotonicNow()
+        if let k = kind { pacer.spend(pacer.estimate(k, units: units), now: now) }
+        try sendPingIfDue(now)
+        try conn.send(commands)
+        inflight.append(Flight(tag: tag, count: commands.count, sentAt: now, kind: kind, units: units))
+    }
+
+    private func sendPingIfDue(_ now: Double) throws {
+        guard pacer.pingDue(now: now) else { return }
+        pacer.pingSent(now: now)
+        try conn.send([[Bytes(utf8: "PING")]])
+        inflight.append(Flight(tag: nil, count: 1, sentAt: now, kind: nil, units: 0))
+    }
+
+    /// The requests whose replies are all here now, in order (without waiting).
+    public func completed() throws -> [(tag: Tag, replies: [RESPValue])] {
+        let replies = try conn.availableReplies()
+        guard !replies.isEmpty else { return [] }
+        let now = monotonicNow()
+        var out: [(tag: Tag, replies: [RESPValue])] = []
+        var i = 0
+        while i < replies.count, let head = inflight.first {
+            let need = head.count - partial.count
+            let take = min(need, replies.count - i)
+            partial.append(contentsOf: replies[i..<(i + take)])
+            i += take
+            guard partial.count == head.count else { break }
+            inflight.removeFirst()
+            let rtt = now - head.sentAt
+            if let tag = head.tag {
+                if let k = head.kind { pacer.observe(k, units: head.units, rtt: rtt) }
+                out.append((tag, partial))
+            } else {
+                pacer.observePing(rtt)
+            }
+            partial = []
+        }
+        if i < replies.count {
+            conn.close()
+            throw RedisError.protocolViolation("more replies than requests")
+        }
+        return out
+    }
+
+    /// The requests whose replies never came (after a failure), oldest first; the lane is
+    /// empty afterwards.
+    public func abandon() -> [Tag] {
+        let tags = inflight.compactMap(\.tag)
+        inflight.removeAll()
+        partial = []
+        return tags
+    }
+
+    /// Waits until one of the lanes has replies to read, or `deadline` (monotonic) passes.
+    public static func wait(_ lanes: [Lane], until deadline: Double) {
+        if lanes.contains(where: { $0.conn.hasBufferedInput }) { return }
+        var fds = lanes.map { pollfd(fd: $0.conn.fd, events: Int16(POLLIN), revents: 0) }
+        let ms = Int32(max(0, min(1000, (deadline - monotonicNow()) * 1000)).rounded(.up))
+        _ = poll(&fds, nfds_t(fds.count), ms)
+    }
+}
