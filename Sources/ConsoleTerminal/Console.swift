@@ -105,6 +105,9 @@ public struct ConsoleMeter: Sendable {
 /// thread only fills a bounded inbox; the ring buffer, the reducer and the renderer belong
 /// to this thread, so drawing never holds a lock the subscriber needs.
 public final class Console {
+    /// Signals that end the console cleanly, the terminal restored (Ctrl-C, kill, a closed
+    /// terminal, Ctrl-\\).
+    static let quitSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
     public let settings: ConsoleSettings
     let wake = WakePipe()
     let inbox = Inbox()
@@ -134,11 +137,11 @@ public final class Console {
             _ = pipe(&sigFDs)
             _ = fcntl(sigFDs[0], F_SETFL, fcntl(sigFDs[0], F_GETFL) | O_NONBLOCK)
             signalPipeWrite = sigFDs[1]
-            for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, onQuitSignal) }
+            for s in Console.quitSignals { signal(s, onQuitSignal) }
         }
         defer {
             if installSignals {
-                for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, SIG_DFL) }
+                for s in Console.quitSignals { signal(s, SIG_DFL) }
                 close(sigFDs[0]); close(sigFDs[1])
             }
         }

@@ -466,15 +466,13 @@ enum EventsModule: ViewModule {
         // This console's own channel subscriptions are not the application's listeners.
         let own = Set(s.subscriptions.filter(\.isClassicChannel).map(\.name))
         let shard = Set(s.subscriptions.filter(\.isShard).map(\.name))
-        var names = Array(tail.channels.keys)
+        // The rows on screen only: the busiest channels counted, then the others known
+        // (discovered under the patterns, subscribed by name) — never a sort of them all.
+        let room = max(0, L.paneHeight - 2)
+        let busiest = tail.busiest(room, at: s.now)
+        var names = busiest.map(\.name)
         var listed = Set(names)
-        for d in l.discovered + own.sorted(by: { $0.lexicographicallyPrecedes($1) }) where listed.insert(d).inserted { names.append(d) }
-        names.sort { a, b in
-            let ra = tail.channels[a]?.rate(at: s.now) ?? -1, rb = tail.channels[b]?.rate(at: s.now) ?? -1
-            if ra != rb { return ra > rb }
-            let ta = tail.channels[a]?.total ?? 0, tb = tail.channels[b]?.total ?? 0
-            return ta != tb ? ta > tb : a.lexicographicallyPrecedes(b)
-        }
+        for d in l.discovered + own.sorted(by: { $0.lexicographicallyPrecedes($1) }) where names.count < room && listed.insert(d).inserted { names.append(d) }
         let last = L.paneTop + L.paneHeight - 1   // the pane's last line: what the counts mean
         if names.isEmpty { g.put(2, y, "no channel heard yet", .dim) }
         for name in names {
@@ -506,6 +504,11 @@ enum EventsModule: ViewModule {
         }
         guard last > L.paneTop else { return }
         var parts: [String] = []
+        let heard = tail.channelsHeard
+        if heard.count > busiest.count {
+            parts.append("showing the \(grouped(busiest.count)) busiest of \(heard.exact ? "" : "~")\(grouped(heard.count)) channels heard"
+                         + (tail.channels.count < heard.count ? " (counts kept for the \(grouped(ChannelTail.maxChannels)) busiest)" : ""))
+        }
         if let at = s.events.listenersReadAt {
             if l.discoveredTotal > l.discovered.count { parts.append("+\(l.discoveredTotal - l.discovered.count) active channels not listed") }
             let shownRows = last - (L.paneTop + 1)

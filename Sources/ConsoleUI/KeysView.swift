@@ -74,7 +74,21 @@ enum KeysModule: ViewModule {
     }
 
     /// After the rows changed: the cursor goes back to the selected key if it is still shown.
+    /// After a new filter it is on the first match (the rows arrive in pages: the first row
+    /// may change), or on the key selected before the filter once that one is among them.
     static func reselect(_ s: inout AppState) {
+        if let p = s.keys.preferredKey, let i = (0..<s.keys.visibleCount).first(where: { s.keys.visible($0).key == p }) {
+            s.keys.cursor = i
+            s.keys.selectedKey = p
+            s.keys.preferredKey = nil
+            s.keys.followFirst = false
+            return
+        }
+        if s.keys.followFirst {
+            s.keys.cursor = 0
+            s.keys.selectedKey = s.keys.visibleCount > 0 ? s.keys.visible(0).key : nil
+            return
+        }
         guard let k = s.keys.selectedKey else { return }
         if s.keys.cursor < s.keys.visibleCount, s.keys.visible(s.keys.cursor).key == k { return }
         for i in 0..<s.keys.visibleCount where s.keys.visible(i).key == k { s.keys.cursor = i; return }
@@ -155,6 +169,8 @@ enum KeysModule: ViewModule {
             }
             let n = s.keys.visibleCount
             guard n > 0 else { return [] }
+            s.keys.followFirst = false
+            s.keys.preferredKey = nil
             s.keys.cursor = ListNav.step(a, from: s.keys.cursor, count: n, page: max(1, L.listHeight - 1))
             sync(&s, tail: tail)
             // The inspector follows the selection.
@@ -269,6 +285,14 @@ enum KeysModule: ViewModule {
         s.keys.filter = text
         previewFilter(text, &s)
         s.keys.cursor = 0
+        // The first match is selected (or the key selected before, if it matches too) — never
+        // a row that happened to be at the old cursor's position.
+        let f = KeyFilter(text, schema: s.schema)
+        s.keys.preferredKey = s.keys.keyBeforeFilter.flatMap { f.matches($0) ? $0 : nil }
+        s.keys.keyBeforeFilter = nil
+        s.keys.followFirst = true
+        s.keys.selectedKey = nil
+        reselect(&s)
         sync(&s, tail: tail)
         if text.isEmpty { s.keys.preview = nil }
         return changed || s.keys.snapshot == nil ? scan(&s) : []

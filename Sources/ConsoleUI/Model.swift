@@ -207,6 +207,12 @@ public struct KeysState: Sendable, Equatable {
     public var preview: [Int]?
     public var sort: KeySort = .name
     public var selectedKey: Bytes?
+    /// After a new filter: the selection is the first match until the operator moves — or
+    /// `preferredKey` (the key selected before the filter) once it is among the matches.
+    public var followFirst = false
+    public var preferredKey: Bytes?
+    /// The key selected when the filter prompt opened.
+    public var keyBeforeFilter: Bytes?
     public var cursor = 0
     public var scrollTop = 0
     public var pane: KeysPane = .none

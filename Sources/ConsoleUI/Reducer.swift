@@ -174,6 +174,7 @@ public enum Reducer {
         case .previousView: return show(&s, ViewID(rawValue: (s.view.rawValue + ViewID.allCases.count - 2) % ViewID.allCases.count + 1)!, tail: tail)
         case .filter:
             if s.view == .server { flash(&s, "the Server view has no list to filter", .info); return [] }
+            if s.view == .keys { s.keys.keyBeforeFilter = s.keys.selectedKey }
             s.prompt = Prompt(purpose: .filter, text: module(s.view).filterText(s))
             return []
         case .command:

@@ -113,6 +113,31 @@ public struct ChannelStats: Sendable, Equatable {
     }
 }
 
+/// How many distinct things were seen, estimated in 16 KB whatever their number
+/// (HyperLogLog, 2^14 registers: about 0.8 % standard error).
+public struct DistinctCounter: Sendable, Equatable {
+    private var registers = [UInt8](repeating: 0, count: 1 << 14)
+    public init() {}
+
+    public mutating func add(_ b: Bytes) {
+        let h = UInt64(bitPattern: Int64(keyFingerprint(b)))
+        let i = Int(h >> 50)
+        let rest = (h << 14) | (1 << 13)
+        let rank = UInt8(rest.leadingZeroBitCount + 1)
+        if rank > registers[i] { registers[i] = rank }
+    }
+
+    public var estimate: Int {
+        let m = Double(registers.count)
+        var sum = 0.0
+        var zeros = 0
+        for r in registers { sum += 1 / Double(UInt64(1) << UInt64(r)); if r == 0 { zeros += 1 } }
+        let raw = 0.7213 / (1 + 1.079 / m) * m * m / sum
+        if raw <= 2.5 * m && zeros > 0 { return Int((m * log(m / Double(zeros))).rounded()) }   // linear counting
+        return Int(raw.rounded())
+    }
+}
+
 /// The bounded ring buffer of the live tail. It keeps the newest `capacity` entries
 /// (and at most `maxBytes` of payload), counts what it evicts, and keeps totals.
 public struct ChannelTail: Sendable {
@@ -129,7 +154,12 @@ public struct ChannelTail: Sendable {
     public private(set) var received = 0
     public private(set) var evicted = 0
     public private(set) var gaps = 0
+    /// Counters of the busiest channels: at most `maxChannels` once pruned (up to twice that
+    /// between prunings), however many channels a pattern brings.
     public private(set) var channels: [Bytes: ChannelStats] = [:]
+    public static let maxChannels = 2000
+    /// Distinct channels heard since the start (an estimate beyond a few thousand).
+    public private(set) var distinctChannels = DistinctCounter()
     public private(set) var overall = ChannelStats()
 
     public init(capacity: Int = 10_000, maxBytes: Int = 64 << 20, maxStoredPayload: Int = 256 << 10) {
@@ -151,7 +181,7 @@ public struct ChannelTail: Sendable {
             let ch = messages[i].channel
             var j = i + 1
             while j < messages.count && messages[j].channel == ch { j += 1 }
-            channels[ch, default: ChannelStats()].add(j - i, at: t)
+            count(ch, j - i, at: t)
             i = j
         }
         // Only the newest `capacity` can survive; skip storing the rest.
@@ -180,8 +210,53 @@ public struct ChannelTail: Sendable {
             received += n
             evicted += n
             overall.add(n, at: t)
-            channels[ch, default: ChannelStats()].add(n, at: t)
+            count(ch, n, at: t)
         }
+    }
+
+    /// Counts messages of one channel; past twice `maxChannels`, the quietest are let go
+    /// (busiest by recent rate, then total): amortized O(log n) per new channel.
+    private mutating func count(_ ch: Bytes, _ n: Int, at t: Double) {
+        if channels[ch] != nil {
+            channels[ch]!.add(n, at: t)
+            return
+        }
+        distinctChannels.add(ch)
+        if channels.count >= 2 * Self.maxChannels {
+            let keep = channels.sorted { a, b in
+                let ra = a.value.rate(at: t), rb = b.value.rate(at: t)
+                if ra != rb { return ra > rb }
+                return a.value.total != b.value.total ? a.value.total > b.value.total : a.value.lastSeen > b.value.lastSeen
+            }.prefix(Self.maxChannels)
+            channels = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+        }
+        channels[ch, default: ChannelStats()].add(n, at: t)
+    }
+
+    /// Distinct channels heard: exact while every one is still counted, else estimated.
+    public var channelsHeard: (count: Int, exact: Bool) {
+        let est = distinctChannels.estimate
+        return est <= channels.count + channels.count / 100 ? (channels.count, true) : (max(est, channels.count), false)
+    }
+
+    /// The `n` busiest channels counted (by rate now, then total), without sorting them all.
+    public func busiest(_ n: Int, at t: Double) -> [(name: Bytes, stats: ChannelStats)] {
+        guard n > 0 else { return [] }
+        func before(_ a: (name: Bytes, stats: ChannelStats, rate: Double), _ b: (name: Bytes, stats: ChannelStats, rate: Double)) -> Bool {
+            if a.rate != b.rate { return a.rate > b.rate }
+            if a.stats.total != b.stats.total { return a.stats.total > b.stats.total }
+            return a.name.lexicographicallyPrecedes(b.name)
+        }
+        var top: [(name: Bytes, stats: ChannelStats, rate: Double)] = []
+        top.reserveCapacity(n + 1)
+        for (name, st) in channels {
+            let e = (name: name, stats: st, rate: st.rate(at: t))
+            if top.count == n, !before(e, top[n - 1]) { continue }
+            let i = top.firstIndex { before(e, $0) } ?? top.count
+            top.insert(e, at: i)
+            if top.count > n { top.removeLast() }
+        }
+        return top.map { ($0.name, $0.stats) }
     }
 
     public mutating func append(note: String) {

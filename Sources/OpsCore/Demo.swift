@@ -182,6 +182,10 @@ public final class DemoTraffic: Sendable {
 public final class DemoServer: @unchecked Sendable {
     public let port: Int
     public let pid: pid_t
+    /// The server's password (random, made for this run): the console is handed it.
+    public let password: Secret
+    /// The same password in a file only we can read, for other tools (`--password-file`).
+    public let passwordFile: String
     let dir: String
 
     public static func findBinary() -> String? {
@@ -190,24 +194,64 @@ public final class DemoServer: @unchecked Sendable {
         return nil
     }
 
+    /// A new private directory (mkdtemp: 0700, a name nobody could guess or plant beforehand),
+    /// checked to be a directory we own that no one else can enter.
+    static func privateDirectory() throws -> String {
+        var template = Array((NSTemporaryDirectory() + "/redis-ops-demo-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw RedisError.usage("cannot make a private directory for the demo: \(String(cString: strerror(errno)))")
+        }
+        let dir = String(cString: made)
+        var st = stat()
+        guard lstat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == getuid(), st.st_mode & 0o077 == 0 else {
+            throw RedisError.usage("the demo's directory \(dir) is not a private directory of ours: refusing to use it")
+        }
+        return dir
+    }
+
+    /// Writes a new file in our private directory (never through a link, never over a file).
+    static func writeNew(_ path: String, _ text: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RedisError.usage("cannot create \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n <= 0 { throw RedisError.usage("cannot write \(path): \(String(cString: strerror(errno)))") }
+            off += n
+        }
+    }
+
     public init(port requested: Int?) throws {
         guard let bin = DemoServer.findBinary() else {
             throw RedisError.usage("redis-server is not installed (apt-get install redis-server, or run `make demo`)")
         }
         let port = requested ?? DemoServer.freePort()
-        dir = NSTemporaryDirectory() + "redis-ops-demo-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        dir = try DemoServer.privateDirectory()
+        var rng = SystemRandomNumberGenerator()
+        let pw = (0..<4).map { _ in String(format: "%016llx", rng.next() as UInt64) }.joined()
+        password = Secret(pw)
+        passwordFile = dir + "/password"
         let conf = """
         bind 127.0.0.1
         port \(port)
         protected-mode yes
+        requirepass \(pw)
         save ""
         appendonly no
         daemonize no
         dir \(dir)
         logfile \(dir)/redis.log
+        notify-keyspace-events Egx$e
         """
-        try conf.write(toFile: dir + "/redis.conf", atomically: true, encoding: .utf8)
+        do {
+            try DemoServer.writeNew(dir + "/redis.conf", conf)
+            try DemoServer.writeNew(passwordFile, pw + "\n")
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
@@ -218,22 +262,28 @@ public final class DemoServer: @unchecked Sendable {
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, bin, &fa, nil, argv, environ)
-        if rc != 0 { throw RedisError.usage("cannot start redis-server: \(String(cString: strerror(rc)))") }
+        if rc != 0 { try? FileManager.default.removeItem(atPath: dir); throw RedisError.usage("cannot start redis-server: \(String(cString: strerror(rc)))") }
         self.pid = pid
         self.port = port
         demoServerPID.store(pid, ordering: .relaxed)
         let deadline = monotonicNow() + 10
         while monotonicNow() < deadline {
-            if (try? RedisConnection(ConnectionConfig(host: "127.0.0.1", port: port, timeouts: Timeouts(connect: 0.2, io: 1))))?.close() != nil { return }
+            if (try? RedisConnection(config(timeouts: Timeouts(connect: 0.2, io: 1))))?.close() != nil { return }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
                 let log = (try? String(contentsOfFile: dir + "/redis.log", encoding: .utf8)) ?? ""
+                try? FileManager.default.removeItem(atPath: dir)
                 throw RedisError.connect(endpoint: "127.0.0.1:\(port)", reason: "the demo redis-server exited: \(log.split(separator: "\n").last ?? "")")
             }
             usleep(50_000)
         }
         stop()
         throw RedisError.connect(endpoint: "127.0.0.1:\(port)", reason: "the demo redis-server did not start")
+    }
+
+    /// How to reach it (with its password).
+    public func config(timeouts: Timeouts = Timeouts()) -> ConnectionConfig {
+        ConnectionConfig(host: "127.0.0.1", port: port, password: password, timeouts: timeouts)
     }
 
     public func stop() {

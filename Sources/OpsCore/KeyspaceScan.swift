@@ -174,6 +174,7 @@ public final class KeyspaceScan<Reader: PageReader> {
                 do {
                     for (step, replies) in try lane.completed() {
                         if try !handle(r, step, replies, emit) { return false }
+                        for other in active { other.lane?.pump() }   // replies are timed when they arrive
                     }
                     if let t = lane.oldestSentAt, monotonicNow() - t > nodes.config.timeouts.io {
                         throw RedisError.timeout("no reply from \(r.target.endpoint) within \(Int(nodes.config.timeouts.io)) s")

@@ -65,17 +65,23 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
     public var password: String?
     public var db: Int?
 
+    /// Parses a URL. Its errors never show any part of it after the scheme: a password
+    /// may be anywhere in a malformed URL (`redis://:pw/x@host` puts it where a port goes).
     public init(parsing s: String) throws {
         let lower = s.lowercased()
         var rest: Substring
         if lower.hasPrefix("rediss://") { tls = true; rest = s.dropFirst(9) }
         else if lower.hasPrefix("redis://") { tls = false; rest = s.dropFirst(8) }
-        else { throw RedisError.usage("invalid URL '\(RedisURL.redact(s))': it must start with redis:// or rediss://") }
+        else { throw RedisError.usage("invalid URL: it must start with redis:// or rediss:// (the URL is not shown: it may hold a password)") }
+        func bad(_ what: String) -> RedisError { RedisError.usage("invalid URL: \(what) (credentials hidden)") }
         // Strip any query or fragment (ioredis accepts ?family=... etc.).
         if let q = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<q] }
         var authority = rest
         var path: Substring = ""
         if let slash = rest.firstIndex(of: "/") { authority = rest[..<slash]; path = rest[rest.index(after: slash)...] }
+        if path.contains("@") {
+            throw bad("'@' after a '/': a password with '/' (or '?', '#', '@') in it must be percent-encoded, e.g. %2F for '/'")
+        }
         if let at = authority.lastIndex(of: "@") {
             let userinfo = authority[..<at]
             authority = authority[authority.index(after: at)...]
@@ -84,7 +90,7 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
                 user = u.isEmpty ? nil : try RedisURL.decode(u)
                 let pw = String(userinfo[userinfo.index(after: colon)...])
                 if pw.isEmpty {
-                    throw RedisError.usage("invalid URL '\(RedisURL.redact(s))': the password after ':' is empty (leave out ':' and '@', or give the password with --password-file)")
+                    throw bad("the password after ':' is empty (leave out ':' and '@', or give the password with --password-file)")
                 }
                 password = try RedisURL.decode(pw)
             } else if !userinfo.isEmpty {
@@ -93,17 +99,19 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
         }
         var hostPart = authority
         if hostPart.hasPrefix("[") {
-            guard let close = hostPart.firstIndex(of: "]") else { throw RedisError.usage("invalid URL: unterminated IPv6 address") }
+            guard let close = hostPart.firstIndex(of: "]") else { throw bad("unterminated IPv6 address") }
             host = String(hostPart[hostPart.index(after: hostPart.startIndex)..<close])
             hostPart = hostPart[hostPart.index(after: close)...]
             if hostPart.hasPrefix(":") {
-                guard let p = Int(hostPart.dropFirst()), (1...65535).contains(p) else { throw RedisError.usage("invalid port in URL") }
+                guard let p = Int(hostPart.dropFirst()), (1...65535).contains(p) else { throw bad("the port is not a number from 1 to 65535") }
                 port = p
             }
         } else {
             if let colon = hostPart.lastIndex(of: ":") {
                 let ps = hostPart[hostPart.index(after: colon)...]
-                guard let p = Int(ps), (1...65535).contains(p) else { throw RedisError.usage("invalid port '\(ps)' in URL") }
+                guard let p = Int(ps), (1...65535).contains(p) else {
+                    throw bad("the port is not a number from 1 to 65535\(authority.contains(":") && !s.contains("@") ? "; for a password use redis://:PASSWORD@host" : "")")
+                }
                 port = p
                 hostPart = hostPart[..<colon]
             }
@@ -111,13 +119,13 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
         }
         let dbs = path.split(separator: "/").first.map(String.init) ?? ""
         if !dbs.isEmpty {
-            guard let d = Int(dbs), d >= 0 else { throw RedisError.usage("invalid database '\(dbs)' in URL (expected a number)") }
+            guard let d = Int(dbs), d >= 0 else { throw bad("the database after '/' is not a number") }
             db = d
         }
     }
 
     static func decode(_ s: String) throws -> String {
-        guard let d = s.removingPercentEncoding else { throw RedisError.usage("invalid percent-encoding in URL") }
+        guard let d = s.removingPercentEncoding else { throw RedisError.usage("invalid URL: a bad percent-encoding (credentials hidden)") }
         return d
     }
 
@@ -141,10 +149,16 @@ extension ConnectionOptions {
                                readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) },
                                fileMode: (String) -> UInt32? = ConnectionOptions.fileMode) throws -> ConnectionOptions {
         var warnings: [String] = []
-        let flagURL = try flags.url.map { try RedisURL(parsing: $0) }
-        let envURL = try env["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }.map { u -> RedisURL in
-            do { return try RedisURL(parsing: u) } catch { throw RedisError.usage("REDIS_URL: \(error)") }
+        let flagURL = try flags.url.map { u -> RedisURL in
+            do { return try RedisURL(parsing: u) } catch { throw RedisError.usage("--url: \(error)") }
         }
+        // REDIS_URL is used only when no server was named on the command line: its password
+        // must never go to a host given by --host (and a malformed one that is not used is
+        // not an error).
+        let envURL = flags.url == nil && flags.host == nil
+            ? try env["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }.map { u -> RedisURL in
+                do { return try RedisURL(parsing: u) } catch { throw RedisError.usage("REDIS_URL: \(error)") }
+            } : nil
 
         let host = flags.host ?? flagURL?.host ?? envURL?.host ?? env["REDIS_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         var port = flags.port ?? flagURL?.port ?? envURL?.port
@@ -190,6 +204,9 @@ extension ConnectionOptions {
             tls = true
         }
         if flags.key != nil && flags.cert == nil { throw RedisError.usage("--key needs --cert") }
+        if let n = flags.sni, n.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw RedisError.usage("--sni needs a host name: an empty name would turn the certificate's host-name check off (to skip verification, say --insecure)")
+        }
 
         let tlsSettings = tls ? TLSSettings(caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key,
                                              serverName: flags.sni, insecure: flags.insecure) : nil

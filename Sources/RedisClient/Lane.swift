@@ -34,7 +34,7 @@ public final class Lane<Tag> {
     public var outstanding: Int { inflight.count }
     /// When the oldest request still waiting was sent.
     public var oldestSentAt: Double? { inflight.first?.sentAt }
-    public var isIdle: Bool { inflight.isEmpty }
+    public var isIdle: Bool { inflight.isEmpty && ready.isEmpty }
     public var hasRoom: Bool { inflight.count < maxInFlight }
 
     /// Sends a request now (the caller asked the pacer whether it may). `kind` nil: the
@@ -55,42 +55,66 @@ public final class Lane<Tag> {
         inflight.append(Flight(tag: nil, count: 1, sentAt: now, kind: nil, units: 0))
     }
 
-    /// The requests whose replies are all here now, in order (without waiting).
-    public func completed() throws -> [(tag: Tag, replies: [RESPValue])] {
-        let replies = try conn.availableReplies()
-        guard !replies.isEmpty else { return [] }
-        let now = monotonicNow()
-        var out: [(tag: Tag, replies: [RESPValue])] = []
-        var i = 0
-        while i < replies.count, let head = inflight.first {
-            let need = head.count - partial.count
-            let take = min(need, replies.count - i)
-            partial.append(contentsOf: replies[i..<(i + take)])
-            i += take
-            guard partial.count == head.count else { break }
-            inflight.removeFirst()
-            let rtt = now - head.sentAt
-            if let tag = head.tag {
-                if let k = head.kind { pacer.observe(k, units: head.units, rtt: rtt) }
-                out.append((tag, partial))
-            } else {
-                pacer.observePing(rtt)
+    /// Flights whose replies are all here, not yet handed to the caller.
+    private var ready: [(tag: Tag, replies: [RESPValue])] = []
+    /// A failure met while pumping, thrown by the next `completed()`.
+    private var pumpFailure: Error?
+
+    /// Reads what has arrived (without waiting) and stamps each request whose replies are now
+    /// complete. Cheap: a caller busy with one reply calls it for its other lanes, so the time
+    /// a reply waited for the caller is not counted as the server's.
+    public func pump() {
+        guard pumpFailure == nil, !inflight.isEmpty else { return }
+        do {
+            let replies = try conn.availableReplies()
+            guard !replies.isEmpty else { return }
+            let now = monotonicNow()
+            var i = 0
+            while i < replies.count, let head = inflight.first {
+                let need = head.count - partial.count
+                let take = min(need, replies.count - i)
+                partial.append(contentsOf: replies[i..<(i + take)])
+                i += take
+                guard partial.count == head.count else { break }
+                inflight.removeFirst()
+                let rtt = now - head.sentAt
+                if let tag = head.tag {
+                    if let k = head.kind { pacer.observe(k, units: head.units, rtt: rtt) }
+                    ready.append((tag, partial))
+                } else {
+                    pacer.observePing(rtt)
+                }
+                partial = []
             }
-            partial = []
+            if i < replies.count {
+                conn.close()
+                throw RedisError.protocolViolation("more replies than requests")
+            }
+        } catch {
+            pumpFailure = error
         }
-        if i < replies.count {
-            conn.close()
-            throw RedisError.protocolViolation("more replies than requests")
+    }
+
+    /// The requests whose replies are all here now, in order (without waiting). A failure is
+    /// thrown once the requests completed before it are taken.
+    public func completed() throws -> [(tag: Tag, replies: [RESPValue])] {
+        pump()
+        if !ready.isEmpty {
+            defer { ready = [] }
+            return ready
         }
-        return out
+        if let e = pumpFailure { pumpFailure = nil; throw e }
+        return []
     }
 
     /// The requests whose replies never came (after a failure), oldest first; the lane is
     /// empty afterwards.
     public func abandon() -> [Tag] {
-        let tags = inflight.compactMap(\.tag)
+        let tags = ready.map(\.tag) + inflight.compactMap(\.tag)
         inflight.removeAll()
+        ready = []
         partial = []
+        pumpFailure = nil
         return tags
     }
 

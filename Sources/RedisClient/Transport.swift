@@ -203,6 +203,10 @@ public final class Transport: @unchecked Sendable {
         self.ssl = ssl
         SSL_set_fd(ssl, fd)
         let name = settings.serverName ?? host
+        // An empty name would make OpenSSL check nothing: never.
+        guard !name.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw RedisError.tls(endpoint: endpoint, reason: "no host name to check the certificate against")
+        }
         let nameIsIP = Transport.isIPAddress(name)
         if !nameIsIP { _ = ro_SSL_set_tlsext_host_name(ssl, name) }
         if !settings.insecure {
@@ -381,5 +385,6 @@ public final class Transport: @unchecked Sendable {
 }
 
 func formatSeconds(_ s: Double) -> String {
-    s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
+    if s < 1 { return s * 1000 == (s * 1000).rounded() ? "\(Int(s * 1000)) ms" : String(format: "%.1f ms", s * 1000) }
+    return s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)
 }

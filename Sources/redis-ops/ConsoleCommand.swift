@@ -21,7 +21,7 @@ struct ConsoleCommand: ParsableCommand {
     var buffer: Int = 10_000
 
     func validate() throws {
-        if buffer < 10 || buffer > 5_000_000 { throw ValidationError("--buffer must be between 10 and 5000000") }
+        try Numbers.check(buffer, "--buffer", 10...5_000_000)
     }
 
     func run() throws {

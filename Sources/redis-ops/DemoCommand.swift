@@ -26,8 +26,8 @@ struct DemoCommand: ParsableCommand {
     var noColor = false
 
     func validate() throws {
-        if let p = port, !(1...65535).contains(p) { throw ValidationError("--port must be 1-65535") }
-        if workspaces < 1 || workspaces > 1_000_000 { throw ValidationError("--workspaces must be 1-1000000") }
+        try Numbers.check(port, "--port", 1...65535)
+        try Numbers.check(workspaces, "--workspaces", 1...1_000_000)
     }
 
     func run() throws {
@@ -38,14 +38,17 @@ struct DemoCommand: ParsableCommand {
         defer { server.stop() }
         // Until the console takes over the signals, an interrupt still stops the server.
         for sig in [SIGINT, SIGTERM, SIGHUP] { signal(sig, demoInterrupted) }
-        let config = ConnectionConfig(host: "127.0.0.1", port: server.port)
+        let config = server.config()
         let schema = KeySchema(prefix: prefix)
         let traffic = DemoTraffic(config: config, schema: schema, workspaces: workspaces, seed: seed)
         try traffic.fill()
         traffic.start()
         defer { traffic.stop() }
         if noConsole {
-            Output.line("demo redis-server on 127.0.0.1:\(server.port) (prefix \(prefix), seed \(seed)); try: redis-cli -p \(server.port), redis-ops --port \(server.port)")
+            Output.line("demo redis-server on 127.0.0.1:\(server.port) (prefix \(prefix), seed \(seed)); keyspace notifications on (Egx$e)")
+            Output.line("password file: \(server.passwordFile)")
+            Output.line("try: redis-ops --port \(server.port) --password-file \(server.passwordFile)")
+            Output.line("     REDISCLI_AUTH=$(cat \(server.passwordFile)) redis-cli -p \(server.port)")
             Output.line("Ctrl-C stops the server and the traffic")
             Output.flush()
             var set = sigset_t()
@@ -59,6 +62,7 @@ struct DemoCommand: ParsableCommand {
         var flags = ConnectionFlags()
         flags.port = server.port
         flags.prefix = prefix
+        flags.password = server.password
         let opts = try ConnectionOptions.resolve(flags: flags, environment: [:])
         let colour = !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
         try Console(ConsoleSettings(options: opts, channels: [], patterns: [Bytes(utf8: schema.eventsPattern)], schema: schema,

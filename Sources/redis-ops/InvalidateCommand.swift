@@ -152,7 +152,7 @@ struct InvalidateCommand: ParsableCommand {
     var yes = false
     @Flag(name: .long, help: "One JSON object.")
     var json = false
-    @Option(name: .customLong("max-latency-ms"), help: "Latency the deletes may add for the application (p99, ms; default 2).")
+    @Option(name: .customLong("max-latency-ms"), parsing: .unconditional, help: "The longest any single command may take on the server (ms; default 2): the latency the deletes may add for the application.")
     var maxLatencyMs: Double?
     @Argument(help: "Keys relative to the prefix, taken literally (no glob).")
     var keys: [String] = []
@@ -160,7 +160,7 @@ struct InvalidateCommand: ParsableCommand {
     func validate() throws {
         if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
         if let m = match, m.isEmpty { throw ValidationError("--match must not be empty") }
-        if let l = maxLatencyMs, l <= 0 { throw ValidationError("--max-latency-ms must be more than 0") }
+        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.05...1000, "milliseconds")
     }
 
     func run() throws {
@@ -180,7 +180,7 @@ struct ExpireCommand: ParsableCommand {
     @OptionGroup var naming: KeyNaming
     @Option(name: .long, help: "Glob relative to the prefix (e.g. 'workspace:*').")
     var match: String?
-    @Option(name: .long, help: "TTL in seconds (default: the cache convention's, 300).")
+    @Option(name: .long, parsing: .unconditional, help: "TTL in seconds (default: the cache convention's, 300).")
     var ttl: Int64?
     @Flag(name: .long, help: "Every matching key, not only those without a TTL.")
     var all = false
@@ -190,14 +190,15 @@ struct ExpireCommand: ParsableCommand {
     var yes = false
     @Flag(name: .long, help: "One JSON object.")
     var json = false
-    @Option(name: .customLong("max-latency-ms"), help: "Latency the writes may add for the application (p99, ms; default 2).")
+    @Option(name: .customLong("max-latency-ms"), parsing: .unconditional, help: "The longest any single command may take on the server (ms; default 2): the latency the writes may add for the application.")
     var maxLatencyMs: Double?
     @Argument(help: "Keys relative to the prefix, taken literally.")
     var keys: [String] = []
 
     func validate() throws {
         if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
-        if let t = ttl, t < 1 { throw ValidationError("--ttl must be at least 1 second") }
+        try Numbers.check(ttl, "--ttl", 1...315_360_000)
+        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.05...1000, "milliseconds")
     }
 
     func run() throws {

@@ -11,13 +11,13 @@ struct KeysCommand: ParsableCommand {
     @OptionGroup var connection: ConnectionOptionGroup
     @Option(name: .long, help: "Glob relative to the prefix (default '*').")
     var match: String = "*"
-    @Option(name: .long, help: "Stop after N keys.")
+    @Option(name: .long, parsing: .unconditional, help: "Stop after N keys.")
     var limit: Int?
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
 
     func validate() throws {
-        if let l = limit, l < 0 { throw ValidationError("--limit must be 0 or more") }
+        try Numbers.check(limit, "--limit", 0...Int(Int32.max))
     }
 
     func run() throws {

@@ -14,9 +14,9 @@ struct ConnectionOptionGroup: ParsableArguments {
     var url: String?
     @Option(name: .long, help: "Server host (default 127.0.0.1).")
     var host: String?
-    @Option(name: [.long, .customShort("p")], help: "Server port (default 6379).")
+    @Option(name: [.long, .customShort("p")], parsing: .unconditional, help: "Server port (default 6379).")
     var port: Int?
-    @Option(name: .customShort("n"), help: "Database number (default 0).")
+    @Option(name: .customShort("n"), parsing: .unconditional, help: "Database number (default 0).")
     var db: Int?
     @Option(name: .long, help: "ACL user (default: the default user).")
     var user: String?
@@ -46,7 +46,7 @@ struct ConnectionOptionGroup: ParsableArguments {
     var auditLog: String?
     @Flag(name: .customLong("no-color"), help: "No colour (bold, reverse and underline only); also NO_COLOR.")
     var noColor = false
-    @Option(name: .customLong("io-timeout"), help: "Seconds to wait for a reply before the outcome is unknown (default 10).")
+    @Option(name: .customLong("io-timeout"), parsing: .unconditional, help: "Seconds to wait for a reply before the outcome is unknown (default 10).")
     var ioTimeout: Double?
     @Option(name: .long, help: "A connection profile from the config file.")
     var profile: String?
@@ -63,8 +63,16 @@ struct ConnectionOptionGroup: ParsableArguments {
 
     func resolve() throws -> ConnectionOptions { try resolveWithSchema().0 }
 
+    /// The connection options' numbers and names, checked before anything is done.
+    func checkValues() throws {
+        try Numbers.check(port, "--port", 1...65535)
+        try Numbers.check(db, "-n", 0...1_000_000)
+        try Numbers.check(ioTimeout, "--io-timeout", 0.1...3600, "seconds")
+    }
+
     /// Options and the application's conventions: flags, then the profile, then the environment, then the file's [conventions].
     func resolveWithSchema() throws -> (ConnectionOptions, KeySchema) {
+        try checkValues()
         let env = ProcessInfo.processInfo.environment
         let file = try OpsConfigFile.load(path: config, environment: env)
         // [audit] settings apply unless the environment already says otherwise.
@@ -75,10 +83,7 @@ struct ConnectionOptionGroup: ParsableArguments {
         if askpass { f.password = Secret(try Self.askPassword()) }
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
         var o = try ConnectionOptions.resolve(flags: f, environment: env)
-        if let t = ioTimeout {
-            guard t > 0 else { throw CLIError.usage("--io-timeout must be more than 0") }
-            o.config.timeouts = Timeouts(connect: min(5, t), io: t)
-        }
+        if let t = ioTimeout { o.config.timeouts = Timeouts(connect: min(5, t), io: t) }
         for w in o.warnings { Output.warn("redis-ops: warning: " + w) }
         if o.insecure {
             Output.warn("warning: --insecure: the server's certificate is NOT verified; anyone on the path can impersonate it")
@@ -102,22 +107,64 @@ struct ConnectionOptionGroup: ParsableArguments {
     /// Colour unless --no-color or NO_COLOR (any non-empty value).
     var colour: Bool { !noColor && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty }
 
-    /// Reads a password from the terminal without echo (redis-cli's --askpass).
+    /// Reads a password from the terminal without echo (redis-cli's --askpass). Ctrl-C (or
+    /// any signal that ends us) while asking gives the terminal its echo back first.
     static func askPassword() throws -> String {
         guard isatty(0) == 1 else { throw CLIError.usage("--askpass needs a terminal to ask on") }
         var old = termios()
         tcgetattr(0, &old)
+        askpassSaved = old
         var quiet = old
         quiet.c_lflag &= ~tcflag_t(ECHO)
         Output.warnTrusted("Password: ")
+        let signals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+        for sig in signals { signal(sig, askpassInterrupted) }
         tcsetattr(0, TCSAFLUSH, &quiet)
-        defer { tcsetattr(0, TCSAFLUSH, &old); Output.warnTrusted("") }
+        defer {
+            tcsetattr(0, TCSAFLUSH, &old)
+            for sig in signals { signal(sig, SIG_DFL) }
+            Output.warnTrusted("")
+        }
         return readLine(strippingNewline: true) ?? ""
     }
 
     /// Options that take a value (used to move global options after the subcommand name).
     static let valued: Set<String> = ["--url", "-u", "--host", "--port", "-p", "-n", "--user", "--password-file", "--cacert", "--cert",
                                       "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log", "--io-timeout"]
+}
+
+/// Numeric options: finite, within a sane range, or a usage error that names the option
+/// (NaN, infinities, 1e300 and negative counts are refused, never silently used).
+enum Numbers {
+    static func text(_ v: Double) -> String {
+        if v.isNaN { return "nan" }
+        if v.isInfinite { return v < 0 ? "-inf" : "inf" }
+        if v == v.rounded() && abs(v) < 1e15 { return String(Int64(v)) }
+        return "\(v)"
+    }
+
+    static func check(_ v: Double?, _ option: String, _ range: ClosedRange<Double>, _ unit: String) throws {
+        guard let v else { return }
+        guard v.isFinite, range.contains(v) else {
+            throw CLIError.usage("\(option) must be a number of \(unit) from \(text(range.lowerBound)) to \(text(range.upperBound)) (got \(text(v)))")
+        }
+    }
+
+    static func check<T: BinaryInteger>(_ v: T?, _ option: String, _ range: ClosedRange<T>) throws {
+        guard let v else { return }
+        guard range.contains(v) else { throw CLIError.usage("\(option) must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \(v))") }
+    }
+}
+
+/// The terminal's settings while --askpass has echo off (restored by a signal handler).
+nonisolated(unsafe) private var askpassSaved = termios()
+
+/// Async-signal-safe: restore the terminal, end the line, exit as the signal would.
+private func askpassInterrupted(_ sig: Int32) {
+    tcsetattr(0, TCSAFLUSH, &askpassSaved)
+    var nl: UInt8 = 10
+    _ = write(2, &nl, 1)
+    _exit(128 + sig)
 }
 
 /// A failure with its exit status: 1 for connection/server problems, 2 for usage and refused writes.

@@ -11,16 +11,16 @@ struct RateLimitsCommand: ParsableCommand {
         abstract: "Rate-limit counters under the prefix (ratelimit:*), blocked first.")
 
     @OptionGroup var connection: ConnectionOptionGroup
-    @Option(name: .long, help: "Requests allowed per window (default 60, as the application).")
+    @Option(name: .long, parsing: .unconditional, help: "Requests allowed per window (default 60, as the application).")
     var limit: Int64?
-    @Option(name: .long, help: "Window in seconds (default 60).")
+    @Option(name: .long, parsing: .unconditional, help: "Window in seconds (default 60).")
     var window: Int64?
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
 
     func validate() throws {
-        if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1") }
-        if let w = window, w < 1 { throw ValidationError("--window must be at least 1") }
+        try Numbers.check(limit, "--limit", 1...1_000_000_000)
+        try Numbers.check(window, "--window", 1...31_536_000)
     }
 
     func run() throws {

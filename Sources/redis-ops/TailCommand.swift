@@ -16,9 +16,9 @@ struct TailCommand: ParsableCommand {
     var pattern = false
     @Flag(name: .long, help: "Every CHANNEL argument is a sharded channel (SSUBSCRIBE, Redis 7; for SPUBLISH): in a cluster, each is subscribed on the node that owns its slot, and again on the new owner when the slot moves.")
     var shard = false
-    @Option(name: .long, help: "Exit after N messages.")
+    @Option(name: .long, parsing: .unconditional, help: "Exit after N messages.")
     var count: Int?
-    @Option(name: .long, help: "Exit after S seconds.")
+    @Option(name: .long, parsing: .unconditional, help: "Exit after S seconds.")
     var timeout: Double?
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
@@ -28,8 +28,8 @@ struct TailCommand: ParsableCommand {
     func validate() throws {
         if channels.isEmpty { throw ValidationError("give at least one CHANNEL (or a pattern with --pattern)") }
         if shard && pattern { throw ValidationError("--shard and --pattern cannot be combined: sharded pub/sub has no patterns") }
-        if let c = count, c <= 0 { throw ValidationError("--count must be at least 1") }
-        if let t = timeout, t <= 0 { throw ValidationError("--timeout must be more than 0") }
+        try Numbers.check(count, "--count", 1...Int(Int32.max))
+        try Numbers.check(timeout, "--timeout", 0.001...31_536_000, "seconds")
     }
 
     func run() throws {

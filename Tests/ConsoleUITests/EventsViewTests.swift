@@ -274,6 +274,21 @@ final class EventsViewTests: XCTestCase {
         XCTAssertTrue(g.text.contains("subscribers besides this console; +2 by pattern · read now"), g.text)
     }
 
+    /// Tens of thousands of channels: the pane shows the busiest rows and says how many it
+    /// does not show, instead of sorting (and keeping) every one.
+    func testChannelsPaneSaysHowManyItDoesNotShow() {
+        var t = ChannelTail(capacity: 100)
+        for i in 0..<12_000 { t.append(messages: [msg("workspace:\(i):events", "{}", at: t0 + Double(i) / 12_000)]) }
+        t.append(messages: (0..<30).map { _ in msg("workspace:hot:events", "{}", at: t0 + 1) })
+        var s = makeState()
+        s.now = t0 + 1.2
+        send(&s, [.char("c")], t)
+        let g = render(s, t)
+        let pane = g.lines().drop { !$0.hasPrefix(" CHANNEL") }.dropFirst()
+        XCTAssertTrue(pane.first?.contains("workspace:hot:events") == true, "the busiest first\n\(g.text)")
+        XCTAssertNotNil(g.text.range(of: #"showing the \d+ busiest of ~1[12],\d{3} channels heard \(counts kept for the 2,000 busiest\)"#, options: .regularExpression), g.text)
+    }
+
     /// A sharded channel's listeners come from SHARDNUMSUB, this console's SSUBSCRIBE left out.
     func testShardChannelListenersAreCounted() {
         var t = ChannelTail(capacity: 10)

@@ -54,18 +54,33 @@ final class DemoE2ETests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: redisOpsBinary())
         p.arguments = ["demo", "--no-console", "--port", String(port), "--workspaces", "50"]
-        p.standardOutput = FileHandle.nullDevice
+        let out = Pipe()
+        p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         try p.run()
         let end = Date().addingTimeInterval(15)
         while Date() < end && !portIsOpen(port) { usleep(100_000) }
         XCTAssertTrue(portIsOpen(port))
+        // The demo server has a random password, in a file of a private (0700) directory.
+        var said = ""
+        while !said.contains("REDISCLI_AUTH"), Date() < end { said += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self) }
+        let file = try XCTUnwrap(said.split(separator: "\n").first { $0.hasPrefix("password file: ") }.map { String($0.dropFirst(15)) }, said)
+        let dir = (file as NSString).deletingLastPathComponent
+        var st = stat()
+        XCTAssertEqual(lstat(dir, &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o700, "a private directory")
+        XCTAssertEqual(st.st_uid, getuid())
+        XCTAssertTrue((dir as NSString).lastPathComponent.hasPrefix("redis-ops-demo-") && !(dir as NSString).lastPathComponent.hasSuffix("-\(p.processIdentifier)"),
+                      "not a name anyone could guess from the pid: \(dir)")
+        XCTAssertEqual(try redisOps(["info", "--port", String(port)]).status, 1, "no password, no access")
+        let password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertGreaterThanOrEqual(password.count, 32)
         // Events are flowing.
-        let t = try redisOps(["tail", "--port", String(port), "--pattern", "workspace:*:events", "--count", "1", "--timeout", "10", "--json"])
-        XCTAssertEqual(try ndjson(t.stdout).count, 1)
+        let t = try redisOps(["tail", "--port", String(port), "--password-file", file, "--pattern", "workspace:*:events", "--count", "1", "--timeout", "10", "--json"])
+        XCTAssertEqual(try ndjson(t.stdout).count, 1, t.stderr)
         // The application's consumer is connected (its own subscriber connection, app-sub),
         // on the channels of workspaces 1-30 only: the channels pane has someone to count.
-        let cli = { (args: [String]) in try TestSupport.run(try which("redis-cli"), ["-p", String(port)] + args).stdout }
+        let cli = { (args: [String]) in try TestSupport.run(try which("redis-cli"), ["-p", String(port), "--no-auth-warning", "-a", password] + args).stdout }
         let numsub = { try cli(["PUBSUB", "NUMSUB", "workspace:1:events", "workspace:35:events"]).split(separator: "\n").map(String.init) }
         try waitUntil("the application's subscriber", timeout: 5) { try numsub()[1] == "1" }
         XCTAssertEqual(try numsub(), ["workspace:1:events", "1", "workspace:35:events", "0"])
@@ -73,6 +88,7 @@ final class DemoE2ETests: XCTestCase {
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         try waitUntil("the demo's redis-server to stop", timeout: 5) { !portIsOpen(port) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir), "its directory goes with it")
     }
 }
 

@@ -51,6 +51,53 @@ final class EcosystemE2ETests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("--askpass needs a terminal"), r.stderr)
     }
 
+    /// Ctrl-C at the --askpass prompt: the terminal gets its echo back (it stayed off before).
+    func testAskpassInterruptedGivesTheTerminalItsEchoBack() throws {
+        let s = try RedisServer(.password("pw"))
+        defer { s.stop() }
+        let quoted = redisOpsBinary().replacingOccurrences(of: "'", with: "'\\''")
+        let pane = try TmuxPane(width: 100, height: 10, command: ["/bin/sh", "-c",
+            "'\(quoted)' info --askpass --port \(s.port); echo status=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?echo'"])
+        defer { pane.kill() }
+        try pane.waitFor("the question") { $0.contains("Password") }
+        try pane.send("C-c")
+        let screen = try pane.waitFor("the end") { $0.contains("EXITED") }
+        XCTAssertTrue(screen.contains("status=130"), screen)
+        let flags = screen.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(flags.contains("echo"), "echo is on again:\n\(screen)")
+        XCTAssertFalse(flags.contains("-echo"), screen)
+    }
+
+    /// Ctrl-\\ (SIGQUIT) in the console: the main screen and the cursor come back.
+    func testSIGQUITRestoresTheTerminal() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let pane = try TmuxPane(width: 100, height: 24, command: [redisOpsBinary(), "--port", String(s.port)])
+        defer { pane.kill() }
+        try pane.waitFor("the console") { $0.contains("1 Events") }
+        XCTAssertEqual(try pane.display("#{alternate_on}"), "1")
+        try pane.send("C-\\")
+        try pane.waitFor("the end") { $0.contains("EXITED") }
+        XCTAssertEqual(try pane.display("#{alternate_on}"), "0", "back on the main screen")
+        XCTAssertEqual(try pane.display("#{cursor_flag}"), "1", "the cursor is shown")
+    }
+
+    /// Numbers that would silently disable a limit are refused, naming the option.
+    func testNumericOptionsRefuseNaNInfinityAndNonsense() throws {
+        for (args, option) in [(["tail", "--timeout", "nan", "c"], "--timeout"), (["tail", "--timeout", "inf", "c"], "--timeout"),
+                               (["tail", "--count", "-1", "c"], "--count"), (["tail", "--timeout", "1e-9", "c"], "--timeout"),
+                               (["invalidate", "--max-latency-ms", "nan", "--match", "x*", "--dry-run"], "--max-latency-ms"),
+                               (["keys", "--io-timeout", "inf"], "--io-timeout"), (["keys", "--io-timeout", "1e300"], "--io-timeout"),
+                               (["expire", "--ttl", "-5", "k"], "--ttl"), (["ratelimits", "--window", "0"], "--window"),
+                               (["keys", "-p", "70000"], "--port")] {
+            let r = try redisOps(args + ["--port", "1"].filter { _ in !args.contains("-p") })
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(option) && r.stderr.contains("must be"), "\(args): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Missing value"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "one clear line: \(r.stderr)")
+        }
+    }
+
     func testNoColorLeavesOnlyBoldReverseAndUnderline() throws {
         let s = try RedisServer(.plain)
         defer { s.stop() }

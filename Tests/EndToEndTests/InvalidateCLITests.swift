@@ -29,6 +29,7 @@ final class InvalidateCLITests: XCTestCase {
         XCTAssertTrue(real.stdout.hasPrefix(#"{"matched":11,"deleted":11,"already_gone":0,"failed":0,"unknown":0,"cancelled":false,"dry_run":false,"sample":["#), real.stdout)
         XCTAssertEqual(try s.cli(["DBSIZE"]), "11\n")
         let audit = try String(contentsOfFile: e["REDIS_OPS_AUDIT_LOG"]!, encoding: .utf8).split(separator: "\n")
+            .filter { $0.contains(#""phase":"done""#) }
         XCTAssertEqual(audit.count, 2)
         XCTAssertTrue(audit[0].contains(#""action":"invalidate""#) && audit[0].contains(#""dry_run":true,"matched":11,"deleted":0"#), String(audit[0]))
         XCTAssertTrue(audit[1].contains(#""pattern":"workspace:1*","keys":["app:workspace:1"#), String(audit[1]))
@@ -42,12 +43,16 @@ final class InvalidateCLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: home + "/.config/redis-ops", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: home) }
         try "[audit]\nlog = \"\(home)/audit.log\"\nchannel = \"ops:audit\"\n".write(toFile: home + "/.config/redis-ops/config.toml", atomically: true, encoding: .utf8)
-        let tail = BackgroundRun(["tail", "--port", String(s.port), "--count", "1", "--timeout", "15", "--json", "ops:audit"])
+        let tail = BackgroundRun(["tail", "--port", String(s.port), "--count", "2", "--timeout", "15", "--json", "ops:audit"])
         try s.waitForSubscribers("ops:audit")
         let r = try redisOps(["invalidate", "--port", String(s.port), "--yes", "workspace:3"], env: ["HOME": home])
         XCTAssertEqual(r.status, 0, r.stderr)
+        // The intent, then the outcome, as in the log.
         let heard = try tail.wait(times: 0)
-        XCTAssertTrue(heard?.stdout.contains(#"\"deleted\":1"#) == true, heard?.stdout ?? "")
+        let published = heard?.stdout.split(separator: "\n") ?? []
+        XCTAssertEqual(published.count, 2, heard?.stdout ?? "")
+        XCTAssertTrue(published.first?.contains(#"\"phase\":\"intent\""#) == true, heard?.stdout ?? "")
+        XCTAssertTrue(published.last?.contains(#"\"phase\":\"done\""#) == true && published.last?.contains(#"\"deleted\":1"#) == true, heard?.stdout ?? "")
         XCTAssertTrue(try String(contentsOfFile: home + "/audit.log", encoding: .utf8).contains(#""keys":["app:workspace:3"]"#))
     }
 
@@ -104,7 +109,9 @@ final class InvalidateCLITests: XCTestCase {
         try pane.send("Enter")
         try pane.waitFor("filtered") { $0.contains("1 key matches") && $0.contains("filter: substring “workspace:7”") }
         try pane.send("d")
-        try pane.waitFor("confirmation") { $0.contains("Delete app:workspace:7 (string") }
+        try pane.waitFor("confirmation") { screen in
+            screen.contains("Delete this key?") && screen.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == "app:workspace:7" }
+        }
         try pane.send("y")
         try pane.waitFor("deleted") { $0.contains("deleted app:workspace:7 (UNLINK, audited)") }
         // Audited as the CLI audits: action, the full key, the counts.

@@ -19,7 +19,7 @@ final class RateLimitE2ETests: XCTestCase {
         // The application's script still blocks this client…
         XCTAssertTrue(try s.cli(["EVAL", rateLimitLua, "1", "app:ratelimit:ip:10.9.8.7", "60", "60"]).hasPrefix("0\n"))
         try pane.send("r")
-        try pane.waitFor("confirmation") { $0.contains("Reset app:ratelimit:ip:10.9.8.7") }
+        try pane.waitFor("confirmation") { $0.contains("Reset this counter?") && $0.contains("  app:ratelimit:ip:10.9.8.7") }
         try pane.send("y")
         try pane.waitFor("reset done") { $0.contains("next request starts a new window") }
         // …and lets it through after the reset.

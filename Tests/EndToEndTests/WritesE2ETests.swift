@@ -59,7 +59,7 @@ final class ExpireAndPublishCLITests: XCTestCase {
         let r = try redisOps(["expire", "--port", String(s.port), "--match", "workspace:*", "--yes", "--json", "--audit-log", log])
         XCTAssertTrue(r.stdout.hasPrefix(#"{"matched":4,"updated":4,"#), r.stdout)
         XCTAssertEqual(try s.cli(["TTL", "app:workspace:leak-1"]), "300\n")
-        let records = try ndjson(try String(contentsOfFile: log, encoding: .utf8))
+        let records = try doneRecords(log)
         XCTAssertEqual(records.map { $0["action"] as? String }, ["expire", "expire"])
         XCTAssertEqual(records.map { $0["dry_run"] as? Bool }, [true, false])
         XCTAssertEqual(records[1]["ttl_s"] as? Int, 300)
@@ -77,8 +77,8 @@ final class ExpireAndPublishCLITests: XCTestCase {
         let ro = try redisOps(["publish", "--port", String(s.port), "--read-only", "--audit-log", log, "c", "x"])
         XCTAssertEqual(ro.status, 2)
         XCTAssertTrue(ro.stderr.contains("read-only"), ro.stderr)
-        let rec = try ndjson(try String(contentsOfFile: log, encoding: .utf8))
-        XCTAssertEqual(rec.count, 1)
+        let rec = try doneRecords(log)
+        XCTAssertEqual(rec.count, 1, "--read-only refuses publish before anything starts")
         XCTAssertEqual(rec[0]["action"] as? String, "publish")
         XCTAssertEqual(rec[0]["channel"] as? String, "workspace:7:events")
         XCTAssertEqual(rec[0]["receivers"] as? Int, 1)
@@ -107,7 +107,7 @@ final class ConsoleWritesAreAuditedE2ETests: XCTestCase {
         try pane.send("4")
         try pane.waitFor("lock") { $0.contains("STUCK") }
         try pane.send("d")
-        try pane.waitFor("the question") { $0.contains("Release app:lock:workspace:5 (value “1”, no TTL (stuck)") }
+        try pane.waitFor("the question") { $0.contains("Release this lock?") && $0.contains("  app:lock:workspace:5") && $0.contains("value “1” · no TTL (stuck)") }
         try pane.send("y")
         try pane.waitFor("released") { $0.contains("released app:lock:workspace:5") }
         // e on the leaked cache entry
@@ -130,8 +130,8 @@ final class ConsoleWritesAreAuditedE2ETests: XCTestCase {
         try pane.waitFor("the question") { $0.contains("Publish") }
         try pane.send("y")
         try pane.waitFor("published") { $0.contains("published: 0 subscribers received it") || $0.contains("published: 1 subscriber") }
-        try waitUntil("five records") { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count == 5 }
-        let records = try ndjson(try String(contentsOfFile: log, encoding: .utf8))
+        try waitUntil("five records") { ((try? doneRecords(log)) ?? []).count == 5 }
+        let records = try doneRecords(log)
         XCTAssertEqual(records.map { $0["action"] as? String }, ["reset", "release", "expire", "invalidate", "publish"])
         XCTAssertEqual(records.map { $0["dry_run"] as? Bool }, [false, false, false, true, false])
         XCTAssertEqual(records[0]["keys"] as? [String], ["app:ratelimit:ip:10.9.8.7"])

@@ -53,6 +53,35 @@ final class ChannelTailTests: XCTestCase {
         XCTAssertEqual(t.entries(upTo: 2).count, 2)
     }
 
+    /// A pattern that brings hundreds of thousands of channels must not grow the console
+    /// without bound: the busiest are counted, the rest estimated.
+    func testPerChannelCountersAreBoundedAndTheBusiestKept() {
+        var t = ChannelTail(capacity: 1000)
+        let n = 300_000
+        var batch: [ReceivedMessage] = []
+        for i in 0..<n {
+            batch.append(ReceivedMessage(channel: Bytes(utf8: "workspace:\(i):events"), pattern: nil, payload: [], receivedAt: 1000 + Double(i) / Double(n)))
+            if batch.count == 1000 { t.append(messages: batch); batch = [] }
+        }
+        // Two busy channels, on and on.
+        for _ in 0..<50 {
+            t.append(messages: (0..<20).map { j in ReceivedMessage(channel: Bytes(utf8: j % 2 == 0 ? "busy:a" : "busy:b"), pattern: nil, payload: [], receivedAt: 1001) })
+        }
+        XCTAssertLessThanOrEqual(t.channels.count, 2 * ChannelTail.maxChannels)
+        let heard = t.channelsHeard
+        XCTAssertFalse(heard.exact)
+        XCTAssertEqual(Double(heard.count), Double(n + 2), accuracy: Double(n) * 0.03, "the estimate is within 3 %")
+        let top = t.busiest(3, at: 1001.5)
+        XCTAssertEqual(Set(top.prefix(2).map(\.name)), [Bytes(utf8: "busy:a"), Bytes(utf8: "busy:b")])
+        XCTAssertEqual(top[0].stats.total, 500)
+        XCTAssertEqual(t.received, n + 1000)
+        // Few channels: counted exactly.
+        var small = ChannelTail(capacity: 10)
+        small.append(messages: (0..<7).map { ReceivedMessage(channel: Bytes(utf8: "c\($0)"), pattern: nil, payload: [], receivedAt: 1) })
+        XCTAssertEqual(small.channelsHeard.count, 7)
+        XCTAssertTrue(small.channelsHeard.exact)
+    }
+
     func testInboxIsBoundedCountsDropsAndKeepsOrderUnderConcurrentDelivery() {
         let inbox = TailInbox(capacity: 1000)
         let g = DispatchGroup()

@@ -58,6 +58,52 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(try resolve(ConnectionFlags(), env: ["REDIS_URL": "redis://:hunter2@h:1"]).warnings, [], "the application's own variable is not the command line")
     }
 
+    /// A malformed URL may hold its password anywhere: the error never shows any of it.
+    func testURLErrorsNeverShowCredentials() throws {
+        for (url, secret) in [("redis://:hunter2/x@127.0.0.1:6379", "hunter2"), ("redis://:12/34@host", "34@host"),
+                              ("redis://:s3cret@h:notaport", "s3cret"), ("redis://u:pw%zz@h", "pw%zz"), ("rediz://u:topsecret@h", "topsecret"),
+                              ("redis://:hunter2", "hunter2")] {
+            for flags in [{ var f = ConnectionFlags(); f.url = url; return f }(), ConnectionFlags()] {
+                let env = flags.url == nil ? ["REDIS_URL": url] : [:]
+                XCTAssertThrowsError(try resolve(flags, env: env), url) { e in
+                    let text = "\(e)"
+                    XCTAssertFalse(text.contains(secret), "\(url): \(text)")
+                    XCTAssertTrue(text.contains("credentials hidden") || text.contains("may hold a password"), text)
+                    XCTAssertTrue(text.hasPrefix(flags.url == nil ? "REDIS_URL:" : "--url:"), text)
+                }
+            }
+        }
+        XCTAssertThrowsError(try RedisURL(parsing: "redis://:12/34@host")) { XCTAssertTrue("\($0)".contains("%2F"), "\($0)") }
+    }
+
+    /// REDIS_URL is the application's; with a server named on the command line it is not used
+    /// at all: not its password (for another host), and not its errors.
+    func testAnUnusedREDIS_URLIsNotReadAndItsPasswordNeverGoesElsewhere() throws {
+        var f = ConnectionFlags()
+        f.host = "other"
+        let o = try resolve(f, env: ["REDIS_URL": "redis://:hunter2/x@127.0.0.1:6379"])
+        XCTAssertEqual(o.config.host, "other")
+        let o2 = try resolve(f, env: ["REDIS_URL": "redis://:envpw@envhost:7000"])
+        XCTAssertNil(o2.config.password, "REDIS_URL's password is for its own host")
+        XCTAssertEqual(o2.config.port, 6379)
+        var u = ConnectionFlags()
+        u.url = "redis://h:7001"
+        XCTAssertEqual(try resolve(u, env: ["REDIS_URL": "redis://:x/y@bad"]).config.port, 7001)
+    }
+
+    /// An empty --sni would tell OpenSSL to check no name at all.
+    func testAnEmptySNIIsAUsageErrorNotAnUncheckedCertificate() {
+        for name in ["", " "] {
+            var f = ConnectionFlags()
+            f.tls = true
+            f.sni = name
+            XCTAssertThrowsError(try resolve(f, env: [:])) { e in
+                XCTAssertTrue("\(e)".contains("--sni needs a host name"), "\(e)")
+                if case RedisError.usage = e {} else { XCTFail("a usage error: \(e)") }
+            }
+        }
+    }
+
     func testRedactedURLNeverShowsPassword() {
         XCTAssertEqual(RedisURL.redact("redis://u:hunter2@h:1"), "redis://u:***@h:1")
         let u = try? RedisURL(parsing: "redis://u:hunter2@h:1/2")

@@ -31,6 +31,12 @@ public func ndjson(_ s: String) throws -> [[String: Any]] {
     }
 }
 
+/// The `done` records of an audit log (what readers take: a write's `intent` comes first,
+/// with the same id), as dictionaries.
+public func doneRecords(_ path: String) throws -> [[String: Any]] {
+    try ndjson(try String(contentsOfFile: path, encoding: .utf8)).filter { ($0["phase"] as? String) == "done" }
+}
+
 /// Waits until `cond` holds (polling every 20 ms); throws with `what` after `timeout` seconds.
 public func waitUntil(_ what: String, timeout: Double = 10, _ cond: () throws -> Bool) throws {
     let end = Date().addingTimeInterval(timeout)
