@@ -68,6 +68,12 @@ func reorderGlobalOptions(_ args: [String], subcommands: Set<String>) -> [String
 enum Entry {
     static func main() {
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have left these blocked (libdispatch blocks them on its threads, and a
+        // child inherits the mask): Ctrl-C, kill and a closed session must always reach us.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&mask, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let names = Set(RedisOps.configuration.subcommands.map { $0.configuration.commandName ?? "" })
         let args = reorderGlobalOptions(Array(CommandLine.arguments.dropFirst()), subcommands: names)
         do {

@@ -5,9 +5,25 @@ import TestSupport
 import Glibc
 #endif
 
-/// Whether a Redis answers on the port (through the headless subcommand).
-func portIsOpen(_ port: Int) -> Bool {
-    (try? redisOps(["info", "--json", "--port", String(port)], timeout: 5))?.status == 0
+/// Whether something listens on the port (the demo's server has a password: no command needed).
+func portIsOpen(_ port: Int) -> Bool { canConnect(port: port) }
+
+/// The demo server's password file: its private directory is random, found from the
+/// redis-server the demo started on this port (its config file names the directory).
+func demoPasswordFile(port: Int) throws -> String {
+    var found: String?
+    try waitUntil("the demo's password file", timeout: 20) {
+        // redis-server shows itself as "redis-server 127.0.0.1:PORT" and works in its `dir`.
+        for line in try spawnWait("/usr/bin/pgrep", ["-af", "redis-server"]).output.split(separator: "\n") where line.hasSuffix(":\(port)") {
+            guard let pid = line.split(separator: " ").first,
+                  let dir = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/cwd"),
+                  dir.contains("redis-ops-demo-"), FileManager.default.fileExists(atPath: dir + "/password") else { continue }
+            found = dir + "/password"
+            return true
+        }
+        return false
+    }
+    return found!
 }
 
 final class DemoE2ETests: XCTestCase {
@@ -16,21 +32,23 @@ final class DemoE2ETests: XCTestCase {
         let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "demo", "--port", String(port), "--seed", "7", "--workspaces", "300"])
         defer { pane.kill() }
         try pane.waitFor("live events", timeout: 20) { $0.contains("workspace:") && $0.contains("\"type\":") }
+        let pw = try demoPasswordFile(port: port)
+        let password = try String(contentsOfFile: pw, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         // The keyspace, read back through the headless subcommand.
-        let ws = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:*"])
+        let ws = try redisOps(["keys", "--json", "--port", String(port), "--password-file", pw, "--match", "workspace:*"])
         let keys = try ndjson(ws.stdout)
         XCTAssertGreaterThanOrEqual(keys.count, 300)
         XCTAssertTrue(keys.contains { ($0["key"] as? String) == "app:workspace:leaked-1" && ($0["ttl_ms"] as? Int) == -1 })
         XCTAssertTrue(keys.filter { ($0["ttl_ms"] as? Int ?? 0) > 0 }.allSatisfy { ($0["ttl_ms"] as! Int) <= 300_000 || ($0["key"] as! String) == "app:workspace:long-ttl" })
-        let all = try ndjson(try redisOps(["keys", "--json", "--port", String(port)]).stdout)
+        let all = try ndjson(try redisOps(["keys", "--json", "--port", String(port), "--password-file", pw]).stdout)
         let types = Set(all.compactMap { $0["type"] as? String })
         XCTAssertEqual(types, ["string", "hash", "list", "set", "zset", "stream"])
         XCTAssertTrue(all.contains { ($0["key"] as? String) == "app:lock:workspace:17" && ($0["ttl_ms"] as? Int) == -1 }, "the stuck lock, named as the application names it")
         XCTAssertFalse(all.contains { ($0["key"] as? String ?? "").hasPrefix("app:lock:app:") }, "prefixed once")
-        let lock = try redisOps(["keys", "--json", "--port", String(port), "--match", "lock:*"])
+        let lock = try redisOps(["keys", "--json", "--port", String(port), "--password-file", pw, "--match", "lock:*"])
         XCTAssertFalse(lock.stdout.isEmpty)
         let held = try ndjson(lock.stdout).compactMap { $0["key"] as? String }
-        for k in held.prefix(3) { XCTAssertEqual(try TestSupport.run(try which("redis-cli"), ["-p", String(port), "GET", k]).stdout, "1\n", "every lock holds \"1\"") }
+        for k in held.prefix(3) { XCTAssertEqual(try TestSupport.run(try which("redis-cli"), ["-p", String(port), "--no-auth-warning", "-a", password, "GET", k]).stdout, "1\n", "every lock holds \"1\"") }
         XCTAssertTrue(all.contains { ($0["key"] as? String) == "app:ratelimit:ip:198.51.100.7" })
         try pane.send("q")
         XCTAssertEqual(try pane.waitForExit(), 0)
@@ -117,10 +135,11 @@ final class TourE2ETests: XCTestCase {
         try pane.send("Escape")
         let dry = try pane.invalidationDryRun("workspace:1*", expecting: "would be deleted (UNLINK)", timeout: 20)
         XCTAssertTrue(dry.contains("Type "))
-        let before = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
+        let pw = try demoPasswordFile(port: port)
+        let before = try redisOps(["keys", "--json", "--port", String(port), "--password-file", pw, "--match", "workspace:1*"]).stdout.split(separator: "\n").count
         try pane.send("Escape")
         try pane.waitFor("cancelled") { $0.contains("cancelled — nothing was changed") }
-        let after = try redisOps(["keys", "--json", "--port", String(port), "--match", "workspace:1*"]).stdout.split(separator: "\n").count
+        let after = try redisOps(["keys", "--json", "--port", String(port), "--password-file", pw, "--match", "workspace:1*"]).stdout.split(separator: "\n").count
         XCTAssertGreaterThanOrEqual(after, before - 5, "the dry run deleted nothing (only natural expiry)")
         try pane.send("3")
         try pane.waitFor("rate limits") { $0.contains("BLOCKED") && $0.contains("BROKEN") }

@@ -60,7 +60,9 @@ final class EcosystemE2ETests: XCTestCase {
             "'\(quoted)' info --askpass --port \(s.port); echo status=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?echo'"])
         defer { pane.kill() }
         try pane.waitFor("the question") { $0.contains("Password") }
-        try pane.send("C-c")
+        // Ctrl-C is SIGINT to the program (sent to it alone: the pane's shells would die of it too).
+        let pid = try XCTUnwrap(Int32(try spawnWait("/usr/bin/pgrep", ["-f", "^\(redisOpsBinary()) info --askpass --port \(s.port)$"]).output.split(separator: "\n").first ?? ""))
+        kill(pid, SIGINT)
         let screen = try pane.waitFor("the end") { $0.contains("EXITED") }
         XCTAssertTrue(screen.contains("status=130"), screen)
         let flags = screen.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -76,7 +78,8 @@ final class EcosystemE2ETests: XCTestCase {
         defer { pane.kill() }
         try pane.waitFor("the console") { $0.contains("1 Events") }
         XCTAssertEqual(try pane.display("#{alternate_on}"), "1")
-        try pane.send("C-\\")
+        let pid = try XCTUnwrap(Int32(try spawnWait("/usr/bin/pgrep", ["-f", "^\(redisOpsBinary()) --port \(s.port)$"]).output.split(separator: "\n").first ?? ""))
+        kill(pid, SIGQUIT)   // Ctrl-\\, to the program alone
         try pane.waitFor("the end") { $0.contains("EXITED") }
         XCTAssertEqual(try pane.display("#{alternate_on}"), "0", "back on the main screen")
         XCTAssertEqual(try pane.display("#{cursor_flag}"), "1", "the cursor is shown")

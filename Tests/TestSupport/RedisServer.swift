@@ -153,11 +153,13 @@ public final class RedisServer: @unchecked Sendable {
         return try run(try which("redis-cli"), base + args, stdin: stdin).stdout
     }
 
-    private func canConnect(port: Int) -> Bool {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(s) }
-        return withLoopback(port) { connect(s, $0, $1) == 0 }
-    }
+}
+
+/// Whether something accepts connections on a port of 127.0.0.1.
+public func canConnect(port: Int) -> Bool {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(s) }
+    return withLoopback(port) { connect(s, $0, $1) == 0 }
 }
 
 public struct TestSupportError: Error, CustomStringConvertible {
@@ -223,7 +225,7 @@ private let glibc = GNUFunctions()
 /// 0, 1 and 2 (every other descriptor is closed), and the read stops at the child's exit.
 @discardableResult
 public func run(_ path: String, _ args: [String], stdin: String? = nil, environment: [String: String]? = nil,
-                timeout: Double = 60) throws -> RunResult {
+                timeout: Double = 60, started: (pid_t) -> Void = { _ in }) throws -> RunResult {
     var inFDs: [Int32] = [-1, -1], outFDs: [Int32] = [-1, -1], errFDs: [Int32] = [-1, -1]
     guard glibc.pipe2(&inFDs, O_CLOEXEC) == 0, glibc.pipe2(&outFDs, O_CLOEXEC) == 0, glibc.pipe2(&errFDs, O_CLOEXEC) == 0 else {
         throw TestSupportError("pipe: \(String(cString: strerror(errno)))")
@@ -238,13 +240,27 @@ public func run(_ path: String, _ args: [String], stdin: String? = nil, environm
     let argv = ([path] + args).map { strdup($0) } + [nil]
     let envList = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { for p in argv + envList { free(p) } }
+    // As a shell starts a program: no signal blocked (a libdispatch thread blocks SIGINT,
+    // SIGTERM, SIGHUP…, and the child would inherit that), default dispositions.
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attr, &none)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, sig) }
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, path, &fa, nil, argv, envList)
+    let rc = posix_spawn(&pid, path, &fa, &attr, argv, envList)
     close(inFDs[0]); close(outFDs[1]); close(errFDs[1])
     if rc != 0 {
         close(inFDs[1]); close(outFDs[0]); close(errFDs[0])
         throw TestSupportError("posix_spawn \(path): \(String(cString: strerror(rc)))")
     }
+    started(pid)
     final class Box: @unchecked Sendable {
         var data = Data()
         let lock = NSLock(); var exited = false
@@ -307,10 +323,11 @@ public func redisOpsBinary() -> String {
 
 /// Runs redis-ops with a clean environment (plus `env`).
 @discardableResult
-public func redisOps(_ args: [String], env: [String: String] = [:], stdin: String? = nil, timeout: Double = 60) throws -> RunResult {
+public func redisOps(_ args: [String], env: [String: String] = [:], stdin: String? = nil, timeout: Double = 60,
+                     started: (pid_t) -> Void = { _ in }) throws -> RunResult {
     var e = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "LANG": "C.UTF-8"]
     for (k, v) in env { e[k] = v }
-    return try run(redisOpsBinary(), args, stdin: stdin, environment: e, timeout: timeout)
+    return try run(redisOpsBinary(), args, stdin: stdin, environment: e, timeout: timeout, started: started)
 }
 
 /// The application's rate-limit script, verbatim (ARCHITECTURE.md, "The application").

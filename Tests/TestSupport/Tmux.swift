@@ -113,12 +113,22 @@ public func spawnWait(_ path: String, _ args: [String]) throws -> (status: Int32
 /// redis-ops running in the background (e.g. a tail), with its result once it exits.
 public final class BackgroundRun: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
+    private let startedSignal = DispatchSemaphore(value: 0)
     private var result: RunResult?
-    public init(_ args: [String], env: [String: String] = [:]) {
+    private var startedPID: pid_t = 0
+    public init(_ args: [String], env: [String: String] = [:], stdin: String? = nil) {
         DispatchQueue.global().async {
-            self.result = try? redisOps(args, env: env)
+            self.result = try? redisOps(args, env: env, stdin: stdin, started: { self.startedPID = $0; self.startedSignal.signal() })
+            if self.startedPID == 0 { self.startedSignal.signal() }
             self.done.signal()
         }
+    }
+
+    /// The process id, once it started (0 if it could not).
+    public var pid: pid_t {
+        startedSignal.wait()
+        startedSignal.signal()
+        return startedPID
     }
     /// Calls `tick` every `every` seconds (up to `times`) until the program exits; returns its result.
     public func wait(every: Double = 0.2, times: Int = 50, _ tick: (Int) throws -> Void = { _ in }) rethrows -> RunResult? {
