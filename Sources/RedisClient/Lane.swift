@@ -27,7 +27,8 @@ public final class Lane<Tag> {
     public init(_ conn: RedisConnection, pacer: Pacer) {
         self.conn = conn
         self.pacer = pacer
-        if conn.handshakeRTT > 0 { pacer.observePing(conn.handshakeRTT) }
+        // The handshake just measured the round trip: the first PING can wait its turn.
+        if conn.handshakeRTT > 0 { pacer.observePing(conn.handshakeRTT); pacer.pingSent() }
     }
 
     /// Requests sent whose replies have not all arrived (PINGs included).

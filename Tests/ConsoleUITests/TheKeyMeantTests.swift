@@ -148,4 +148,25 @@ final class TheKeyMeantTests: XCTestCase {
         guard case .confirming? = s.write?.phase else { return XCTFail("\(String(describing: s.write?.phase))") }
         XCTAssertTrue(render(s).text.contains("No space left on device"), render(s).text)
     }
+
+    /// A single-key delete whose reply was lost: the line says so, from the numbers — never
+    /// "was already gone" (before, unknown read as already gone).
+    func testALostReplyIsReportedAsUnknownNotAlreadyGone() {
+        var s = loaded()
+        _ = send(&s, [.char("d")], ChannelTail())
+        guard case .execute(let id, let plan)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
+        var r = WriteReport(action: .delete, matched: 1)
+        r.unknown = 1
+        r.sample = plan.keys
+        _ = Reducer.reduce(&s, .written(id: id, r), tail: ChannelTail())
+        let text = s.flash?.text ?? ""
+        XCTAssertTrue(text.contains("reply never arrived") && text.contains("no longer exists") && text.contains("unknown"), text)
+        XCTAssertFalse(text.contains("already gone"), text)
+        // Unchecked (the server never came back): whether it went is unknown.
+        _ = send(&s, [.char("d")], ChannelTail())
+        guard case .execute(let id2, _)? = send(&s, [.char("y")], ChannelTail()).first else { return XCTFail() }
+        r.unresolved = 1
+        _ = Reducer.reduce(&s, .written(id: id2, r), tail: ChannelTail())
+        XCTAssertTrue(s.flash?.text.contains("could not be asked again") == true, s.flash?.text ?? "")
+    }
 }

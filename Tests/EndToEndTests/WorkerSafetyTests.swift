@@ -44,6 +44,30 @@ final class WorkerSafetyTests: XCTestCase {
         XCTAssertFalse(refused.load(ordering: .relaxed), "the write refused while disconnected never ran")
     }
 
+    /// A job cancelled while still queued (Esc on a write waiting behind a long job) reports
+    /// that it never started — the dialog waiting for it must not wait for ever.
+    func testACancelledQueuedJobReportsThatItNeverStarted() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let c = Collected()
+        let w = Worker(name: "test", config: s.config(), post: c.add, onLink: { l in c.links.withLock { $0.append(l) } })
+        w.start()
+        defer { w.stop() }
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, !c.links.withLock({ $0.contains(.connected) }) { usleep(20_000) }
+        let release = DispatchSemaphore(value: 0)
+        // A long job holds the worker; the write waits behind it.
+        w.submit(Worker.Job(tag: "long", run: { _ in release.wait(); return [] }))
+        let ran = Atomic<Bool>(false)
+        w.submit(Worker.Job(tag: "write-9", isWrite: true, run: { _ in ran.store(true, ordering: .relaxed); return [.notice("ran", .info)] },
+                            onCancelledBeforeStart: { [.writeCancelled(id: 9)] }))
+        w.cancel(tag: "write-9")
+        release.signal()
+        usleep(300_000)
+        XCTAssertFalse(ran.load(ordering: .relaxed), "never run")
+        XCTAssertTrue(c.all.contains { $0.contains("writeCancelled(id: 9)") }, "reported: \(c.all)")
+    }
+
     /// Many threads post and wake while the loop drains and takes, as the console does. A
     /// wake-up lost between the flag and the pipe leaves the loop asleep with events waiting.
     func testNoWakeUpIsLostWhenWakeUpsRaceDrains() throws {

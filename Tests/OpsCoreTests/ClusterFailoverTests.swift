@@ -77,3 +77,78 @@ final class ClusterFailoverTests: XCTestCase {
         }
     }
 }
+
+/// A node that comes back without the writes it had acknowledged (restarted from an older
+/// dataset, as a replica promoted before it received them): in cluster mode too, those keys
+/// are checked on it and written again, and taken off the counts meanwhile.
+final class FailedOverAcknowledgementsTests: XCTestCase {
+    func testAClusterPrimaryThatLosesAcknowledgedDeletesGetsThemAgain() throws {
+        let cl = try RedisCluster(size: 3, replicas: 0, nodeTimeout: 5000)
+        defer { cl.stop() }
+        let nodes = try NodeSet(config: cl.nodes[0].config())
+        let keys = (0..<30_000).map { Bytes(utf8: "app:tmp:\($0)") }
+        for (conn, ks) in try nodes.groupConnections(keys) {
+            var i = 0
+            while i < ks.count { _ = try conn.pipeline(ks[i..<min(ks.count, i + 5000)].map { [Bytes(utf8: "SET"), $0, Bytes(utf8: "x")] }); i += 5000 }
+        }
+        let victim = try XCTUnwrap(nodes.topology?.shards[1].primary)
+        let v = cl.nodes.firstIndex { $0.port == victim.port }!
+        try cl.nodes[v].cli(["SAVE"])   // the dataset it will come back with: every key still there
+        let ws = WriteSession(nodes: nodes, schema: KeySchema(prefix: "app:"), context: WriteContext(server: "c", aclUser: nil, readOnly: false, audit: nil))
+        ws.pacing.fixedBatch = 100
+        ws.pacing.maxInFlight = 1
+        ws.reconnectDeadline = 30
+        var notes: [String] = []
+        ws.onNotice = { notes.append($0) }
+        let plan = try ws.plan(WriteRequest(action: .invalidate, glob: "tmp:*"))
+        var restarted = false
+        let r = try ws.execute(plan, progress: { p in
+            if !restarted && p.deleted > keys.count / 2 {
+                restarted = true
+                try? cl.nodes[v].restart()   // kill -9, then up again from its RDB: deletes it had acknowledged are undone
+            }
+        })
+        XCTAssertTrue(restarted)
+        XCTAssertNil(r.error, "\(r) \(notes)")
+        XCTAssertEqual(r.deleted + r.alreadyGone + r.unknown, keys.count, "every key accounted for: \(r)")
+        XCTAssertTrue(r.notes.contains { $0.hasPrefix("failover:") && $0.contains("written again") }, "\(r.notes)")
+        try cl.waitUntilHealthy()
+        for n in cl.nodes {
+            XCTAssertEqual(try n.cli(["--scan", "--pattern", "app:tmp:*"]).trimmingCharacters(in: .whitespacesAndNewlines), "", "left on \(n.port)")
+        }
+        XCTAssertLessThanOrEqual(r.deleted, keys.count)
+    }
+
+    /// EXPIRE across a restart of the server (its dataset reloaded with the TTLs it had set):
+    /// what it acknowledged is checked by PTTL, not sent again, and never counted twice.
+    func testExpireAcrossARestartIsNotDoubleCounted() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let n = 20_000
+        let c = try s.admin()
+        var i = 0
+        while i < n { _ = try c.pipeline((i..<min(n, i + 5000)).map { [Bytes(utf8: "SET"), Bytes(utf8: "app:workspace:\($0)"), Bytes(utf8: "x")] }); i += 5000 }
+        let ws = WriteSession(nodes: try NodeSet(config: s.config()), schema: KeySchema(prefix: "app:"),
+                              context: WriteContext(server: "t", aclUser: nil, readOnly: false, audit: nil))
+        ws.pacing.fixedBatch = 200
+        ws.pacing.maxInFlight = 1
+        ws.reconnectDeadline = 20
+        let plan = try ws.plan(WriteRequest(action: .expire(ttl: 3600, onlyWithoutTTL: true), glob: "workspace:*"))
+        XCTAssertEqual(plan.keys.count, n)
+        var restarted = false
+        let r = try ws.execute(plan, progress: { p in
+            if !restarted && p.deleted > n / 2 {
+                restarted = true
+                _ = try? s.cli(["SAVE"])
+                try? s.restart()
+            }
+        })
+        XCTAssertTrue(restarted)
+        XCTAssertNil(r.error, "\(r)")
+        XCTAssertGreaterThanOrEqual(r.alreadyGone, 0)
+        XCTAssertEqual(r.updated + r.alreadyGone + r.unknown, n, "every key once: \(r)")
+        XCTAssertLessThanOrEqual(r.updated, n, "never counted twice")
+        let noTTL = try s.cli(["EVAL", "local n=0 for _,k in ipairs(redis.call('KEYS','app:workspace:*')) do if redis.call('PTTL',k)==-1 then n=n+1 end end return n", "0"])
+        XCTAssertEqual(noTTL, "0\n", "every key got its TTL")
+    }
+}

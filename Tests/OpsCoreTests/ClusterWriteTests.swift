@@ -4,6 +4,7 @@ import Foundation
 import RedisClient
 import RedisProtocol
 import TestSupport
+import Synchronization
 
 /// Invalidation on a cluster whose slots move under it: during the dry run, before the
 /// write, and halfway through a migration.
@@ -62,5 +63,52 @@ final class ClusterWriteTests: XCTestCase {
         for n in cl.nodes {
             XCTAssertEqual(try n.cli(["--scan", "--pattern", "app:tmp:*"]).trimmingCharacters(in: .whitespacesAndNewlines), "", "left on \(n.port)")
         }
+    }
+}
+
+/// Writes in a cluster that keeps moving, or stays down: bounded, never an endless loop.
+final class ClusterOutcomeTests: XCTestCase {
+    func session(_ port: Int, deadline: Double) throws -> WriteSession {
+        let ws = WriteSession(nodes: try NodeSet(config: ConnectionConfig(host: "127.0.0.1", port: port, timeouts: Timeouts(connect: 2, io: 2))),
+                              schema: KeySchema(prefix: "app:"), context: WriteContext(server: "t", aclUser: nil, readOnly: false, audit: nil))
+        ws.reconnectDeadline = deadline
+        return ws
+    }
+
+    /// A node that answers MOVED forever: each key is redirected a few times, with a growing
+    /// pause, then counted failed (before, the keys were sent again without cap or pause).
+    func testMOVEDIsFollowedAFewTimesWithAPauseThenStops() throws {
+        let sent = Mutex(0)
+        let fake = try scriptedRedis { cmd in
+            if cmd.first == "UNLINK" { sent.withLock { $0 += 1 } }
+            return "-MOVED 866 127.0.0.1:1\r\n"
+        }
+        defer { fake.stop() }
+        let ws = try session(fake.port, deadline: 5)
+        let keys = (0..<3).map { Bytes(utf8: "app:workspace:\($0)") }
+        let t0 = Date()
+        let r = try ws.execute(WritePlan(request: WriteRequest(action: .invalidate, keys: keys), keys: keys))
+        XCTAssertEqual(r.failed, 3, "\(r)")
+        XCTAssertEqual(r.deleted, 0)
+        XCTAssertTrue(r.error?.contains("redirected more than 5 times") == true, r.error ?? "")
+        XCTAssertLessThanOrEqual(sent.withLock { $0 }, 6 * 3, "at most a few rounds")
+        XCTAssertGreaterThan(Date().timeIntervalSince(t0), 0.1, "with a pause between rounds")
+    }
+
+    /// A cluster that stays down: retried with backoff within the deadline, then stopped with
+    /// an exact account (before: retried for ever).
+    func testCLUSTERDOWNIsRetriedWithinADeadlineThenStops() throws {
+        let fake = try scriptedRedis { _ in "-CLUSTERDOWN The cluster is down\r\n" }
+        defer { fake.stop() }
+        let ws = try session(fake.port, deadline: 1.5)
+        let keys = (0..<40).map { Bytes(utf8: "app:workspace:\($0)") }
+        let t0 = Date()
+        let r = try ws.execute(WritePlan(request: WriteRequest(action: .invalidate, keys: keys), keys: keys))
+        let took = Date().timeIntervalSince(t0)
+        XCTAssertGreaterThanOrEqual(took, 1.5)
+        XCTAssertLessThan(took, 10)
+        XCTAssertTrue(r.error?.contains("CLUSTERDOWN") == true && r.error?.contains("did not accept writes") == true, r.error ?? "")
+        XCTAssertEqual(r.deleted, 0)
+        XCTAssertEqual(r.failed + r.notAttempted, 40, "every key accounted for: \(r)")
     }
 }

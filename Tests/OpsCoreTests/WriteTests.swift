@@ -223,3 +223,50 @@ final class WriteOutcomeTests: XCTestCase {
         XCTAssertEqual(lines.count, 6, "refusals and the dry run are all recorded")
     }
 }
+
+/// A reply that never comes is an unknown outcome, checked when it can be — never "already
+/// gone", never "nothing was changed".
+final class LostReplyTests: XCTestCase {
+    func session(through proxy: TCPForwarder, audit: AuditLog? = nil) throws -> WriteSession {
+        let cfg = ConnectionConfig(host: "127.0.0.1", port: proxy.port, timeouts: Timeouts(connect: 2, io: 1))
+        return WriteSession(nodes: try NodeSet(config: cfg), schema: KeySchema(prefix: "app:"),
+                            context: WriteContext(server: "t", aclUser: nil, readOnly: false, audit: audit))
+    }
+
+    func testADeleteWhoseReplyIsLostIsUnknownAndChecked() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        try s.cli(["SET", "app:workspace:1", "{}"])
+        let proxy = try TCPForwarder(to: s.port)
+        defer { proxy.stop() }
+        let log = AuditLog(path: NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log")
+        let ws = try session(through: proxy, audit: log)
+        let k = Bytes(utf8: "app:workspace:1")
+        proxy.swallowReply(to: "UNLINK")   // the UNLINK reaches the server; its answer does not come back
+        let r = try ws.execute(WritePlan(request: WriteRequest(action: .delete, keys: [k]), keys: [k]))
+        XCTAssertEqual(try s.cli(["EXISTS", "app:workspace:1"]), "0\n", "the server did delete it")
+        XCTAssertEqual(r.deleted, 0)
+        XCTAssertEqual(r.alreadyGone, 0, "not 'already gone': we do not know who deleted it")
+        XCTAssertEqual(r.unknown, 1)
+        XCTAssertEqual(r.unresolved, 0, "checked after reconnecting")
+        XCTAssertNil(r.error)
+        XCTAssertTrue(r.text.contains("checked after reconnecting, they no longer exist"), r.text)
+        let done = try XCTUnwrap(try ndjson(try String(contentsOfFile: log.path, encoding: .utf8)).last)
+        XCTAssertEqual(done["unknown"] as? Int, 1)
+        XCTAssertEqual(done["already_gone"] as? Int, 0)
+    }
+
+    func testAPublishWhoseReplyIsLostSaysItsOutcomeIsUnknown() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let proxy = try TCPForwarder(to: s.port)
+        defer { proxy.stop() }
+        let ws = try session(through: proxy)
+        proxy.swallowReply(to: "PUBLISH")
+        let r = try ws.execute(WritePlan(request: .publish(channel: Bytes(utf8: "c"), payload: Bytes(utf8: "x")), keys: []))
+        XCTAssertEqual(r.unknown, 1)
+        XCTAssertNotNil(r.error)
+        XCTAssertFalse(r.error!.contains("nothing was changed"), r.error!)
+        XCTAssertTrue(r.text.contains("whether it was published is unknown"), r.text)
+    }
+}

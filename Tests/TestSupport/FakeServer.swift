@@ -74,3 +74,46 @@ func listenOnLoopback(backlog: Int32) throws -> (fd: Int32, port: Int) {
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(l, $0, &len) } }
     return (l, Int(UInt16(bigEndian: addr.sin_port)))
 }
+
+/// The commands of a request chunk (RESP arrays of bulk strings, as clients send them).
+public func respCommands(_ bytes: [UInt8]) -> [[String]] {
+    var out: [[String]] = []
+    var i = 0
+    func line() -> String? {
+        guard let end = (i..<max(i, bytes.count - 1)).first(where: { bytes[$0] == 13 && bytes[$0 + 1] == 10 }) else { return nil }
+        defer { i = end + 2 }
+        return String(decoding: bytes[i..<end], as: UTF8.self)
+    }
+    while i < bytes.count, bytes[i] == UInt8(ascii: "*") {
+        guard let head = line(), let n = Int(head.dropFirst()) else { break }
+        var args: [String] = []
+        for _ in 0..<n {
+            guard let len = line().flatMap({ Int($0.dropFirst()) }), i + len + 2 <= bytes.count else { return out }
+            args.append(String(decoding: bytes[i..<(i + len)], as: UTF8.self))
+            i += len + 2
+        }
+        out.append(args)
+    }
+    return out
+}
+
+/// A scripted server that speaks enough Redis for a client to connect (PING, CLIENT,
+/// INFO, AUTH, SELECT answered) and answers everything else with `answer` (a raw RESP reply).
+public func scriptedRedis(runID: String = "0123456789abcdef0123456789abcdef01234567",
+                          _ answer: @escaping @Sendable ([String]) -> String) throws -> FakeServer {
+    try FakeServer(respond: { _, bytes in
+        var out = ""
+        for cmd in respCommands(bytes) {
+            switch cmd.first?.uppercased() {
+            case "PING": out += "+PONG\r\n"
+            case "AUTH", "SELECT", "READONLY": out += "+OK\r\n"
+            case "CLIENT": out += cmd.count > 1 && cmd[1].uppercased() == "ID" ? ":7\r\n" : "+OK\r\n"
+            case "INFO":
+                let text = "# Server\r\nredis_version:7.0.15\r\nrun_id:\(runID)\r\ntcp_port:6379\r\n# Cluster\r\ncluster_enabled:0\r\n"
+                out += "$\(text.utf8.count)\r\n\(text)\r\n"
+            default: out += answer(cmd)
+            }
+        }
+        return (Array(out.utf8), false)
+    })
+}
