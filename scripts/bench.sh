@@ -6,7 +6,8 @@
 #   invalidate: deleting 800,000 keys: redis-ops invalidate vs redis-cli --scan | xargs redis-cli unlink,
 #            with a PING probe measuring the latency the application sees during each
 #   tail:    a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
-# Usage: scripts/bench.sh [keys|console|invalidate|tail|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10)
+#   soak:    10 minutes of traffic on 1,000,000 distinct channels, the channels pane open: RSS and frame time
+# Usage: scripts/bench.sh [keys|console|invalidate|tail|soak|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10 SOAK_MINUTES=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT="${1:-all}"
@@ -146,5 +147,21 @@ print(f"{'redis-ops console tail':26} {ro['received']:>10} {ro['received']/secs:
 print(f"{'redis-cli subscribe':26} {cli_msgs:>10} {cli_msgs/secs:>10.0f} {published-cli_msgs:>9} {cli_rss/1024:>8.1f}MB {'':>13}")
 print(f"ratio received redis-ops/redis-cli: {ro['received']/max(cli_msgs,1):.2f}x; RSS ratio: {ro['peak_rss_kb']/max(cli_rss,1):.2f}x")
 print(f"server log mentions a client closed for output-buffer limits: {disc}; console frames rendered: {ro['frames']}")
+PY
+fi
+
+if [ "$WHAT" = soak ] || [ "$WHAT" = all ]; then
+    echo "== soak: ${SOAK_MINUTES:-10} min of traffic on ${SOAK_CHANNELS:-1000000} distinct channels (soak:*:events), console headless, channels pane open =="
+    "$BIN" bench-channels --port "$PORT" --channels "${SOAK_CHANNELS:-1000000}" --minutes "${SOAK_MINUTES:-10}" --rate "${SOAK_RATE:-5000}" \
+        --every "${SOAK_EVERY:-60}" >"$TMP/soak.json" 2>"$TMP/soak.err" || true
+    python3 - "$TMP/soak.json" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'minutes':>8} {'published':>11} {'RSS MB':>8} {'pane frames':>12} {'frame ms avg':>13} {'frame ms max':>13}")
+for r in rows:
+    print(f"{r['minutes']:>8} {r['published']:>11} {r['rss_mb']:>8.1f} {r['pane_frames']:>12} {r['pane_frame_ms_avg']:>13} {r['pane_frame_ms_max']:>13}")
+if rows:
+    first, last = rows[0], rows[-1]
+    print(f"RSS from the first report to the last: {first['rss_mb']:.1f} -> {last['rss_mb']:.1f} MB (bounded: the busiest 2,000 channels counted, the rest estimated)")
 PY
 fi

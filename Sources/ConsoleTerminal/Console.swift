@@ -115,7 +115,9 @@ public final class Console {
     var tail: ChannelTail
     public private(set) var meter = ConsoleMeter()
     /// Set by the benchmark: called after each frame with the state and the grid.
-    public var onFrame: ((AppState, CellGrid) -> Void)?
+    /// Set by the benchmark: called after each frame with the state, the grid and the
+    /// seconds the frame took to render and draw.
+    public var onFrame: ((AppState, CellGrid, Double) -> Void)?
 
     public init(_ settings: ConsoleSettings) {
         self.settings = settings
@@ -271,7 +273,7 @@ public final class Console {
                 meter.frames += 1
                 for kt in keyTimes { meter.keyToFrame.append(r1 - kt) }
                 keyTimes.removeAll()
-                onFrame?(state, grid)
+                onFrame?(state, grid, r1 - r0)
                 lastRender = r1
                 dirty = false
                 urgent = false

@@ -7,7 +7,7 @@ import Glibc
 
 /// A terminal with no screen: keys come from `press`, frames are kept in memory. The
 /// console's loop runs on it unchanged (the benchmark measures the real thing).
-public final class HeadlessTerminal: TerminalBackend, @unchecked Sendable {
+public final class HeadlessTerminal: TerminalBackend, Sendable {
     private let keys = Mutex<[KeyInput]>([])
     private let pipeFDs: (Int32, Int32)
     public let width: Int

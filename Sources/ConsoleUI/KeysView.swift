@@ -194,9 +194,7 @@ enum KeysModule: ViewModule {
             s.keys.sort = all[(all.firstIndex(of: s.keys.sort)! + 1) % all.count]
             // The loaded rows are sorted at once; the scan then finds the first rows in the new order among every key.
             if var snap = s.keys.snapshot {
-                var w = KeyWindow(capacity: snap.window.capacity, sort: s.keys.sort)
-                w.add(snap.window.rows, schema: s.schema)
-                snap.window = w
+                snap.window = snap.window.resorted(s.keys.sort)
                 snap.sort = s.keys.sort
                 s.keys.snapshot = snap
             }

@@ -17,13 +17,6 @@ public struct TailEntry: Sendable, Equatable {
     public var kind: Kind
     /// The payload's full size when it was stored truncated.
     public var originalSize: Int?
-    public var time: Double {
-        switch kind {
-        case .message(let m): return m.receivedAt
-        case .gap(let g): return g.to
-        case .note: return 0
-        }
-    }
     public var message: ReceivedMessage? { if case .message(let m) = kind { return m }; return nil }
 }
 

@@ -179,7 +179,7 @@ public final class DemoTraffic: Sendable {
 }
 
 /// A private redis-server for the demo: free loopback port, no persistence, stopped on exit.
-public final class DemoServer: @unchecked Sendable {
+public final class DemoServer: Sendable {
     public let port: Int
     public let pid: pid_t
     /// The server's password (random, made for this run): the console is handed it.

@@ -213,7 +213,9 @@ public struct NamespaceStat: Sendable, Equatable {
 public struct KeyWindow: Sendable, Equatable {
     public let capacity: Int
     public let sort: KeySort
+    /// The window, in order. Rows found since the last `settle()` wait in `pending`.
     public private(set) var rows: [KeyInfo] = []
+    private var pending: [KeyInfo] = []
     /// Keys found (alive) in total.
     public private(set) var matched = 0
     /// Keys that break the conventions (no TTL where one is expected, a TTL above it).
@@ -228,41 +230,70 @@ public struct KeyWindow: Sendable, Equatable {
         self.sort = sort
     }
 
+    /// Counts a page and keeps the rows that may belong in the window: O(page). The window
+    /// itself is put in order by `settle()` (once per snapshot), not once per page.
     public mutating func add(_ page: [KeyInfo], schema: KeySchema) {
-        var candidates: [KeyInfo] = []
+        let last = rows.count >= capacity ? rows.last : nil
         for r in page {
             matched += 1
             if r.ttl == .persistent { noTTL += 1 }
             if schema.convention(of: r) != nil { breakers += 1 }
             count(r, schema)
-            if rows.count < capacity || sort.precedes(r, rows[rows.count - 1]) { candidates.append(r) }
+            if let l = last, !sort.precedes(r, l) { continue }
+            pending.append(r)
         }
-        guard !candidates.isEmpty else { return }
-        candidates.sort(by: sort.precedes)
-        // Merge two sorted lists, keeping the first `capacity`.
+        if pending.count > capacity { settle() }
+    }
+
+    /// The same window in another order (the counts stay; the rows loaded are re-sorted).
+    public func resorted(_ order: KeySort) -> KeyWindow {
+        var w = KeyWindow(capacity: capacity, sort: order)
+        w.pending = rows + pending
+        w.matched = matched; w.breakers = breakers; w.noTTL = noTTL
+        w.namespaces = namespaces; w.nsIndex = nsIndex
+        w.settle()
+        return w
+    }
+
+    /// Merges the rows found since the last call into the window, keeping the first `capacity`.
+    public mutating func settle() {
+        guard !pending.isEmpty else { return }
+        pending.sort(by: sort.precedes)
         var merged: [KeyInfo] = []
-        merged.reserveCapacity(min(capacity, rows.count + candidates.count))
+        merged.reserveCapacity(min(capacity, rows.count + pending.count))
         var i = 0, j = 0
-        while merged.count < capacity && (i < rows.count || j < candidates.count) {
-            if j >= candidates.count || (i < rows.count && !sort.precedes(candidates[j], rows[i])) { merged.append(rows[i]); i += 1 }
-            else { merged.append(candidates[j]); j += 1 }
+        while merged.count < capacity && (i < rows.count || j < pending.count) {
+            if j >= pending.count || (i < rows.count && !sort.precedes(pending[j], rows[i])) { merged.append(rows[i]); i += 1 }
+            else { merged.append(pending[j]); j += 1 }
         }
         rows = merged
+        pending = []
     }
 
     private mutating func count(_ r: KeyInfo, _ schema: KeySchema) {
-        let rel = schema.relative(r.key) ?? r.key
-        var name = rel.firstIndex(of: UInt8(ascii: ":")).map { Array(rel[...$0]) } ?? rel
-        if nsIndex[name] == nil && namespaces.count >= Self.maxNamespaces { name = Bytes(utf8: "(other namespaces)") }
-        let i: Int
-        if let k = nsIndex[name] { i = k } else {
-            i = namespaces.count
-            nsIndex[name] = i
-            namespaces.append(NamespaceStat(name: name, keys: 0, bytes: 0, noTTL: 0))
+        // The first segment after the prefix, found without copying the key: a listing has
+        // a few namespaces and a million keys.
+        var rel = r.key[...]
+        if rel.count >= schema.prefix.count, rel[..<(rel.startIndex + schema.prefix.count)].elementsEqual(schema.prefix) {
+            rel = rel[(rel.startIndex + schema.prefix.count)...]
         }
-        namespaces[i].keys += 1
-        namespaces[i].bytes += r.bytes ?? 0
-        if r.ttl == .persistent { namespaces[i].noTTL += 1 }
+        let seg = rel.firstIndex(of: UInt8(ascii: ":")).map { rel[...$0] } ?? rel
+        var i = namespaces.count <= 16 ? namespaces.firstIndex { $0.name.elementsEqual(seg) } : nsIndex[Bytes(seg)]
+        if i == nil {
+            var name = Bytes(seg)
+            if namespaces.count >= Self.maxNamespaces {
+                name = Bytes(utf8: "(other namespaces)")
+                i = nsIndex[name]
+            }
+            if i == nil {
+                i = namespaces.count
+                nsIndex[name] = i
+                namespaces.append(NamespaceStat(name: name, keys: 0, bytes: 0, noTTL: 0))
+            }
+        }
+        namespaces[i!].keys += 1
+        namespaces[i!].bytes += r.bytes ?? 0
+        if r.ttl == .persistent { namespaces[i!].noTTL += 1 }
     }
 
     /// The window, read again: re-read rows replace theirs; gone ones stay, marked gone.
@@ -315,11 +346,6 @@ public final class KeyBrowser {
                      progress: (KeySnapshot) -> Void) throws -> KeySnapshot {
         let f = KeyFilter(filter, schema: schema)
         var snap = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: wallClockNow())
-        var total = 0
-        for t in nodes.scanTargets() {
-            if let n = try? nodes.connection(for: t).call([Bytes(utf8: "DBSIZE")]).int { total += Int(n) }
-        }
-        snap.dbsize = total
         let reader = KeyMetadataReader(schema: schema)
         let scan = KeyspaceScan(nodes: nodes, match: f.match, reader: reader)
         scan.cancelled = cancelled
@@ -330,12 +356,16 @@ public final class KeyBrowser {
             let t = monotonicNow()
             if t - last >= every {
                 last = t
+                snap.window.settle()
                 snap.stats = scan.stats
+                snap.dbsize = scan.dbsize ?? snap.dbsize
                 snap.warnings = reader.warnings
                 progress(snap)
             }
             return true
         }
+        snap.window.settle()
+        snap.dbsize = scan.dbsize ?? snap.dbsize
         snap.stats = scan.stats
         snap.warnings = reader.warnings
         snap.done = true

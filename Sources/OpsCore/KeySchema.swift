@@ -14,9 +14,13 @@ public struct KeySchema: Sendable, Equatable {
     /// Key prefix added by the app's client to every key (never to channel names).
     public var prefix: Bytes
     /// Globs relative to the prefix.
-    public var cachePattern: String = "workspace:*"
-    public var lockPattern: String = "lock:*"
-    public var rateLimitPattern: String = "ratelimit:*"
+    public var cachePattern: String = "workspace:*" { didSet { cacheGlob = Bytes(utf8: cachePattern) } }
+    public var lockPattern: String = "lock:*" { didSet { lockGlob = Bytes(utf8: lockPattern) } }
+    public var rateLimitPattern: String = "ratelimit:*" { didSet { rateLimitGlob = Bytes(utf8: rateLimitPattern) } }
+    /// The same globs as bytes, made once (`kind(of:)` runs for every key of a listing).
+    private var cacheGlob = Bytes(utf8: "workspace:*")
+    private var lockGlob = Bytes(utf8: "lock:*")
+    private var rateLimitGlob = Bytes(utf8: "ratelimit:*")
     /// Channel pattern of the app's events (no prefix).
     public var eventsPattern: String = "workspace:*:events"
     public var cacheTTL: Int64 = 300      // seconds
@@ -41,10 +45,11 @@ public struct KeySchema: Sendable, Equatable {
     }
 
     public func kind(of key: Bytes) -> KeyKind {
-        guard let rel = relative(key) else { return .other }
-        if globMatch(Bytes(utf8: lockPattern), rel) { return .lock }
-        if globMatch(Bytes(utf8: rateLimitPattern), rel) { return .rateLimit }
-        if globMatch(Bytes(utf8: cachePattern), rel) { return .cache }
+        guard key.count >= prefix.count, key[..<prefix.count].elementsEqual(prefix) else { return .other }
+        let rel = key[prefix.count...]
+        if globMatch(lockGlob[...], rel) { return .lock }
+        if globMatch(rateLimitGlob[...], rel) { return .rateLimit }
+        if globMatch(cacheGlob[...], rel) { return .cache }
         return .other
     }
 
@@ -69,7 +74,7 @@ public func globMatch(_ pattern: Bytes, _ s: Bytes) -> Bool {
     globMatch(pattern[...], s[...])
 }
 
-private func globMatch(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
+func globMatch(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
     var p = p, s = s
     while let c = p.first {
         switch c {

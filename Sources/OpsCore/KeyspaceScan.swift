@@ -206,9 +206,6 @@ public final class KeyspaceScan<Reader: PageReader> {
                     if commandsPerKey == 0 { break }
                     let perFlight = max(1, lane.pacer.units(.read, limits: 16...20_000) / commandsPerKey)
                     let take = min(perFlight, keys.count)
-                    let cost = lane.pacer.estimate(.read, units: take * commandsPerKey)
-                    let d = lane.pacer.delay(for: cost, now: now)
-                    if d > 0 { wake = min(wake, now + d); break }
                     let chunk = Array(keys.prefix(take))
                     if take == keys.count { r.reads.removeFirst() } else { r.reads[r.reads.startIndex] = Array(keys.dropFirst(take)) }
                     let (cmds, token) = reader.request(chunk)
@@ -218,7 +215,7 @@ public final class KeyspaceScan<Reader: PageReader> {
                 }
                 guard r.reads.count < 4, let p = r.idle.first else { break }
                 let count = fixedCount ?? lane.pacer.units(.scan, limits: 10...50_000)
-                let d = lane.pacer.delay(for: lane.pacer.estimate(.scan, units: count), now: now)
+                let d = lane.pacer.delay(.scan, cost: lane.pacer.estimate(.scan, units: count), now: now)
                 if d > 0 { wake = min(wake, now + d); break }
                 r.idle.removeFirst()
                 let cmd: [Bytes] = [Bytes(utf8: "SCAN"), Bytes(utf8: String(r.partitions[p].cursor)), Bytes(utf8: "MATCH"), match,

@@ -741,7 +741,7 @@ private final class Executor {
         while lane.hasRoom, !nl.queue.isEmpty {
             let n = min(nl.queue.count, session.pacing.fixedBatch ?? lane.pacer.units(.write, limits: 1...max(1, session.pacing.maxBatch)))
             let cost = lane.pacer.estimate(.write, units: n)
-            let d = lane.pacer.delay(for: cost, now: now)
+            let d = lane.pacer.delay(.write, cost: cost, now: now)
             if d > 0 { return now + d }
             let keys = Array(nl.queue.prefix(n))
             nl.queue.removeFirst(n)

@@ -97,6 +97,10 @@ public struct Topology: Sendable, Equatable {
 /// The servers to talk to: one, or every node of a Redis Cluster. Connections are made
 /// on demand and made again (re-resolving the host name) when one breaks. Used by one
 /// thread at a time.
+///
+/// `@unchecked Sendable`: its pool and slot map are mutated without a lock. It is safe
+/// because one thread owns it at a time (a worker's, or the CLI's main thread); it crosses
+/// threads only whole, when a worker is made.
 public final class NodeSet: @unchecked Sendable {
     public let config: ConnectionConfig
     public private(set) var isCluster = false

@@ -35,6 +35,9 @@ public struct ConnectionConfig: Sendable, Equatable {
 
 /// One connection to one Redis server: handshake (TLS, AUTH, SELECT), pipelined
 /// requests with replies matched in order, typed errors. Not thread-safe: one owner at a time.
+///
+/// `@unchecked Sendable`: its decoder and buffers are mutated without a lock; safe because
+/// exactly one thread uses a connection at a time (its NodeSet's, or a subscriber worker's).
 public final class RedisConnection: @unchecked Sendable {
     public let config: ConnectionConfig
     public let transport: Transport

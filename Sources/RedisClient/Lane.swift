@@ -12,8 +12,11 @@ import RedisProtocol
 public final class Lane<Tag> {
     public let conn: RedisConnection
     public let pacer: Pacer
+    /// The pacer's own requests, sent between the caller's.
+    private enum Control { case ping, stats }
     private struct Flight {
-        var tag: Tag?          // nil: a PING of the pacer's
+        var tag: Tag?          // nil: one of the pacer's
+        var control: Control?
         var count: Int
         var sentAt: Double
         var kind: Pacer.Kind?
@@ -29,6 +32,7 @@ public final class Lane<Tag> {
         self.pacer = pacer
         // The handshake just measured the round trip: the first PING can wait its turn.
         if conn.handshakeRTT > 0 { pacer.observePing(conn.handshakeRTT); pacer.pingSent() }
+
     }
 
     /// Requests sent whose replies have not all arrived (PINGs included).
@@ -43,17 +47,23 @@ public final class Lane<Tag> {
     public func send(_ commands: [[Bytes]], tag: Tag, kind: Pacer.Kind?, units: Int) throws {
         precondition(!commands.isEmpty)
         let now = monotonicNow()
-        if let k = kind { pacer.spend(pacer.estimate(k, units: units), now: now) }
-        try sendPingIfDue(now)
+        if let k = kind { pacer.sent(k, units: units, calls: commands.count, now: now) }
+        try sendControlIfDue(now)
         try conn.send(commands)
-        inflight.append(Flight(tag: tag, count: commands.count, sentAt: now, kind: kind, units: units))
+        inflight.append(Flight(tag: tag, control: nil, count: commands.count, sentAt: now, kind: kind, units: units))
     }
 
-    private func sendPingIfDue(_ now: Double) throws {
-        guard pacer.pingDue(now: now) else { return }
-        pacer.pingSent(now: now)
-        try conn.send([[Bytes(utf8: "PING")]])
-        inflight.append(Flight(tag: nil, count: 1, sentAt: now, kind: nil, units: 0))
+    private func sendControlIfDue(_ now: Double) throws {
+        if pacer.pingDue(now: now) {
+            pacer.pingSent(now: now)
+            try conn.send([[Bytes(utf8: "PING")]])
+            inflight.append(Flight(tag: nil, control: .ping, count: 1, sentAt: now, kind: nil, units: 0))
+        }
+        if pacer.statsDue(now: now) {
+            pacer.statsSent(now: now)
+            try conn.send([[Bytes(utf8: "INFO"), Bytes(utf8: "commandstats")]])
+            inflight.append(Flight(tag: nil, control: .stats, count: 1, sentAt: now, kind: nil, units: 0))
+        }
     }
 
     /// Flights whose replies are all here, not yet handed to the caller.
@@ -80,8 +90,10 @@ public final class Lane<Tag> {
                 inflight.removeFirst()
                 let rtt = now - head.sentAt
                 if let tag = head.tag {
-                    if let k = head.kind { pacer.observe(k, units: head.units, rtt: rtt) }
+                    if let k = head.kind { pacer.observe(k, units: head.units, calls: head.count, rtt: rtt) }
                     ready.append((tag, partial))
+                } else if head.control == .stats {
+                    pacer.observeStats(partial.first.flatMap { $0.errorReply == nil ? $0.string : nil })
                 } else {
                     pacer.observePing(rtt)
                 }

@@ -5,21 +5,24 @@ import Glibc
 /// Keeps what the tool sends to one server inside a latency budget measured on the
 /// server's side, never by the distance to the operator.
 ///
-/// - **Server time** of a request = its reply time minus the path's round trip, the round
-///   trip being the minimum of recent PINGs (the first measure is the handshake's).
-/// - **Cost per unit** (a SCAN's COUNT, one read, one key written) is learned from the
-///   replies, per kind of request, so each request is sized to take at most ~80 % of the
-///   budget on the server: `units(_:)`.
-/// - **A token bucket of server time**: requests may keep the server busy `duty` of the
-///   time at most, in bursts no longer than the budget, however many are in flight. Through
-///   a 50 ms tunnel this keeps dozens of requests in flight; next to the server it keeps
-///   the application's commands from queueing behind more than one of ours.
+/// - **Server time per unit** (a SCAN's COUNT, one key unlinked, one read) is learned per kind
+///   of request. The server's own accounting comes first: `INFO commandstats` (microseconds
+///   and calls per command), sampled about twice a second, gives the exact time each call
+///   took on the server whatever the network or the client is doing. Where INFO is refused,
+///   the estimate is a reply's time minus the path's round trip (the minimum of recent
+///   PINGs; the first measure is the handshake's) — an upper bound, so on the safe side.
+/// - **Sizing**: SCAN's COUNT and a write's batch are chosen so one command takes at most
+///   ~80 % of the budget (`--max-latency-ms`) on the server: `units(_:)`.
+/// - **A token bucket of server time** for those commands: they keep the server busy at most
+///   `duty` of the time, in bursts no longer than the budget, however many are in flight —
+///   through a 50 ms tunnel dozens of requests stay in flight. Small reads (TYPE, PTTL…) are
+///   not held back: Redis serves a pipeline 16 KB at a time, between other clients' commands.
 public final class Pacer {
     public enum Kind: Int, CaseIterable, Sendable { case scan, read, write }
 
-    /// The longest any single request of ours may take on the server (seconds).
+    /// The longest any single command of ours may take on the server (seconds).
     public let budget: Double
-    /// The share of the server's time the tool may take.
+    /// The share of the server's time the sized commands may take.
     public let duty: Double
     /// The round trip without server time: the minimum of recent PINGs.
     public private(set) var baseRTT: Double
@@ -29,12 +32,28 @@ public final class Pacer {
     private var refilledAt: Double
     /// Estimated server seconds per unit, per kind.
     private var perUnit: [Double]
+    /// Kinds whose estimate comes from the server's own accounting.
+    private var measured: [Bool] = [false, false, false]
+    /// INFO commandstats: refused (nil) or not; the last sample's counters; what we sent since.
+    private var statsAllowed = true
+    private var lastStatsAt = -Double.infinity
+    private var lastStats: [String: (calls: Double, usec: Double)] = [:]
+    private var unitsSince: [Double] = [0, 0, 0]
+    private var callsSince: [Double] = [0, 0, 0]
     /// Requests observed (for the benchmark and tests).
     public private(set) var observed = 0
-    /// The server time of the last request observed, the longest, and how many exceeded the budget.
+    /// The server time of the last sized command observed (per call), the longest, and how
+    /// many exceeded the budget.
     public private(set) var lastServerTime = 0.0
     public private(set) var maxServerTime = 0.0
     public private(set) var overBudget = 0
+
+    /// The commands each kind sends, as INFO commandstats names them.
+    static let commands: [Kind: [String]] = [
+        .scan: ["scan"],
+        .read: ["type", "pttl", "memory|usage", "get", "exists"],
+        .write: ["unlink", "del", "expire", "persist"],
+    ]
 
     public init(budget: Double, duty: Double = 0.6, baseRTT: Double = 0.001, now: Double = monotonicNow()) {
         self.budget = max(0.0001, budget)
@@ -47,10 +66,17 @@ public final class Pacer {
         perUnit = [2e-6, 2e-6, 4e-6]
     }
 
+    /// What it has learned, for a benchmark's or a test's eyes.
+    public var summary: String {
+        let src = measured.map { $0 ? "server" : "rtt" }
+        return String(format: "base RTT %.3f ms · per unit: scan %.3f µs (%@), read %.3f µs (%@), write %.3f µs (%@) · observed %d · max %.3f ms · over budget %d",
+                      baseRTT * 1000, perUnit[0] * 1e6, src[0], perUnit[1] * 1e6, src[1], perUnit[2] * 1e6, src[2], observed, maxServerTime * 1000, overBudget)
+    }
+
     /// Estimated server time of a request.
     public func estimate(_ kind: Kind, units: Int) -> Double { perUnit[kind.rawValue] * Double(max(1, units)) }
 
-    /// How many units fit in one request: ~80 % of the budget, within `limits`.
+    /// How many units fit in one command: ~80 % of the budget, within `limits`.
     public func units(_ kind: Kind, limits: ClosedRange<Int>) -> Int {
         let n = Int((budget * 0.8) / perUnit[kind.rawValue])
         return min(limits.upperBound, max(limits.lowerBound, n))
@@ -61,31 +87,43 @@ public final class Pacer {
         refilledAt = now
     }
 
-    /// Seconds to wait before a request of this cost may be sent (0: now).
-    public func delay(for cost: Double, now: Double = monotonicNow()) -> Double {
+    /// Seconds to wait before a request of this kind and cost may be sent (0: now).
+    public func delay(_ kind: Kind, cost: Double, now: Double = monotonicNow()) -> Double {
+        if kind == .read { return 0 }
         refill(now)
         let c = min(cost, budget)
         return tokens >= c ? 0 : (c - tokens) / duty
     }
 
-    /// A request of this cost was sent.
-    public func spend(_ cost: Double, now: Double = monotonicNow()) {
+    /// A request was sent: `calls` commands carrying `units` units.
+    public func sent(_ kind: Kind, units: Int, calls: Int, now: Double = monotonicNow()) {
+        unitsSince[kind.rawValue] += Double(units)
+        callsSince[kind.rawValue] += Double(max(1, calls))
+        if kind == .read { return }
         refill(now)
-        tokens -= min(cost, budget)
+        tokens -= min(estimate(kind, units: units), budget)
     }
 
-    /// A reply arrived `rtt` seconds after its request was sent.
-    public func observe(_ kind: Kind, units: Int, rtt: Double) {
-        let server = max(0, rtt - baseRTT)
-        observed += 1
-        lastServerTime = server
-        maxServerTime = max(maxServerTime, server)
-        if server > budget { overBudget += 1 }
-        let sample = min(1e-3, max(1e-8, server / Double(max(1, units))))
+    private func learn(_ kind: Kind, perUnit sample: Double) {
+        let s = min(1e-3, max(1e-8, sample))
         let old = perUnit[kind.rawValue]
         // Up quickly (over budget hurts the application), down slowly.
-        let a = sample > old ? 0.5 : 0.15
-        perUnit[kind.rawValue] = old + a * (sample - old)
+        let a = s > old ? 0.5 : 0.15
+        perUnit[kind.rawValue] = old + a * (s - old)
+    }
+
+    /// A reply arrived `rtt` seconds after its request (of `calls` commands) was sent.
+    public func observe(_ kind: Kind, units: Int, calls: Int = 1, rtt: Double) {
+        observed += 1
+        guard !measured[kind.rawValue] else { return }
+        let server = max(0, rtt - baseRTT)
+        if kind != .read {
+            let perCall = server / Double(max(1, calls))
+            lastServerTime = perCall
+            maxServerTime = max(maxServerTime, perCall)
+            if perCall > budget { overBudget += 1 }
+        }
+        learn(kind, perUnit: server / Double(max(1, units)))
     }
 
     /// Time for a PING to measure the round trip again (about once a second).
@@ -98,5 +136,50 @@ public final class Pacer {
         pings.append(rtt)
         if pings.count > 8 { pings.removeFirst() }
         baseRTT = pings.min() ?? rtt
+    }
+
+    /// Time to read the server's own accounting again (about twice a second, while allowed).
+    public func statsDue(now: Double = monotonicNow()) -> Bool { statsAllowed && now - lastStatsAt >= 0.5 }
+
+    public func statsSent(now: Double = monotonicNow()) { lastStatsAt = now }
+
+    /// INFO commandstats (nil: refused — then the round-trip estimate stays).
+    public func observeStats(_ text: String?) {
+        guard let text else { statsAllowed = false; return }
+        var now: [String: (calls: Double, usec: Double)] = [:]
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) where line.hasPrefix("cmdstat_") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[line.index(line.startIndex, offsetBy: 8)..<colon])
+            var calls = 0.0, usec = 0.0
+            for f in line[line.index(after: colon)...].split(separator: ",") {
+                let kv = f.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, let v = Double(kv[1]) else { continue }
+                if kv[0] == "calls" { calls = v } else if kv[0] == "usec" { usec = v }
+            }
+            now[name] = (calls, usec)
+        }
+        defer { lastStats = now; unitsSince = [0, 0, 0]; callsSince = [0, 0, 0] }
+        guard !lastStats.isEmpty else { return }
+        for kind in Kind.allCases {
+            let i = kind.rawValue
+            guard callsSince[i] > 0, unitsSince[i] > 0 else { continue }
+            var dCalls = 0.0, dUsec = 0.0
+            for c in Self.commands[kind] ?? [] {
+                guard let a = now[c] else { continue }
+                let b = lastStats[c] ?? (0, 0)
+                dCalls += max(0, a.calls - b.calls)
+                dUsec += max(0, a.usec - b.usec)
+            }
+            guard dCalls > 0 else { continue }
+            let perCall = dUsec / dCalls / 1e6
+            let unitsPerCall = unitsSince[i] / callsSince[i]
+            measured[i] = true
+            if kind != .read {
+                lastServerTime = perCall
+                maxServerTime = max(maxServerTime, perCall)
+                if perCall > budget { overBudget += 1 }
+            }
+            learn(kind, perUnit: perCall / max(1, unitsPerCall))
+        }
     }
 }

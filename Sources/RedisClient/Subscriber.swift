@@ -23,6 +23,9 @@ public enum PubSubEvent: Sendable, Equatable {
 
 /// A dedicated connection in subscribed mode: SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE /
 /// PUNSUBSCRIBE, `message` and `pmessage` decoding, PING as a health check.
+///
+/// `@unchecked Sendable`: mutable state without a lock; safe because only the worker thread
+/// that made it ever touches it.
 public final class Subscriber: @unchecked Sendable {
     public let connection: RedisConnection
     /// Commands sent whose confirmation has not arrived, to attribute error replies.

@@ -37,6 +37,9 @@ func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
 /// A connected byte stream: TCP, optionally wrapped in TLS. Blocking semantics with
 /// deadlines, built on a non-blocking socket and poll(2).
+///
+/// `@unchecked Sendable`: the TLS session and the closed flag change without a lock; safe
+/// because its connection's single owner is the only caller.
 public final class Transport: @unchecked Sendable {
     public let fd: Int32
     public let endpoint: String

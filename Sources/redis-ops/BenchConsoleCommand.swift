@@ -20,7 +20,7 @@ struct BenchConsoleCommand: ParsableCommand {
     @Option(name: .long, help: "Keys for the Esc-during-invalidation measurement (0: skip).") var invalidationKeys: Int = 300_000
 
     /// What the bench thread sees of the console: the state of the last frame.
-    final class Frames: @unchecked Sendable {
+    final class Frames: Sendable {
         let last = Mutex<(state: AppState?, frames: Int)>((nil, 0))
     }
 
@@ -34,7 +34,7 @@ struct BenchConsoleCommand: ParsableCommand {
         settings.colour = false
         let console = Console(settings)
         let frames = Frames()
-        console.onFrame = { st, _ in frames.last.withLock { $0.state = st; $0.frames += 1 } }
+        console.onFrame = { st, _, _ in frames.last.withLock { $0.state = st; $0.frames += 1 } }
         let finished = DispatchSemaphore(value: 0)
         // The console belongs to its own thread from here on, as in the real program.
         nonisolated(unsafe) let owned = console
@@ -43,6 +43,8 @@ struct BenchConsoleCommand: ParsableCommand {
         // Events always arriving, on another connection, like the application.
         let stop = Atomic<Bool>(false)
         let published = Atomic<Int>(0)
+        /// CPU seconds the publisher thread (the bench's, not the console's) has used.
+        let publisherCPU = Atomic<Int>(0)
         let cfg = opts.config
         let interval = 1 / max(1, rate)
         Thread.detachNewThread {
@@ -53,6 +55,7 @@ struct BenchConsoleCommand: ParsableCommand {
                 _ = try? c.pipeline([[Bytes(utf8: "PUBLISH"), Bytes(utf8: "workspace:\(n % 500):events"),
                                       Bytes(utf8: #"{"type":"member.added","workspaceId":\#(n % 500),"userId":"u\#(n)"}"#)]])
                 published.add(1, ordering: .relaxed)
+                publisherCPU.store(Int(threadCPU() * 1e6), ordering: .relaxed)
                 usleep(UInt32(interval * 1_000_000))
             }
         }
@@ -90,13 +93,19 @@ struct BenchConsoleCommand: ParsableCommand {
         _ = waitFrame(10) { $0.session.command == .connected }
         let dbsize = Int(try admin.call("DBSIZE").int ?? 0)
 
-        // Keys: first rows, then the whole scan.
+        // Keys: first rows, then the whole scan (and the process CPU it cost: the listing on
+        // the worker plus the UI thread taking its snapshots).
+        // The console's own threads only: the bench's (this one, polling for frames, and the
+        // publisher's) are taken off.
+        func consoleCPU() -> Double { cpu() - threadCPU() - Double(publisherCPU.load(ordering: .relaxed)) / 1e6 }
+        let cpu0 = consoleCPU()
         term.press(.char("2"))
         let firstRows = waitFrame(30) { $0.keys.visibleCount > 0 }
         let fullScan = waitFrame(120) { $0.keys.snapshot?.done == true }.map { $0 + (firstRows ?? 0) }
+        let scanCPU = consoleCPU() - cpu0
         let matched = state()?.keys.snapshot?.window.matched ?? 0
         emit([("measure", .string("keys first rows")), ("dbsize", .int(Int64(dbsize))), ("first_rows_ms", ms(firstRows)),
-              ("full_scan_ms", ms(fullScan)), ("keys_matched", .int(Int64(matched)))])
+              ("full_scan_ms", ms(fullScan)), ("keys_matched", .int(Int64(matched))), ("scan_cpu_s", .double((scanCPU * 100).rounded() / 100))])
 
         // Key press to frame, one press at a time.
         var lat: [Double] = []
@@ -236,4 +245,11 @@ struct BenchConsoleCommand: ParsableCommand {
         term.press(.char("q"))
         _ = finished.wait(timeout: .now() + 10)
     }
+}
+
+/// CPU seconds the calling thread has used.
+func threadCPU() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

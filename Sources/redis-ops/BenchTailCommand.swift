@@ -17,7 +17,7 @@ struct BenchTailCommand: ParsableCommand {
     @Option(name: .long) var seconds: Double = 12
     @Option(name: .long) var buffer: Int = 10_000
 
-    final class Counter: SubscriberSink, @unchecked Sendable {
+    final class Counter: SubscriberSink, Sendable {
         let inbox: TailInbox
         let disconnects = Atomic<Int>(0)
         init(_ i: TailInbox) { inbox = i }

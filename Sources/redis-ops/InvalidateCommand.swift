@@ -160,7 +160,7 @@ struct InvalidateCommand: ParsableCommand {
     func validate() throws {
         if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
         if let m = match, m.isEmpty { throw ValidationError("--match must not be empty") }
-        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.05...1000, "milliseconds")
+        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.01...1000, "milliseconds")
     }
 
     func run() throws {
@@ -198,7 +198,7 @@ struct ExpireCommand: ParsableCommand {
     func validate() throws {
         if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
         try Numbers.check(ttl, "--ttl", 1...315_360_000)
-        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.05...1000, "milliseconds")
+        try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.01...1000, "milliseconds")
     }
 
     func run() throws {

@@ -45,6 +45,10 @@ struct KeysCommand: ParsableCommand {
         }
         Output.flush()
         for w in reader.warnings { Output.warn("redis-ops: warning: " + w) }
+        if ProcessInfo.processInfo.environment["REDIS_OPS_DEBUG_PACER"] != nil {
+            Output.warn("scan: \(scan.stats)")
+            for t in nodes.scanTargets() { Output.warn("pacer \(t.endpoint): \(nodes.pacer(for: t.endpoint, budget: scan.latencyBudget).summary)") }
+        }
     }
 
     static func jsonLine(_ m: KeyInfo) -> Bytes {

@@ -30,7 +30,8 @@ struct RedisOps: ParsableCommand {
         """,
         version: "redis-ops \(RedisOpsVersion.current)",
         subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
-                      ExpireCommand.self, PublishCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self],
+                      ExpireCommand.self, PublishCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self,
+                      BenchChannelsCommand.self],
         defaultSubcommand: ConsoleCommand.self
     )
 }

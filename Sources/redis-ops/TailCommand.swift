@@ -61,6 +61,10 @@ struct TailCommand: ParsableCommand {
 }
 
 /// Prints messages as the worker delivers them (on its thread), flushing each batch.
+///
+/// `@unchecked Sendable`: its buffer and `failure` are written by the subscriber's thread
+/// while it runs, and read by the main thread only after `done` is signalled or the worker
+/// has stopped (the semaphore and the thread join order the two).
 final class TailPrinter: SubscriberSink, @unchecked Sendable {
     let json: Bool
     let limit: Int?

@@ -22,6 +22,7 @@ let sampleKeys = [
 func snapshot(_ rows: [KeyInfo], filter: String = "", sort: KeySort = .name, capacity: Int = 20_000, done: Bool = true, dbsize: Int? = 20) -> KeySnapshot {
     var s = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: t0 + 8)
     s.window.add(rows, schema: schema)
+    s.window.settle()
     s.dbsize = dbsize
     s.done = done
     if done { s.finishedAt = t0 + 9 }
