@@ -186,8 +186,9 @@ public final class Worker: Sendable {
         nodes?.close()
     }
 
+    /// The connection may be gone (the one classification: a failover), so it is checked.
     static func lostConnection(_ e: Error) -> Bool {
         guard let r = e as? RedisError else { return false }
-        switch r { case .closed, .timeout, .connect, .protocolViolation: return true; default: return false }
+        return r.disposition == .failover
     }
 }
