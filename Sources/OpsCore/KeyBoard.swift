@@ -70,14 +70,9 @@ public final class KeyBoard<Reader: BoardReader> {
     /// Reads these rows again (on the nodes that own them); a key gone since comes back as such.
     public func refresh(_ keys: [Bytes]) throws -> [Reader.Row] {
         let reader = makeReader()
-        var out: [Reader.Row] = []
-        for (conn, ks) in try nodes.groupConnections(keys) {
-            let (cmds, _) = reader.request(ks)
-            let alive = reader.rows(ks, (), try conn.pipeline(cmds)[...])
-            let byKey = Dictionary(alive.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
-            let at = wallClockNow()
-            for k in ks { out.append(byKey[k] ?? reader.gone(k, at: at)) }
-        }
+        let replies = try nodes.perKey(keys) { reader.request([$0]).commands }
+        let at = wallClockNow()
+        let out = zip(keys, replies).map { k, r in reader.rows([k], (), r[...]).first ?? reader.gone(k, at: at) }
         if let e = reader.refusal { throw RedisError.server(e) }
         return out
     }

@@ -378,19 +378,12 @@ public final class KeyBrowser {
     /// gone since is returned with its type "none".
     public func refresh(_ keys: [Bytes]) throws -> [KeyInfo] {
         let reader = KeyMetadataReader(schema: schema)
-        var out: [KeyInfo] = []
-        for (conn, ks) in try nodes.groupConnections(keys) {
-            let (cmds, token) = reader.request(ks)
-            let replies = try conn.pipeline(cmds)
-            let alive = reader.rows(ks, token, replies[...])
-            var byKey: [Bytes: KeyInfo] = [:]
-            for r in alive { byKey[r.key] = r }
-            let at = wallClockNow()
-            for k in ks {
-                out.append(byKey[k] ?? KeyInfo(key: k, type: "none", ttl: .gone, bytes: nil, kind: schema.kind(of: k), readAt: at))
-            }
+        let token = reader.request([]).token
+        let replies = try nodes.perKey(keys) { reader.request([$0]).commands }
+        let at = wallClockNow()
+        return zip(keys, replies).map { k, r in
+            reader.rows([k], token, r[...]).first ?? KeyInfo(key: k, type: "none", ttl: .gone, bytes: nil, kind: schema.kind(of: k), readAt: at)
         }
-        return out
     }
 
     /// How long to wait before scanning everything again, so the listing costs the server

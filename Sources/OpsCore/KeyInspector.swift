@@ -41,49 +41,57 @@ public enum KeyInspector {
         try inspect(key, cursor: cursor, on: nodes.node(forKey: key))
     }
 
-    /// Metadata and the first page (or the page at `cursor`).
+    /// Metadata and the first page (or the page at `cursor`), in one round trip: the reads
+    /// of every type go with TYPE (those of the other types answer WRONGTYPE at once, and are
+    /// not looked at), so a key press never waits for two trips through a tunnel.
     public static func inspect(_ key: Bytes, cursor: Bytes? = nil, on c: RedisConnection) throws -> InspectedValue {
-        let meta = try c.pipeline([[b("TYPE"), key], [b("PTTL"), key], [b("MEMORY"), b("USAGE"), key], [b("OBJECT"), b("ENCODING"), key]])
-        if let e = meta[0].errorReply { throw RedisError.server(e) }
-        let type = meta[0].string ?? "none"
-        var v = InspectedValue(key: key, type: type, ttl: meta[1].int.map(TTLState.init(pttl:)),
-                               bytes: meta[2].errorReply == nil ? meta[2].int : nil, encoding: meta[3].errorReply == nil ? meta[3].string : nil)
-        v.readAt = wallClockNow()
-        if meta[2].errorReply != nil { v.note = "MEMORY USAGE not permitted: size unknown" }
         let n = b(String(pageSize))
+        let listStart = Int64(cursor.flatMap { Int64($0.lossyString) } ?? 0)
+        let cmds: [[Bytes]] = [
+            [b("TYPE"), key], [b("PTTL"), key], [b("MEMORY"), b("USAGE"), key], [b("OBJECT"), b("ENCODING"), key],
+            [b("STRLEN"), key], [b("GETRANGE"), key, b("0"), b(String(maxString - 1))],
+            [b("HLEN"), key], [b("HSCAN"), key, cursor ?? b("0"), b("COUNT"), n],
+            [b("SCARD"), key], [b("SSCAN"), key, cursor ?? b("0"), b("COUNT"), n],
+            [b("ZCARD"), key], [b("ZSCAN"), key, cursor ?? b("0"), b("COUNT"), n],
+            [b("LLEN"), key], [b("LRANGE"), key, b(String(listStart)), b(String(listStart + Int64(pageSize) - 1))],
+            [b("XLEN"), key], [b("XRANGE"), key, cursor.map { b("(") + $0 } ?? b("-"), b("+"), b("COUNT"), n],
+        ]
+        let r = try c.pipeline(cmds)
+        if let e = r[0].errorReply { throw RedisError.server(e) }
+        let type = r[0].string ?? "none"
+        var v = InspectedValue(key: key, type: type, ttl: r[1].int.map(TTLState.init(pttl:)),
+                               bytes: r[2].errorReply == nil ? r[2].int : nil, encoding: r[3].errorReply == nil ? r[3].string : nil)
+        v.readAt = wallClockNow()
+        if r[2].errorReply != nil { v.note = "MEMORY USAGE not permitted: size unknown" }
+        func page(_ i: Int) throws -> RESPValue {
+            if let e = r[i].errorReply { throw RedisError.server(e) }
+            return r[i]
+        }
         switch type {
         case "none":
             v.note = "the key is gone"
         case "string":
-            let r = try c.pipeline([[b("STRLEN"), key], [b("GETRANGE"), key, b("0"), b(String(maxString - 1))]])
-            v.length = r[0].int
-            if let e = r[1].errorReply { throw RedisError.server(e) }
-            v.string = r[1].bytes ?? []
+            v.length = r[4].int
+            v.string = try page(5).bytes ?? []
             v.stringTruncated = (v.length ?? 0) > Int64(maxString)
         case "hash", "set", "zset":
-            let (lenCmd, scanCmd) = type == "hash" ? ("HLEN", "HSCAN") : (type == "set" ? ("SCARD", "SSCAN") : ("ZCARD", "ZSCAN"))
-            let r = try c.pipeline([[b(lenCmd), key], [b(scanCmd), key, cursor ?? b("0"), b("COUNT"), n]])
-            v.length = r[0].int
-            if let e = r[1].errorReply { throw RedisError.server(e) }
-            guard let parts = r[1].array, parts.count == 2, let cur = parts[0].bytes, let els = parts[1].array else { throw RedisError.protocolViolation("unexpected \(scanCmd) reply") }
+            let (lenAt, scanAt, scanCmd) = type == "hash" ? (6, 7, "HSCAN") : (type == "set" ? (8, 9, "SSCAN") : (10, 11, "ZSCAN"))
+            v.length = r[lenAt].int
+            guard let parts = try page(scanAt).array, parts.count == 2, let cur = parts[0].bytes, let els = parts[1].array else {
+                throw RedisError.protocolViolation("unexpected \(scanCmd) reply")
+            }
             if type == "set" { v.items = els.compactMap { $0.bytes.map { ($0, nil) } } }
             else { v.items = stride(from: 0, to: els.count - 1, by: 2).map { (els[$0].bytes ?? [], els[$0 + 1].bytes) } }
             v.next = cur == b("0") ? nil : cur
         case "list":
-            let start = Int64(cursor.flatMap { Int64($0.lossyString) } ?? 0)
-            let r = try c.pipeline([[b("LLEN"), key], [b("LRANGE"), key, b(String(start)), b(String(start + Int64(pageSize) - 1))]])
-            v.length = r[0].int
-            if let e = r[1].errorReply { throw RedisError.server(e) }
-            let els = r[1].array ?? []
-            v.items = els.enumerated().map { (b(String(start + Int64($0.offset))), $0.element.bytes) }
-            let nextStart = start + Int64(els.count)
+            v.length = r[12].int
+            let els = try page(13).array ?? []
+            v.items = els.enumerated().map { (b(String(listStart + Int64($0.offset))), $0.element.bytes) }
+            let nextStart = listStart + Int64(els.count)
             v.next = nextStart < (v.length ?? 0) ? b(String(nextStart)) : nil
         case "stream":
-            let from = cursor.map { b("(") + $0 } ?? b("-")
-            let r = try c.pipeline([[b("XLEN"), key], [b("XRANGE"), key, from, b("+"), b("COUNT"), n]])
-            v.length = r[0].int
-            if let e = r[1].errorReply { throw RedisError.server(e) }
-            for e in r[1].array ?? [] {
+            v.length = r[14].int
+            for e in try page(15).array ?? [] {
                 guard let a = e.array, a.count == 2, let id = a[0].bytes else { continue }
                 let fields = a[1].array ?? []
                 var text = Bytes()
@@ -100,4 +108,3 @@ public enum KeyInspector {
         return v
     }
 }
-

@@ -80,6 +80,10 @@ public final class KeyspaceScan<Reader: PageReader> {
     public var maxPartitionBits = 6
     /// A fixed SCAN COUNT instead of the adaptive one (tests).
     public var fixedCount: Int?
+    /// At most this many SCANs (a bounded search: Tab completion); `finished` says whether
+    /// the whole keyspace was covered.
+    public var maxScans: Int?
+    public private(set) var finished = false
     public private(set) var stats = ScanStats()
     /// Keys in the databases scanned (DBSIZE of each shard), once every shard said.
     public private(set) var dbsize: Int?
@@ -131,6 +135,7 @@ public final class KeyspaceScan<Reader: PageReader> {
         let runs = nodes.scanTargets().map(ShardRun.init)
         stats.shards = runs.count
         guard try scanShards(runs, emit) else { return }
+        finished = runs.allSatisfy(\.done)
         guard nodes.isCluster, var prev = before else { return }
         // Slots that changed hands (or were in motion) while we scanned may have been missed.
         var moving = movingBefore
@@ -165,6 +170,8 @@ public final class KeyspaceScan<Reader: PageReader> {
             if cancelled() { throw ScanCancelled() }
             let active = Array(runs.lazy.filter { !$0.done }.prefix(maxShardsAtOnce))
             if active.isEmpty { return true }
+            // A bounded search stops once its SCANs are spent and their pages are read.
+            if let m = maxScans, stats.scans >= m, active.allSatisfy({ ($0.lane?.isIdle ?? true) && $0.reads.isEmpty }) { return true }
             let now = monotonicNow()
             var wake = now + 0.25
             for r in active { wake = min(wake, try schedule(r, now)) }
@@ -214,6 +221,7 @@ public final class KeyspaceScan<Reader: PageReader> {
                     continue
                 }
                 guard r.reads.count < 4, let p = r.idle.first else { break }
+                if let m = maxScans, stats.scans >= m { break }
                 let count = fixedCount ?? lane.pacer.units(.scan, limits: 10...50_000)
                 let d = lane.pacer.delay(.scan, cost: lane.pacer.estimate(.scan, units: count), now: now)
                 if d > 0 { wake = min(wake, now + d); break }

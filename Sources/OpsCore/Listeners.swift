@@ -89,20 +89,17 @@ public struct KeyCompletions: Sendable, Equatable {
 }
 
 public enum Completion {
-    public static func keys(startingWith full: Bytes, nodes: NodeSet, limit: Int = 100, maxCalls: Int = 50) throws -> KeyCompletions {
+    /// Keys starting with `full`, up to `limit`, from a bounded listing (at most `maxScans`
+    /// SCANs, paced and in flight together like any listing); `complete` says whether the
+    /// whole keyspace was searched.
+    public static func keys(startingWith full: Bytes, nodes: NodeSet, limit: Int = 100, maxScans: Int = 48) throws -> KeyCompletions {
         var out: [Bytes] = []
-        var seen = Set<Bytes>()
-        var complete = true
-        for t in nodes.scanTargets() {
-            let conn = try nodes.connection(for: t)
-            var scanner = KeyScanner(match: globEscape(full) + Bytes(utf8: "*"), count: 1000)
-            var calls = 0
-            while out.count < limit, calls < maxCalls, let page = try scanner.next(on: conn) {
-                calls += 1
-                for k in page where seen.insert(k).inserted && out.count < limit { out.append(k) }
-            }
-            if !scanner.done { complete = false }
+        let scan = KeyspaceScan(nodes: nodes, match: globEscape(full) + Bytes(utf8: "*"), reader: NameReader())
+        scan.maxScans = maxScans
+        try scan.run { page in
+            for k in page where out.count < limit { out.append(k) }
+            return out.count < limit
         }
-        return KeyCompletions(keys: out.sorted { $0.lexicographicallyPrecedes($1) }, complete: complete)
+        return KeyCompletions(keys: out.sorted { $0.lexicographicallyPrecedes($1) }, complete: scan.finished)
     }
 }

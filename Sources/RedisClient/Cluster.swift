@@ -256,6 +256,33 @@ public final class NodeSet: @unchecked Sendable {
         try group(keys).map { (try isCluster ? connection(to: $0.0) : seed(), $0.1) }
     }
 
+    /// One command per key, on the nodes that own them, all nodes at once: the requests go
+    /// out to every node before any reply is read (one round trip, not one per node).
+    /// Replies come back in the order of `keys`.
+    public func perKey(_ keys: [Bytes], _ command: (Bytes) -> [[Bytes]]) throws -> [[RESPValue]] {
+        var out = [[RESPValue]](repeating: [], count: keys.count)
+        var index: [Bytes: [Int]] = [:]
+        for (i, k) in keys.enumerated() { index[k, default: []].append(i) }
+        var asked: [(RedisConnection, [Bytes], [Int])] = []
+        for (conn, ks) in try groupConnections(keys) {
+            let sizes = ks.map { command($0).count }
+            try conn.send(ks.flatMap(command))
+            asked.append((conn, ks, sizes))
+        }
+        var used: [Bytes: Int] = [:]
+        for (conn, ks, sizes) in asked {
+            let replies = try conn.receive(sizes.reduce(0, +))
+            var j = 0
+            for (k, n) in zip(ks, sizes) {
+                let slot = index[k]![used[k, default: 0]]
+                used[k, default: 0] += 1
+                out[slot] = Array(replies[j..<(j + n)])
+                j += n
+            }
+        }
+        return out
+    }
+
     /// One command about one key, following MOVED and ASK (a few hops at most: a redirected
     /// command was not carried out, so following it is safe). It never re-sends after a lost
     /// reply: a caller that writes accounts for that outcome itself.

@@ -82,7 +82,43 @@ final class ListenersTests: XCTestCase {
         XCTAssertEqual(all, KeyCompletions(keys: [Bytes(utf8: "app:workspace:42"), Bytes(utf8: "app:workspace:420")], complete: true))
         XCTAssertEqual(try Completion.keys(startingWith: Bytes(utf8: "app:work*"), nodes: nodes).keys, [Bytes(utf8: "app:work*shop")],
                        "what is typed is literal, not a glob")
-        let part = try Completion.keys(startingWith: Bytes(utf8: "app:workspace:"), nodes: nodes, maxCalls: 1)
-        XCTAssertFalse(part.complete, "one SCAN call of 1000 does not cover 5004 keys")
+        let part = try Completion.keys(startingWith: Bytes(utf8: "app:workspace:"), nodes: nodes, maxScans: 1)
+        XCTAssertFalse(part.complete, "one SCAN does not cover 5004 keys")
+    }
+}
+
+/// Through a tunnel, round trips are the cost: what a key press needs from the server takes
+/// one, however many keys or commands it carries.
+final class OneRoundTripTests: XCTestCase {
+    func testInspectRefreshAndLookupTakeOneRoundTripEach() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        var script = "HSET app:user:1 a 1 b 2\nRPUSH app:list:1 x y z\n"
+        for i in 0..<40 { script += "SET app:workspace:\(i) {} EX 300\n" }
+        try s.cli([], stdin: script)
+        let proxy = try TCPForwarder(to: s.port)
+        defer { proxy.stop() }
+        let nodes = try NodeSet(config: ConnectionConfig(host: "127.0.0.1", port: proxy.port))
+        let schema = KeySchema(prefix: "app:")
+        func turns(_ body: () throws -> Void) rethrows -> Int {
+            usleep(50_000)
+            let before = proxy.turns
+            try body()
+            usleep(50_000)
+            return proxy.turns - before
+        }
+        for key in ["app:user:1", "app:list:1", "app:workspace:3"] {
+            XCTAssertEqual(try turns { _ = try KeyInspector.inspect(Bytes(utf8: key), nodes: nodes) }, 1, "inspect \(key)")
+        }
+        let v = try KeyInspector.inspect(Bytes(utf8: "app:user:1"), nodes: nodes)
+        XCTAssertEqual(v.type, "hash")
+        XCTAssertEqual(v.items.count, 2)
+        let keys = (0..<40).map { Bytes(utf8: "app:workspace:\($0)") } + [Bytes(utf8: "app:gone")]
+        var rows: [KeyInfo] = []
+        XCTAssertEqual(try turns { rows = try KeyBrowser(nodes: nodes, schema: schema).refresh(keys) }, 1, "the rows on screen")
+        XCTAssertEqual(rows.count, 41)
+        XCTAssertTrue(rows.last!.isGone)
+        XCTAssertEqual(try turns { _ = try KeyBoard(nodes: nodes, schema: schema, pattern: "workspace:*", maxRows: 10,
+                                                       reader: { CounterReader(schema: schema) }, order: { _, _ in false }).refresh(keys) }, 1)
     }
 }

@@ -20,6 +20,12 @@ public final class TCPForwarder: @unchecked Sendable {
     /// connection to lose the next reply it gets.
     private var swallowAfter: [[UInt8]] = []
     private var armed = Set<Int32>()
+    /// Round trips per connection: a request that follows a reply starts a new one.
+    private var turnCount = 0
+    private var lastWasReply: [Int32: Bool] = [:]
+
+    /// Round trips the clients made so far (over every connection carried).
+    public var turns: Int { lock.lock(); defer { lock.unlock() }; return turnCount }
     /// Seconds each chunk is held in each direction (a tunnel's one-way delay).
     public let delay: Double
 
@@ -119,6 +125,10 @@ public final class TCPForwarder: @unchecked Sendable {
             if n <= 0 { break }
             if replies && takeSwallow(pair) { continue }
             if !replies { arm(pair, buf[0..<n]) }
+            lock.lock()
+            if !replies && lastWasReply[pair] != false { turnCount += 1 }
+            lastWasReply[pair] = replies
+            lock.unlock()
             if delay > 0 {
                 q.cond.lock(); q.chunks.append((Date().timeIntervalSince1970 + delay, Array(buf[0..<n]))); q.cond.signal(); q.cond.unlock()
             } else if !Self.sendAll(b, Array(buf[0..<n])) {
