@@ -7,7 +7,11 @@
 #            with a PING probe measuring the latency the application sees during each
 #   tail:    a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
 #   soak:    10 minutes of traffic on 1,000,000 distinct channels, the channels pane open: RSS and frame time
-# Usage: scripts/bench.sh [keys|console|invalidate|tail|soak|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10 SOAK_MINUTES=10)
+#   tunnel:  the same jobs through a proxy adding 25 ms each way (an operator's SSH/SSM tunnel), side
+#            by side with the same host and redis-cli: listing, a filter (and SLOWLOG against the
+#            budget), invalidation (with the application's p99 from a server-side PING loop), a
+#            3-primary cluster against its slowest shard alone, and the tail
+# Usage: scripts/bench.sh [keys|console|invalidate|tail|soak|tunnel|cluster|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10 SOAK_MINUTES=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT="${1:-all}"
@@ -164,4 +168,143 @@ if rows:
     first, last = rows[0], rows[-1]
     print(f"RSS from the first report to the last: {first['rss_mb']:.1f} -> {last['rss_mb']:.1f} MB (bounded: the busiest 2,000 channels counted, the rest estimated)")
 PY
+fi
+
+if [ "$WHAT" = tunnel ] || [ "$WHAT" = all ]; then
+    TDELAY="${TUNNEL_DELAY:-0.025}"
+    TPORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    cc -O2 -o "$TMP/delayproxy" scripts/delayproxy.c
+    "$TMP/delayproxy" "$TPORT" "$PORT" "$TDELAY" >"$TMP/proxy.log" 2>&1 &
+    PROXY=$!
+    trap 'kill $PROXY 2>/dev/null || true; cleanup' EXIT
+    for _ in $(seq 100); do grep -q ready "$TMP/proxy.log" 2>/dev/null && break; sleep 0.05; done
+    echo "== tunnel: a proxy adding ${TDELAY} s each way (RTT $(python3 -c "print(f'{2*$TDELAY*1000:.0f}')") ms), ${KEYS_N} keys =="
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+    redis-cli -p "$PORT" DEBUG POPULATE "$KEYS_N" app:bench 64 >/dev/null
+    row() { printf '%-58s %10s %10s %8s\n' "$1" "$2" "$3" "$4"; }
+    row "job" "same host" "tunnel" "ratio"
+    read -r a _ < <(measure "$BIN" --port "$PORT" keys --json); an=$(wc -l <"$TMP/out")
+    read -r b _ < <(measure "$BIN" --port "$TPORT" keys --json); bn=$(wc -l <"$TMP/out")
+    row "redis-ops keys --json ($an / $bn keys; goal <= 3x)" "$a s" "$b s" "$(ratio "$b" "$a")"
+    read -r c _ < <(measure timeout 60 redis-cli -p "$PORT" --scan); cn=$(wc -l <"$TMP/out")
+    read -r d _ < <(measure timeout 60 redis-cli -p "$TPORT" --scan); dn=$(wc -l <"$TMP/out")
+    row "redis-cli --scan, names only ($cn / $dn keys listed, 60 s cap)" "$c s" "$d s" "$(ratio "$d" "$c")"
+    redis-cli -p "$PORT" CONFIG SET slowlog-log-slower-than 2000 >/dev/null
+    redis-cli -p "$PORT" CONFIG SET slowlog-max-len 100000 >/dev/null
+    redis-cli -p "$PORT" SLOWLOG RESET >/dev/null
+    read -r e _ < <(measure "$BIN" --port "$PORT" keys --json --match 'bench:77777*'); en=$(wc -l <"$TMP/out")
+    read -r f _ < <(measure "$BIN" --port "$TPORT" keys --json --match 'bench:77777*'); fn=$(wc -l <"$TMP/out")
+    row "filter bench:77777* ($en / $fn keys found; goal <= 5 s through the tunnel)" "$e s" "$f s" "$(ratio "$f" "$e")"
+    redis-cli -p "$PORT" --json SLOWLOG GET 100000 | python3 -c '
+import json, sys
+log = json.load(sys.stdin)
+scans = [e[2] for e in log if e[3][0].upper() == "SCAN"]
+o1 = [e[2] for e in log if e[3][0].upper() in ("TYPE", "PTTL", "GET", "PING", "EXISTS")]
+print(f"SLOWLOG over 2 ms during the listings and filters: {len(scans)} SCAN (longest {max(scans) if scans else 0} us), {len(o1)} O(1) commands (longest {max(o1) if o1 else 0} us: the machine'"'"'s own noise)")'
+    redis-cli -p "$PORT" CONFIG SET slowlog-log-slower-than 10000 >/dev/null
+    N100=100000
+    inval() {   # port -> "seconds p99_ms"
+        redis-cli -p "$PORT" DEBUG POPULATE "$N100" app:inv 16 >/dev/null
+        python3 scripts/pingprobe.py "$PORT" >"$TMP/probe.json" &
+        local pp=$!
+        sleep 0.5
+        local t; t=$(measure "$BIN" --port "$1" invalidate --match 'inv:*' --yes --json --audit-log "$TMP/audit.log" | awk '{print $1}')
+        kill "$pp"; wait "$pp" 2>/dev/null || true
+        echo "$t $(python3 -c 'import json; print(json.load(open("'"$TMP/probe.json"'"))["p99_ms"])')"
+    }
+    python3 scripts/pingprobe.py "$PORT" >"$TMP/probe.json" & pp=$!; sleep 2; kill $pp; wait $pp 2>/dev/null || true
+    idle=$(python3 -c 'import json; print(json.load(open("'"$TMP/probe.json"'"))["p99_ms"])')
+    read -r g gp < <(inval "$PORT")
+    read -r h hp < <(inval "$TPORT")
+    row "invalidate ${N100} keys of $((KEYS_N + N100)) (dry run + UNLINK; goal <= 3x)" "$g s" "$h s" "$(ratio "$h" "$g")"
+    python3 -c "print(f'application p99 (PING on the server side): idle {$idle:.2f} ms; same host +{$gp-$idle:.2f} ms, tunnel +{$hp-$idle:.2f} ms (budget 2 ms)')"
+    # The tail at a steady 50,000 msg/s, direct and through the tunnel.
+    tailrun() {
+        "$BIN" bench-tail --port "$1" --channel bench:t --seconds 8 >"$TMP/t.json" 2>/dev/null &
+        local tp=$!
+        sleep 1.5
+        timeout 5 redis-benchmark -p "$PORT" -c 2 -P 16 -n 250000 -q PUBLISH bench:t '{"type":"member.added","workspaceId":7}' >/dev/null 2>&1 || true
+        wait "$tp" || true
+        python3 -c 'import json; print(json.load(open("'"$TMP/t.json"'"))["received"])'
+    }
+    ta=$(tailrun "$PORT"); tb=$(tailrun "$TPORT")
+    row "tail: messages received of 250,000 published (no loss)" "$ta" "$tb" "$(ratio "$tb" "$ta")"
+    kill $PROXY 2>/dev/null || true
+fi
+
+if [ "$WHAT" = cluster ] || [ "$WHAT" = tunnel ] || [ "$WHAT" = all ]; then
+    TDELAY="${TUNNEL_DELAY:-0.025}"
+    [ -x "$TMP/delayproxy" ] || cc -O2 -o "$TMP/delayproxy" scripts/delayproxy.c
+    row() { printf '%-58s %10s %10s %8s\n' "$1" "$2" "$3" "$4"; }
+    # A cluster of 3 primaries reached through the tunnel: each node behind its own delaying
+    # proxy, announcing the proxy's port (as nodes behind a bastion are reached). Listed at
+    # once, against its slowest shard listed alone.
+    echo "== cluster: 3 primaries, $((KEYS_N / 3)) keys each, every node behind a ${TDELAY} s-each-way proxy =="
+    CPORTS=""; PPORTS=""; PPIDS=""
+    freeport2() { python3 -c 'import socket,random
+while True:
+    p=random.randint(20000,29999); ok=True
+    for q in (p,p+10000):
+        s=socket.socket()
+        try: s.bind(("127.0.0.1",q))
+        except OSError: ok=False
+        s.close()
+    if ok: print(p); break'; }
+    for i in 1 2 3; do
+        cp=$(freeport2)
+        pp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        mkdir -p "$TMP/c$cp"
+        redis-server --port "$cp" --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file "$TMP/c$cp/nodes.conf" --save '' --appendonly no \
+            --enable-debug-command local --dir "$TMP/c$cp" --logfile "$TMP/c$cp/log" --daemonize yes
+        "$TMP/delayproxy" "$pp" "$cp" "$TDELAY" >/dev/null 2>&1 &
+        PPIDS="$PPIDS $!"
+        CPORTS="$CPORTS $cp"; PPORTS="$PPORTS $pp"
+    done
+    trap 'kill $PPIDS 2>/dev/null || true; cleanup' EXIT
+    sleep 0.5
+    redis-cli --cluster create $(for p in $CPORTS; do echo "127.0.0.1:$p"; done) --cluster-replicas 0 --cluster-yes >/dev/null 2>&1
+    for _ in $(seq 100); do [ "$(redis-cli -p "${CPORTS# }" CLUSTER INFO | tr -d '\r' | grep cluster_state)" = "cluster_state:ok" ] && break; sleep 0.1; done
+    set -- $PPORTS
+    for cp in $CPORTS; do
+        # Keys in a slot this node owns (a hash tag), a third on each shard.
+        tag=$(python3 - "$cp" <<'PY'
+import subprocess, sys
+port = sys.argv[1]
+def crc16(s):
+    crc = 0
+    for ch in s.encode():
+        crc ^= ch << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+mine = subprocess.run(["redis-cli", "-p", port, "CLUSTER", "MYID"], capture_output=True, text=True).stdout.strip()
+ranges = []
+for line in subprocess.run(["redis-cli", "-p", port, "CLUSTER", "NODES"], capture_output=True, text=True).stdout.splitlines():
+    f = line.split()
+    if f[0] == mine:
+        for r in f[8:]:
+            if "-" in r and not r.startswith("["):
+                a, b = r.split("-"); ranges.append((int(a), int(b)))
+for i in range(100000):
+    if any(a <= crc16(f"t{i}") % 16384 <= b for a, b in ranges):
+        print(f"t{i}"); break
+PY
+)
+        redis-cli -p "$cp" DEBUG POPULATE "$((KEYS_N / 3))" "app:{$tag}" 64 >/dev/null
+        redis-cli -p "$cp" CONFIG SET cluster-announce-bus-port "$((cp + 10000))" >/dev/null   # the bus stays direct
+        redis-cli -p "$cp" CONFIG SET cluster-announce-port "$1" >/dev/null   # clients reach it through its proxy
+        shift
+    done
+    sleep 1
+    first="${PPORTS# }"; first="${first%% *}"
+    read -r all _ < <(measure "$BIN" --port "$first" keys --json); alln=$(wc -l <"$TMP/out")
+    slowest=0
+    for pp in $PPORTS; do
+        read -r one _ < <(measure "$BIN" --port "$first" keys --json --only-node "127.0.0.1:$pp")
+        slowest=$(python3 -c "print(max($slowest, $one))")
+    done
+    row "cluster listing of $alln keys (goal <= 1.5x the slowest shard)" "shard $slowest s" "all $all s" "$(ratio "$all" "$slowest")"
+    kill $PPIDS 2>/dev/null || true
+    for p in $CPORTS; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
 fi

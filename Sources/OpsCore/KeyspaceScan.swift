@@ -84,6 +84,8 @@ public final class KeyspaceScan<Reader: PageReader> {
     /// the whole keyspace was covered.
     public var maxScans: Int?
     public private(set) var finished = false
+    /// Which shards to list (benchmarks list one alone); nil: all.
+    public var onlyTargets: ((NodeSet.ScanTarget) -> Bool)?
     public private(set) var stats = ScanStats()
     /// Keys in the databases scanned (DBSIZE of each shard), once every shard said.
     public private(set) var dbsize: Int?
@@ -132,7 +134,7 @@ public final class KeyspaceScan<Reader: PageReader> {
     public func run(_ emit: ([Reader.Row]) throws -> Bool) throws {
         let before = nodes.topology
         let movingBefore = nodes.isCluster ? slotsInMotion() : []
-        let runs = nodes.scanTargets().map(ShardRun.init)
+        let runs = nodes.scanTargets().filter { onlyTargets?($0) ?? true }.map(ShardRun.init)
         stats.shards = runs.count
         guard try scanShards(runs, emit) else { return }
         finished = runs.allSatisfy(\.done)
@@ -211,7 +213,9 @@ public final class KeyspaceScan<Reader: PageReader> {
                 // Reads first: they deliver rows and free memory; SCANs only while few pages wait.
                 if let keys = r.reads.first {
                     if commandsPerKey == 0 { break }
-                    let perFlight = max(1, lane.pacer.units(.read, limits: 16...20_000) / commandsPerKey)
+                    // Reads are tiny commands, served 16 KB at a time between other clients':
+                    // a fixed, moderate flight keeps many in flight without a long burst.
+                    let perFlight = 512
                     let take = min(perFlight, keys.count)
                     let chunk = Array(keys.prefix(take))
                     if take == keys.count { r.reads.removeFirst() } else { r.reads[r.reads.startIndex] = Array(keys.dropFirst(take)) }

@@ -47,8 +47,10 @@ public final class Lane<Tag> {
     public func send(_ commands: [[Bytes]], tag: Tag, kind: Pacer.Kind?, units: Int) throws {
         precondition(!commands.isEmpty)
         let now = monotonicNow()
-        if let k = kind { pacer.sent(k, units: units, calls: commands.count, now: now) }
+        // The pacer's own requests go first: what it counts as sent must be what the server
+        // will have served by the time it answers the next INFO.
         try sendControlIfDue(now)
+        if let k = kind { pacer.sent(k, units: units, calls: commands.count, now: now) }
         try conn.send(commands)
         inflight.append(Flight(tag: tag, control: nil, count: commands.count, sentAt: now, kind: kind, units: units))
     }
@@ -133,7 +135,8 @@ public final class Lane<Tag> {
 
     /// Waits until one of the lanes has replies to read, or `deadline` (monotonic) passes.
     public static func wait(_ lanes: [Lane], until deadline: Double) {
-        if lanes.contains(where: { $0.conn.hasBufferedInput }) { return }
+        // Replies already taken off a socket by `pump()`, or inside OpenSSL, are invisible to poll.
+        if lanes.contains(where: { !$0.ready.isEmpty || $0.conn.hasBufferedInput }) { return }
         var fds = lanes.map { pollfd(fd: $0.conn.fd, events: Int16(POLLIN), revents: 0) }
         let ms = Int32(max(0, min(1000, (deadline - monotonicNow()) * 1000)).rounded(.up))
         _ = poll(&fds, nfds_t(fds.count), ms)

@@ -40,6 +40,10 @@ public final class Pacer {
     private var lastStats: [String: (calls: Double, usec: Double)] = [:]
     private var unitsSince: [Double] = [0, 0, 0]
     private var callsSince: [Double] = [0, 0, 0]
+    /// What was sent between the previous INFO and the one in flight: exactly what the
+    /// server's counters will have counted between the two (a connection is served in order).
+    private var unitsInWindow: [Double] = [0, 0, 0]
+    private var callsInWindow: [Double] = [0, 0, 0]
     /// Requests observed (for the benchmark and tests).
     public private(set) var observed = 0
     /// The server time of the last sized command observed (per call), the longest, and how
@@ -76,9 +80,10 @@ public final class Pacer {
     /// Estimated server time of a request.
     public func estimate(_ kind: Kind, units: Int) -> Double { perUnit[kind.rawValue] * Double(max(1, units)) }
 
-    /// How many units fit in one command: ~80 % of the budget, within `limits`.
+    /// How many units fit in one command: half the budget on average, so the denser parts
+    /// of a keyspace (a SCAN's time varies with what it walks) stay under it too.
     public func units(_ kind: Kind, limits: ClosedRange<Int>) -> Int {
-        let n = Int((budget * 0.8) / perUnit[kind.rawValue])
+        let n = Int((budget * 0.5) / perUnit[kind.rawValue])
         return min(limits.upperBound, max(limits.lowerBound, n))
     }
 
@@ -104,8 +109,12 @@ public final class Pacer {
         tokens -= min(estimate(kind, units: units), budget)
     }
 
-    private func learn(_ kind: Kind, perUnit sample: Double) {
-        let s = min(1e-3, max(1e-8, sample))
+    /// The least a reply's time may teach per unit: a reply as fast as a PING does not make a
+    /// command free (its server time hides in the round trip's jitter).
+    static let roundTripFloor: [Double] = [0.5e-6, 0.3e-6, 1e-6]
+
+    private func learn(_ kind: Kind, perUnit sample: Double, floor: Double = 1e-8) {
+        let s = min(1e-3, max(floor, sample))
         let old = perUnit[kind.rawValue]
         // Up quickly (over budget hurts the application), down slowly.
         let a = s > old ? 0.5 : 0.15
@@ -115,7 +124,8 @@ public final class Pacer {
     /// A reply arrived `rtt` seconds after its request (of `calls` commands) was sent.
     public func observe(_ kind: Kind, units: Int, calls: Int = 1, rtt: Double) {
         observed += 1
-        guard !measured[kind.rawValue] else { return }
+        // Reads are not sized by an estimate (nor paced); the server's figures, once in, rule.
+        guard kind != .read, !measured[kind.rawValue] else { return }
         let server = max(0, rtt - baseRTT)
         if kind != .read {
             let perCall = server / Double(max(1, calls))
@@ -123,7 +133,7 @@ public final class Pacer {
             maxServerTime = max(maxServerTime, perCall)
             if perCall > budget { overBudget += 1 }
         }
-        learn(kind, perUnit: server / Double(max(1, units)))
+        learn(kind, perUnit: server / Double(max(1, units)), floor: Self.roundTripFloor[kind.rawValue])
     }
 
     /// Time for a PING to measure the round trip again (about once a second).
@@ -138,14 +148,23 @@ public final class Pacer {
         baseRTT = pings.min() ?? rtt
     }
 
-    /// Time to read the server's own accounting again (about twice a second, while allowed).
-    public func statsDue(now: Double = monotonicNow()) -> Bool { statsAllowed && now - lastStatsAt >= 0.5 }
+    /// Time to read the server's own accounting again (about twice a second while allowed;
+    /// quickly at first, so the exact figures replace the round-trip estimate early).
+    public func statsDue(now: Double = monotonicNow()) -> Bool {
+        statsAllowed && now - lastStatsAt >= (statsSamples < 4 ? 0.1 : 0.5)
+    }
+    private var statsSamples = 0
 
-    public func statsSent(now: Double = monotonicNow()) { lastStatsAt = now }
+    public func statsSent(now: Double = monotonicNow()) {
+        lastStatsAt = now
+        unitsInWindow = unitsSince; callsInWindow = callsSince
+        unitsSince = [0, 0, 0]; callsSince = [0, 0, 0]
+    }
 
     /// INFO commandstats (nil: refused — then the round-trip estimate stays).
     public func observeStats(_ text: String?) {
         guard let text else { statsAllowed = false; return }
+        statsSamples += 1
         var now: [String: (calls: Double, usec: Double)] = [:]
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }) where line.hasPrefix("cmdstat_") {
             guard let colon = line.firstIndex(of: ":") else { continue }
@@ -158,11 +177,11 @@ public final class Pacer {
             }
             now[name] = (calls, usec)
         }
-        defer { lastStats = now; unitsSince = [0, 0, 0]; callsSince = [0, 0, 0] }
+        defer { lastStats = now }
         guard !lastStats.isEmpty else { return }
         for kind in Kind.allCases {
             let i = kind.rawValue
-            guard callsSince[i] > 0, unitsSince[i] > 0 else { continue }
+            guard callsInWindow[i] > 0, unitsInWindow[i] > 0 else { continue }
             var dCalls = 0.0, dUsec = 0.0
             for c in Self.commands[kind] ?? [] {
                 guard let a = now[c] else { continue }
@@ -172,7 +191,9 @@ public final class Pacer {
             }
             guard dCalls > 0 else { continue }
             let perCall = dUsec / dCalls / 1e6
-            let unitsPerCall = unitsSince[i] / callsSince[i]
+            let unitsPerCall = unitsInWindow[i] / callsInWindow[i]
+            // The first exact figure replaces the round-trip guess outright.
+            if !measured[i] { perUnit[i] = min(1e-3, max(1e-8, perCall / max(1, unitsPerCall))) }
             measured[i] = true
             if kind != .read {
                 lastServerTime = perCall

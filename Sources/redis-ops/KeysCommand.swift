@@ -16,6 +16,9 @@ struct KeysCommand: ParsableCommand {
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
 
+    @Option(name: .customLong("only-node"), help: .hidden)
+    var onlyNode: String?
+
     func validate() throws {
         try Numbers.check(limit, "--limit", 0...Int(Int32.max))
     }
@@ -27,6 +30,8 @@ struct KeysCommand: ParsableCommand {
         // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
         let reader = KeyMetadataReader(schema: schema)
         let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)
+        // Benchmarks: one shard alone (a cluster's listing is held to its slowest shard's).
+        if let only = onlyNode { scan.onlyTargets = { $0.endpoint.description == only } }
         scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
         var emitted = 0
         if !json { Output.line(padRight("TTL", 10) + "  " + padRight("TYPE", 7) + "  " + padRight("SIZE", 9) + "  KEY") }
