@@ -117,17 +117,31 @@ public final class Worker: Sendable {
         var nodes: NodeSet?
         var backoff = Backoff(base: 0.2, cap: 10)
         var nextRetry = 0.0
+        var auth = AuthRetry()
+        let source = config.credentials
         var due = periodic.map { _ in 0.0 }
         while !state.withLock({ $0.stopping }) {
             let now = monotonicNow()
+            // Refused: the password's source is read again (a rotated token shows up in the
+            // file, or from the command); a new password is tried at once, the same one slowly.
+            if nodes == nil, auth.isRefused, let src = source {
+                src.reread()
+                nextRetry = auth.due(version: src.version) ? now : now + auth.secondsLeft()
+                onLink(.reconnecting(auth.message(src)))
+            }
             if nodes == nil && now >= nextRetry {
                 do {
                     nodes = try NodeSet(config: config, replicaReads: replicaReads)
                     backoff.reset()
+                    auth.succeeded()
                     state.withLock { $0.connected = true }
                     onLink(.connected)
                 } catch let e as RedisError {
-                    if !e.isTransient {
+                    if case .auth = e, source != nil {
+                        auth.refused(version: source?.version ?? 0)
+                        nextRetry = now + auth.secondsLeft()
+                        onLink(.reconnecting(auth.message(source)))
+                    } else if !e.isTransient {
                         onLink(.failed(e.description))
                         nextRetry = now + 30
                     } else {

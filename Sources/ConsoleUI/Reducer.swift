@@ -62,6 +62,11 @@ public enum Reducer {
             notice(&s, n)
             return []
         case .commandLink(let l):
+            if case .reconnecting(let why) = l, why.hasPrefix("authentication refused") {
+                flash(&s, why, .warning, .everywhere)
+            } else if l == .connected, case .reconnecting(let why)? = Optional(s.session.command), why.hasPrefix("authentication refused") {
+                flash(&s, "authenticated again: connected", .info, .everywhere)
+            }
             s.session.command = l
             return []
         case .serverRole(let r):

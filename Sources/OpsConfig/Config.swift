@@ -41,6 +41,9 @@ public struct OpsConfigFile: Sendable, Equatable {
         public var user: String?
         public var passwordFile: String?
         public var passwordEnv: String?
+        public var passwordCommand: String?
+        /// A bastion every connection goes through (`[user@]host[:port]`, ssh -W).
+        public var via: String?
         public var tls: Bool?
         public var cacert: String?
         public var cert: String?
@@ -156,6 +159,8 @@ public struct OpsConfigFile: Sendable, Equatable {
             case "user": p.user = try str()
             case "password_file": p.passwordFile = expandHome(try str())
             case "password_env": p.passwordEnv = try str()
+            case "password_command": p.passwordCommand = try str()
+            case "via": p.via = try str()
             case "password", "auth_token", "token":
                 throw RedisError.usage("\(where_): passwords are never stored in the config file; use password_file or password_env")
             case "tls": p.tls = try bool()
@@ -215,7 +220,10 @@ public struct OpsConfigFile: Sendable, Equatable {
         if f.host == nil { f.host = p.host }
         if f.port == nil { f.port = p.port }
         if f.user == nil { f.user = p.user }
-        if f.passwordFile == nil { f.passwordFile = p.passwordFile }
+        // The command line's password source, if it names one, replaces the profile's.
+        let givenSource = given.passwordFile != nil || given.passwordCommand != nil || given.askpass
+        if !givenSource { f.passwordFile = p.passwordFile; f.passwordCommand = p.passwordCommand }
+        if f.via == nil { f.via = p.via }
         if !f.tls { f.tls = p.tls ?? false }
         if f.cacert == nil { f.cacert = p.cacert }
         if f.cert == nil { f.cert = p.cert }
@@ -226,7 +234,7 @@ public struct OpsConfigFile: Sendable, Equatable {
         if !f.replicaReads { f.replicaReads = p.replicaReads ?? false }
         if f.prefix == nil { f.prefix = p.prefix }
         var pw: String? = nil
-        if given.passwordFile == nil, let e = p.passwordEnv {
+        if !givenSource, let e = p.passwordEnv {
             guard let v = env[e], !v.isEmpty else { throw RedisError.usage("profile '\(name)': the environment variable \(e) (password_env) is not set") }
             pw = v
         }

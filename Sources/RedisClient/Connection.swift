@@ -22,6 +22,9 @@ public struct ConnectionConfig: Sendable, Equatable {
     public var timeouts: Timeouts
     public var clientName: String?
     public var limits: DecoderLimits
+    /// Where the password comes from when it can change (a file, a command): read again
+    /// after a refusal. Takes precedence over `password`.
+    public var credentials: CredentialSource?
 
     public init(host: String = "127.0.0.1", port: Int = 6379, user: String? = nil, password: Secret? = nil,
                 db: Int = 0, tls: TLSSettings? = nil, timeouts: Timeouts = Timeouts(), clientName: String? = "redis-ops",
@@ -31,6 +34,13 @@ public struct ConnectionConfig: Sendable, Equatable {
     }
 
     public var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// The password to send now.
+    public var currentPassword: Secret? { credentials?.current ?? password }
+}
+
+extension CredentialSource: Equatable {
+    public static func == (a: CredentialSource, b: CredentialSource) -> Bool { a === b }
 }
 
 /// One connection to one Redis server: handshake (TLS, AUTH, SELECT), pipelined
@@ -94,7 +104,8 @@ public final class RedisConnection: @unchecked Sendable {
     private func handshake() throws {
         var cmds: [[Bytes]] = []
         var authIndex = -1
-        if let pw = config.password {
+        let password = config.currentPassword
+        if let pw = password {
             authIndex = cmds.count
             if let u = config.user, !u.isEmpty {
                 cmds.append([Bytes(utf8: "AUTH"), Bytes(utf8: u), Bytes(utf8: pw.value)])
@@ -126,11 +137,15 @@ public final class RedisConnection: @unchecked Sendable {
             if e.message.contains("without any password configured") {
                 throw RedisError.auth("a password was given but the server has none configured (\(e.message))")
             }
-            throw RedisError.auth("\(e.code): invalid password for \(who) (check --password-file, REDIS_AUTH_TOKEN or the URL)")
+            // The password may have rotated: its source is read again for the next attempt.
+            config.credentials?.reread()
+            let from = config.credentials.map { " (from \($0))" } ?? " (check --password-file, --password-command, REDIS_AUTH_TOKEN or the URL)"
+            throw RedisError.auth("\(e.code): invalid password for \(who)\(from)")
         }
         if let e = replies[pingIndex].errorReply {
             if e.kind == .noAuth {
-                throw RedisError.auth("the server requires a password (NOAUTH); give one with --password-file, REDIS_AUTH_TOKEN or the URL")
+                config.credentials?.reread()
+                throw RedisError.auth("the server requires a password (NOAUTH); give one with --password-file, --password-command, REDIS_AUTH_TOKEN or the URL")
             }
             if e.kind != .noPerm { throw RedisError.server(e) }
         }

@@ -10,6 +10,14 @@ public struct ConnectionFlags: Sendable, Equatable {
     public var port: Int?
     public var user: String?
     public var passwordFile: String?
+    /// A command whose output is the password (run again after a refusal).
+    public var passwordCommand: String?
+    /// --askpass was given (the password is asked before resolving; counted for the one-source rule).
+    public var askpass = false
+    /// `--no-tls`: NODE_ENV=production does not turn TLS on.
+    public var noTLS = false
+    /// A bastion every connection goes through: `[user@]host[:port]`.
+    public var via: String?
     public var tls: Bool = false
     public var cacert: String?
     public var cert: String?
@@ -36,6 +44,11 @@ public struct ConnectionOptions: Sendable, Equatable {
     public var replicaReads = false
     /// Things worth a warning on stderr (a password where others can read it).
     public var warnings: [String] = []
+    /// Why TLS is on (`--tls`, a rediss:// URL, NODE_ENV=production): shown with the
+    /// connection and in a TLS error.
+    public var tlsBecause: String?
+    /// The bastion, when connections go through one.
+    public var via: String?
 
     public var isTLS: Bool { config.tls != nil }
     public var insecure: Bool { config.tls?.insecure ?? false }
@@ -170,6 +183,11 @@ extension ConnectionOptions {
         let user = flags.user ?? flagURL?.user ?? envURL?.user ?? env["REDIS_USER"].flatMap { $0.isEmpty ? nil : $0 }
 
         var password: String?
+        var credentials: CredentialSource?
+        let sources = [flags.passwordFile != nil, flags.passwordCommand != nil, flags.askpass].filter { $0 }.count
+        if sources > 1 {
+            throw RedisError.usage("give at most one of --password-file, --password-command and --askpass (a profile's password_file or password_command counts as one)")
+        }
         if let f = flags.passwordFile {
             let text: String
             do { text = try readFile(f) } catch {
@@ -182,6 +200,14 @@ extension ConnectionOptions {
             if let mode = fileMode(f), mode & 0o077 != 0 {
                 warnings.append("the password file '\(f)' can be read by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it")
             }
+            // Read again when the server refuses it (the token was rotated and the file updated).
+            credentials = CredentialSource(kind: .file(f), initial: password.map(Secret.init))
+        } else if let c = flags.passwordCommand {
+            do { password = try CredentialSource.read(.command(c))?.value } catch let e as RedisError {
+                if case .usage(let m) = e { throw RedisError.auth(m) }
+                throw e
+            }
+            credentials = CredentialSource(kind: .command(c), initial: password.map(Secret.init))
         } else if let p = flags.password {
             password = p.value
         } else {
@@ -194,9 +220,18 @@ extension ConnectionOptions {
         }
 
         var tls: Bool
-        if flags.tls { tls = true }
-        else if let u = flagURL { tls = u.tls }
-        else { tls = (envURL?.tls ?? false) || env["NODE_ENV"] == "production" }
+        var tlsBecause: String? = nil
+        if flags.tls { tls = true; tlsBecause = "--tls" }
+        else if let u = flagURL { tls = u.tls; if tls { tlsBecause = "a rediss:// URL" } }
+        else if envURL?.tls == true { tls = true; tlsBecause = "REDIS_URL (rediss://)" }
+        else if env["NODE_ENV"] == "production" && !flags.noTLS { tls = true; tlsBecause = "NODE_ENV=production" }
+        else { tls = false }
+        if flags.noTLS {
+            if flags.tls || flagURL?.tls == true || (flagURL == nil && envURL?.tls == true) {
+                throw RedisError.usage("--no-tls contradicts \(flags.tls ? "--tls" : "a rediss:// URL"): give one or the other")
+            }
+            tls = false; tlsBecause = nil
+        }
         if flags.cacert != nil || flags.cert != nil || flags.insecure || flags.sni != nil {
             if !tls && flagURL != nil && !(flagURL!.tls) && !flags.tls {
                 throw RedisError.usage("TLS options (--cacert, --cert, --sni, --insecure) need TLS: use rediss:// or --tls")
@@ -215,10 +250,14 @@ extension ConnectionOptions {
         else if let p = env["REDIS_PREFIX"], !p.isEmpty { prefix = p + ":" }
         else { prefix = "app:" }
 
-        let config = ConnectionConfig(host: host, port: port ?? 6379, user: user,
+        var config = ConnectionConfig(host: host, port: port ?? 6379, user: user,
                                       password: password.map(Secret.init), db: db, tls: tlsSettings)
+        // A password from anywhere has a source, so a refusal is retried by one rule (slowly).
+        config.credentials = credentials ?? password.map { CredentialSource(kind: .fixed, initial: Secret($0)) }
         var o = ConnectionOptions(config: config, prefix: prefix, readOnly: flags.readOnly, warnings: warnings)
         o.replicaReads = flags.replicaReads
+        o.tlsBecause = tlsBecause
+        o.via = flags.via
         return o
     }
 

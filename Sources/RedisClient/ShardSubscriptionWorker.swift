@@ -25,8 +25,13 @@ public final class ShardSubscriptionWorker: Sendable {
     private let backoffBase: Double, backoffCap: Double
     private let pingAfter: Double, pingTimeout: Double
 
+    /// A refused password ends the worker instead of being retried slowly.
+    private let exitOnAuthFailure: Bool
+
     public init(config: ConnectionConfig, channels: [Bytes], sink: any SubscriberSink,
-                backoffBase: Double = 0.2, backoffCap: Double = 10, pingAfter: Double = 2, pingTimeout: Double = 3) {
+                backoffBase: Double = 0.2, backoffCap: Double = 10, pingAfter: Double = 2, pingTimeout: Double = 3,
+                exitOnAuthFailure: Bool = false) {
+        self.exitOnAuthFailure = exitOnAuthFailure
         self.config = config
         self.sink = sink
         self.backoffBase = backoffBase; self.backoffCap = backoffCap
@@ -86,6 +91,7 @@ public final class ShardSubscriptionWorker: Sendable {
 
     private func run() {
         var nodes: NodeSet?
+        var auth = AuthRetry()
         var links: [Endpoint: Link] = [:]
         var owner: [Bytes: Endpoint] = [:]
         var waiting: [Bytes: Waiting] = [:]
@@ -144,7 +150,17 @@ public final class ShardSubscriptionWorker: Sendable {
             }
             // The slot map, once and after failures.
             if nodes == nil && !waiting.isEmpty {
-                do { nodes = try NodeSet(config: config) } catch let e as RedisError {
+                do { nodes = try NodeSet(config: config); auth.succeeded() } catch let e as RedisError {
+                    if case .auth = e, let src = config.credentials, !exitOnAuthFailure {
+                        // Refused (a rotated password?): read again, tried slowly, at once when new.
+                        auth.refused(version: src.version)
+                        sink.notice(.disconnected(reason: "\(e.description) — \(auth.message(src))", retryIn: auth.secondsLeft()))
+                        while !stopping && !auth.due(version: src.version) {
+                            if !pause(1) { return }
+                            src.reread()
+                        }
+                        continue
+                    }
                     if !e.isTransient { sink.notice(.fatal(reason: e.description)); return }
                     let d = backoff.nextDelay()
                     sink.notice(.disconnected(reason: e.description, retryIn: d))

@@ -66,9 +66,13 @@ public final class SubscriptionWorker: Sendable {
     /// server is noticed within `pingAfter + pingTimeout` seconds.
     private let pingAfter: Double
     private let pingTimeout: Double
+    /// A refused password ends the worker (`.fatal`) instead of being retried slowly.
+    private let exitOnAuthFailure: Bool
 
     public init(config: ConnectionConfig, channels: [Bytes], patterns: [Bytes], sink: any SubscriberSink,
-                backoffBase: Double = 0.2, backoffCap: Double = 10, pingAfter: Double = 2, pingTimeout: Double = 3) {
+                backoffBase: Double = 0.2, backoffCap: Double = 10, pingAfter: Double = 2, pingTimeout: Double = 3,
+                exitOnAuthFailure: Bool = false) {
+        self.exitOnAuthFailure = exitOnAuthFailure
         self.config = config
         self.sink = sink
         self.backoffBase = backoffBase
@@ -194,11 +198,26 @@ public final class SubscriptionWorker: Sendable {
         var gapSince: Double? = nil
         var gapEnd: PumpEnd? = nil
         var before = Baseline()
+        var auth = AuthRetry()
         while !stopping {
             let sub: Subscriber
             do {
                 sub = try Subscriber(config)
+                auth.succeeded()
             } catch let e as RedisError {
+                if case .auth = e, let src = config.credentials, !exitOnAuthFailure {
+                    // The password was refused (rotated?): its source is read again and tried
+                    // at most every 5 s (growing to 60 s), at once when it gives a new one.
+                    auth.refused(version: src.version)
+                    if gapEnd == nil { gapEnd = PumpEnd(text: e.description) }
+                    if gapSince == nil { gapSince = wallClockNow() }
+                    sink.notice(.disconnected(reason: "\(e.description) — \(auth.message(src))", retryIn: auth.secondsLeft()))
+                    while !stopping && !auth.due(version: src.version) {
+                        if !pause(1) { return }
+                        src.reread()
+                    }
+                    continue
+                }
                 if !e.isTransient {
                     sink.notice(.fatal(reason: e.description))
                     _ = pause(.infinity)

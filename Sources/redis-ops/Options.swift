@@ -20,12 +20,18 @@ struct ConnectionOptionGroup: ParsableArguments {
     var db: Int?
     @Option(name: .long, help: "ACL user (default: the default user).")
     var user: String?
-    @Option(name: .customLong("password-file"), help: "Read the password from this file.")
+    @Option(name: .customLong("password-file"), help: "Read the password from this file (read again if the server refuses it: a rotated token).")
     var passwordFile: String?
+    @Option(name: .customLong("password-command"), help: "Run this (/bin/sh -c, no terminal, 30 s at most): its output is the password; run again if the server refuses it (IAM tokens, vaults, rotation).")
+    var passwordCommand: String?
     @Flag(name: .long, help: "Ask for the password on the terminal (not echoed).")
     var askpass = false
     @Flag(name: .long, help: "Use TLS.")
     var tls = false
+    @Flag(name: .customLong("no-tls"), help: "No TLS, even with NODE_ENV=production.")
+    var noTLS = false
+    @Option(name: .long, help: "Reach every node through this bastion: [user@]host[:port] (ssh -W over one multiplexed ssh connection; your ~/.ssh/config, agent and known_hosts; $REDIS_OPS_SSH_COMMAND).")
+    var via: String?
     @Option(name: .long, help: "CA certificate bundle (PEM) to verify the server with.")
     var cacert: String?
     @Option(name: .long, help: "Client certificate (PEM).")
@@ -56,6 +62,7 @@ struct ConnectionOptionGroup: ParsableArguments {
     var flags: ConnectionFlags {
         var f = ConnectionFlags()
         f.url = url; f.host = host; f.port = port; f.user = user; f.passwordFile = passwordFile
+        f.passwordCommand = passwordCommand; f.askpass = askpass; f.noTLS = noTLS; f.via = via
         f.tls = tls; f.cacert = cacert; f.cert = cert; f.key = key; f.sni = sni; f.insecure = insecure
         f.prefix = prefix; f.readOnly = readOnly; f.db = db; f.replicaReads = replicaReads
         return f
@@ -80,7 +87,12 @@ struct ConnectionOptionGroup: ParsableArguments {
         if let c = file.auditChannel, (env["REDIS_OPS_AUDIT_CHANNEL"] ?? "").isEmpty { setenv("REDIS_OPS_AUDIT_CHANNEL", c, 1) }
         var (f, pw) = try file.flags(flags, profile: profile, environment: env)
         if let pw { f.password = Secret(pw) }
-        if askpass { f.password = Secret(try Self.askPassword()) }
+        if askpass {
+            if f.passwordFile != nil || f.passwordCommand != nil {
+                throw CLIError.usage("give at most one of --password-file, --password-command and --askpass")
+            }
+            f.password = Secret(try Self.askPassword())
+        }
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
         var o = try ConnectionOptions.resolve(flags: f, environment: env)
         if let t = ioTimeout { o.config.timeouts = Timeouts(connect: min(5, t), io: t) }
@@ -129,7 +141,7 @@ struct ConnectionOptionGroup: ParsableArguments {
     }
 
     /// Options that take a value (used to move global options after the subcommand name).
-    static let valued: Set<String> = ["--url", "-u", "--host", "--port", "-p", "-n", "--user", "--password-file", "--cacert", "--cert",
+    static let valued: Set<String> = ["--url", "-u", "--host", "--port", "-p", "-n", "--user", "--password-file", "--password-command", "--via", "--cacert", "--cert",
                                       "--key", "--sni", "--prefix", "--profile", "--config", "--audit-log", "--io-timeout"]
 }
 

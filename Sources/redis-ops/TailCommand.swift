@@ -22,6 +22,8 @@ struct TailCommand: ParsableCommand {
     var timeout: Double?
     @Flag(name: .long, help: "One JSON object per line.")
     var json = false
+    @Flag(name: .customLong("exit-on-auth-failure"), help: "Exit (status 1) when the server refuses the password, instead of trying again slowly with the password read again.")
+    var exitOnAuthFailure = false
     @Argument(help: "Channels (or patterns with --pattern). Channel names never get the key prefix.")
     var channels: [String] = []
 
@@ -42,11 +44,12 @@ struct TailCommand: ParsableCommand {
         printer.kind = shard ? "SSUBSCRIBE" : (pattern ? "PSUBSCRIBE" : "SUBSCRIBE")
         let stop: () -> Void
         if shard {
-            let worker = ShardSubscriptionWorker(config: opts.config, channels: names, sink: printer)
+            let worker = ShardSubscriptionWorker(config: opts.config, channels: names, sink: printer, exitOnAuthFailure: exitOnAuthFailure)
             worker.start()
             stop = worker.stop
         } else {
-            let worker = SubscriptionWorker(config: opts.config, channels: pattern ? [] : names, patterns: pattern ? names : [], sink: printer)
+            let worker = SubscriptionWorker(config: opts.config, channels: pattern ? [] : names, patterns: pattern ? names : [], sink: printer,
+                                            exitOnAuthFailure: exitOnAuthFailure)
             worker.start()
             stop = worker.stop
         }

@@ -213,3 +213,47 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(globEscape(Bytes(utf8: "a*b?[c]\\")), Bytes(utf8: "a\\*b\\?\\[c\\]\\\\"))
     }
 }
+
+/// --password-command: what it prints (less one newline) is the password; it runs without a
+/// terminal, within its time limit; a failure says why with its stderr, never its stdout.
+final class PasswordCommandTests: XCTestCase {
+    func testItsOutputLessOneNewlineIsThePassword() throws {
+        XCTAssertEqual(try CredentialSource.runPasswordCommand("printf 's3cret\\n'", timeout: 5), "s3cret")
+        XCTAssertEqual(try CredentialSource.runPasswordCommand("printf 'a b\\r\\n'", timeout: 5), "a b")
+        XCTAssertEqual(try CredentialSource.runPasswordCommand("printf 'two\\n\\n'", timeout: 5), "two\n", "only one newline goes")
+        XCTAssertEqual(try CredentialSource.runPasswordCommand("tty >/dev/null 2>&1 && echo has-tty || echo no-tty", timeout: 5), "no-tty")
+    }
+
+    func testAFailureSaysWhyWithItsStderrButNeverItsOutput() {
+        XCTAssertThrowsError(try CredentialSource.runPasswordCommand("echo hunter2; echo 'token expired' >&2; exit 3", timeout: 5)) { e in
+            XCTAssertTrue("\(e)".contains("exited with status 3") && "\(e)".contains("token expired"), "\(e)")
+            XCTAssertFalse("\(e)".contains("hunter2"))
+        }
+        XCTAssertThrowsError(try CredentialSource.runPasswordCommand("true", timeout: 5)) { XCTAssertTrue("\($0)".contains("printed nothing"), "\($0)") }
+        let t0 = Date()
+        XCTAssertThrowsError(try CredentialSource.runPasswordCommand("sleep 30", timeout: 0.5)) { XCTAssertTrue("\($0)".contains("did not finish"), "\($0)") }
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 5)
+    }
+
+    func testAtMostOnePasswordSource() {
+        var f = ConnectionFlags()
+        f.passwordFile = "/x"
+        f.passwordCommand = "echo x"
+        XCTAssertThrowsError(try ConnectionOptions.resolve(flags: f, environment: [:], readFile: { _ in "x" })) {
+            XCTAssertTrue("\($0)".contains("at most one of --password-file, --password-command and --askpass"), "\($0)")
+        }
+    }
+
+    /// Bounded: 5 s after a refusal, growing to 60 s; at once when the source changes.
+    func testAuthRetryWaitsLongerEachTimeButNotForANewPassword() {
+        var r = AuthRetry()
+        r.refused(version: 1, now: 100)
+        XCTAssertFalse(r.due(version: 1, now: 104))
+        XCTAssertTrue(r.due(version: 1, now: 105))
+        XCTAssertTrue(r.due(version: 2, now: 100.1), "a new password is tried at once")
+        r.refused(version: 1, now: 105)
+        XCTAssertEqual(r.secondsLeft(now: 105), 10)
+        for _ in 0..<6 { r.refused(version: 1, now: 200) }
+        XCTAssertEqual(r.secondsLeft(now: 200), 60, "never more than a minute")
+    }
+}
