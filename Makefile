@@ -1,7 +1,7 @@
 # redis-ops: `make demo` and `make test` work on a fresh machine (they install what is missing).
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
-DEB_PACKAGES := libhiredis-dev libncurses-dev libssl-dev pkg-config redis-server redis-tools tmux openssl ca-certificates procps
+DEB_PACKAGES := libhiredis-dev libncurses-dev libssl-dev pkg-config redis-server redis-tools tmux openssl ca-certificates procps openssh-client openssh-server iproute2
 SCREENSHOT_PACKAGES := xterm xvfb imagemagick x11-utils fonts-dejavu-core
 SWIFT_FLAGS ?=
 RELEASE_BIN := .build/release/redis-ops

@@ -16,6 +16,10 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" redis-server "* ]]; then
     ($SUDO systemctl stop redis-server 2>/dev/null || $SUDO service redis-server stop 2>/dev/null || true) >/dev/null
 fi
+# Likewise sshd: the tests start their own, on a free port.
+if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+    ($SUDO systemctl stop ssh 2>/dev/null || $SUDO service ssh stop 2>/dev/null || true) >/dev/null
+fi
 if ! command -v swift >/dev/null; then
     echo "error: the Swift toolchain (6.x) is not on PATH; install it (e.g. under /opt/swift) and try again" >&2
     exit 1

@@ -25,6 +25,8 @@ public struct ConnectionConfig: Sendable, Equatable {
     /// Where the password comes from when it can change (a file, a command): read again
     /// after a refusal. Takes precedence over `password`.
     public var credentials: CredentialSource?
+    /// A bastion every connection goes through (`ssh -W`); nil: direct.
+    public var via: SSHHop?
 
     public init(host: String = "127.0.0.1", port: Int = 6379, user: String? = nil, password: Secret? = nil,
                 db: Int = 0, tls: TLSSettings? = nil, timeouts: Timeouts = Timeouts(), clientName: String? = "redis-ops",
@@ -37,6 +39,10 @@ public struct ConnectionConfig: Sendable, Equatable {
 
     /// The password to send now.
     public var currentPassword: Secret? { credentials?.current ?? password }
+}
+
+extension SSHHop: Equatable {
+    public static func == (a: SSHHop, b: SSHHop) -> Bool { a === b }
 }
 
 extension CredentialSource: Equatable {
@@ -67,12 +73,17 @@ public final class RedisConnection: @unchecked Sendable {
 
     public init(_ config: ConnectionConfig) throws {
         self.config = config
-        self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts)
+        self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts, via: config.via)
         self.decoder = RESPDecoder(limits: config.limits)
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
         do {
             try handshake()
         } catch let e as RedisError {
+            // Through a bastion, a stream that ends at once is ssh saying why (the node is
+            // unreachable from the bastion, the master went away).
+            if transport.isViaSSH, case .closed = e, let why = transport.viaExplanation() {
+                throw RedisError.connect(endpoint: config.endpoint, reason: why)
+            }
             // A plain client on a TLS port only sees the connection go (or bytes that are not
             // RESP). If a TLS handshake succeeds on that port, say so.
             if config.tls == nil, Self.failsLikeTLS(e), Self.speaksTLS(config) {
@@ -89,7 +100,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Whether a TLS handshake (certificate unchecked: we only ask whether it is TLS) succeeds.
     static func speaksTLS(_ config: ConnectionConfig) -> Bool {
         let t = try? Transport(host: config.host, port: config.port, tls: TLSSettings(insecure: true),
-                               timeouts: Timeouts(connect: min(2, config.timeouts.connect), io: 2))
+                               timeouts: Timeouts(connect: min(2, config.timeouts.connect), io: 2), via: config.via)
         t?.close()
         return t != nil
     }

@@ -43,18 +43,35 @@ func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
 public final class Transport: @unchecked Sendable {
     public let fd: Int32
     public let endpoint: String
+    /// Through a bastion: the `ssh -W` child whose stream this is.
+    private let stream: SSHStream?
     private var ssl: OpaquePointer?
     private var ctx: OpaquePointer?
     private var isClosed = false
 
     public var isTLS: Bool { ssl != nil }
+    /// Through a bastion.
+    public var isViaSSH: Bool { stream != nil }
 
-    /// Connects to host:port (trying each resolved address), then performs the TLS handshake if asked.
-    public init(host: String, port: Int, tls: TLSSettings?, timeouts: Timeouts) throws {
+    /// Why a stream through the bastion ended (ssh's words), nil for a direct connection.
+    public func viaExplanation() -> String? { stream?.explainEnd() }
+
+    /// Connects to host:port (trying each resolved address) — or, through a bastion, to what
+    /// `ssh -W host:port` reaches from there (the name resolved on the far side) — then
+    /// performs the TLS handshake if asked, checked against the node's own name either way.
+    public init(host: String, port: Int, tls: TLSSettings?, timeouts: Timeouts, via: SSHHop? = nil) throws {
         _ = ignoreSigpipeOnce
         let endpoint = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         self.endpoint = endpoint
-        self.fd = try Transport.connectTCP(host: host, port: port, endpoint: endpoint, timeout: timeouts.connect)
+        if let via {
+            let st = try via.open(host: host, port: port)
+            stream = st
+            fd = st.fd
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        } else {
+            stream = nil
+            fd = try Transport.connectTCP(host: host, port: port, endpoint: endpoint, timeout: timeouts.connect)
+        }
         if let tls {
             do {
                 try startTLS(host: host, settings: tls, timeout: timeouts.connect)
@@ -333,6 +350,7 @@ public final class Transport: @unchecked Sendable {
         let r = send(fd, buf.baseAddress, buf.count, Int32(MSG_NOSIGNAL))
         if r >= 0 { return r }
         if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+        if let st = stream { throw RedisError.closed("\(endpoint): \(st.explainEnd())") }
         throw RedisError.closed("\(endpoint): \(errnoText(errno))")
     }
 
@@ -353,8 +371,12 @@ public final class Transport: @unchecked Sendable {
         }
         let r = recv(fd, buf.baseAddress, buf.count, 0)
         if r > 0 { return r }
-        if r == 0 { throw RedisError.closed("\(endpoint): the server closed the connection") }
+        if r == 0 {
+            if let st = stream { throw RedisError.closed("\(endpoint): \(st.explainEnd())") }
+            throw RedisError.closed("\(endpoint): the server closed the connection")
+        }
         if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return 0 }
+        if let st = stream { throw RedisError.closed("\(endpoint): \(st.explainEnd())") }
         throw RedisError.closed("\(endpoint): \(errnoText(errno))")
     }
 
@@ -383,7 +405,7 @@ public final class Transport: @unchecked Sendable {
             self.ssl = nil
         }
         if let ctx { SSL_CTX_free(ctx); self.ctx = nil }
-        Glibc.close(fd)
+        if let st = stream { st.close() } else { Glibc.close(fd) }
     }
 }
 

@@ -96,6 +96,13 @@ struct ConnectionOptionGroup: ParsableArguments {
         if f.prefix == nil, (env["REDIS_PREFIX"] ?? "").isEmpty, let p = file.conventions.prefix { f.prefix = p }
         var o = try ConnectionOptions.resolve(flags: f, environment: env)
         if let t = ioTimeout { o.config.timeouts = Timeouts(connect: min(5, t), io: t) }
+        if let v = o.via {
+            // The bastion comes up now: a prompt (a passphrase, a second factor) or a failure
+            // happens here, before the console takes the terminal.
+            let hop = try SSHHop(v)
+            _ = try hop.ensureUp()
+            o.config.via = hop
+        }
         for w in o.warnings { Output.warn("redis-ops: warning: " + w) }
         if o.insecure {
             Output.warn("warning: --insecure: the server's certificate is NOT verified; anyone on the path can impersonate it")
