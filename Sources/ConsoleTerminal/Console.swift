@@ -429,6 +429,15 @@ final class EffectRunner {
         case .cancelWrite(let id):
             writer.cancel(tag: "write-\(id)")
             interactive.cancel(tag: "write-\(id)")
+        case .runDoctor:
+            // Its own thread and connections: a step that waits out a timeout must not hold
+            // up the views' workers. The overlay allows one walk at a time.
+            let options = settings.options, prefix = schema.prefix
+            let post = self.post
+            Thread.detachNewThread {
+                _ = Doctor.run(options, prefix: prefix, readOnly: options.readOnly) { step in post([.doctorStep(step)]) }
+                post([.doctorDone])
+            }
         case .readAudit:
             let log = settings.audit
             post([.audit(log.recent(), path: log.path)])

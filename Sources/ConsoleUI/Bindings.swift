@@ -56,7 +56,7 @@ public enum Bindings {
         b([.char("R")], "R", "read the server again now", .view(.server), "refresh", .rescan),
 
         b([.char("/")], "/", "filter the list: typing narrows it, Enter keeps it, Esc clears it", .global, "filter", .filter),
-        b([.char(":")], ":", "command line: :KEY or :key KEY opens a key, :ttl KEY, :get KEY, :audit, :q (Tab completes keys)", .global, nil, .command),
+        b([.char(":")], ":", "command line: :KEY opens a key, :ttl KEY, :audit, :doctor, :help lists all (Tab completes)", .global, nil, .command),
         b([.char("A")], "A", "the audit log: recent writes and dry runs, newest first, with their keys", .global, nil, .audit),
         b([.char("1")], "1", "Events: live pub/sub tail", .global, nil, .show(.events)),
         b([.char("2")], "2", "Keys under the prefix", .global, nil, .show(.keys)),

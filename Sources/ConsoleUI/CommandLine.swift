@@ -31,6 +31,7 @@ enum CommandLineModule {
             switch arg.lowercased() {
             case "q", "quit", "q!": s.quitting = true; return [.quit]
             case "audit": s.audit = AuditUI(); return [.readAudit]
+            case "doctor": return DoctorModule.open(&s)
             case "help", "h": s.helpOpen = true; return []
             default:
                 if let v = views[arg.lowercased()] { return Reducer.show(&s, v, tail: tail) }

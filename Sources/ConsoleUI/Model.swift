@@ -161,6 +161,14 @@ public struct AuditUI: Sendable, Equatable {
     public init() {}
 }
 
+/// The Doctor overlay (`:doctor`): the steps of `redis-ops doctor` as they are found.
+public struct DoctorUI: Sendable, Equatable {
+    public var steps: [DoctorStep] = []
+    public var running = true
+    public var scroll = 0
+    public init() {}
+}
+
 /// State of the Events view.
 public struct EventsState: Sendable, Equatable {
     public var filter = TailFilter("")
@@ -273,6 +281,7 @@ public struct AppState: Sendable, Equatable {
     public var singleWrites: Set<Int> = []
     public var nextWriteID = 1
     public var audit: AuditUI?
+    public var doctor: DoctorUI?
     public var subscriptions: [Subscription] = []
     public var events = EventsState()
     public var keys = KeysState()
@@ -329,6 +338,9 @@ public enum AppEvent: Sendable {
     /// Cancelled while still queued: nothing was written.
     case writeCancelled(id: Int)
     case audit([AuditEntry], path: String)
+    /// A step of `:doctor`, as found; then the end of the walk.
+    case doctorStep(DoctorStep)
+    case doctorDone
     case completions(prefix: String, KeyCompletions)
     case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose)
     /// A line for the operator (a file written, a failure).
@@ -368,6 +380,8 @@ public enum Effect: Sendable, Equatable {
     case execute(id: Int, WritePlan)
     case cancelWrite(id: Int)
     case readAudit
+    /// Walk the path to the server (`:doctor`) on a thread of its own.
+    case runDoctor
     case complete(String)
     case lookup(Bytes, LookupPurpose)
 }

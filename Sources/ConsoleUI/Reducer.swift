@@ -99,6 +99,12 @@ public enum Reducer {
             return []
         case .planProgress, .planned, .writeProgress, .written, .writeFailed, .writeRefused, .writeCancelled:
             return WriteFlowModule.apply(event, &s)
+        case .doctorStep(let step):
+            s.doctor?.steps.append(step)
+            return []
+        case .doctorDone:
+            s.doctor?.running = false
+            return []
         case .audit(let entries, let path):
             if s.audit == nil { s.audit = AuditUI() }
             s.audit?.entries = entries
@@ -157,6 +163,7 @@ public enum Reducer {
     static func key(_ s: inout AppState, _ k: Key, tail: ChannelTail) -> [Effect] {
         if s.helpOpen { return helpKey(&s, k) }
         if s.audit != nil { return AuditModule.key(&s, k) }
+        if s.doctor != nil { return DoctorModule.key(&s, k) }
         if s.write != nil { return WriteFlowModule.key(&s, k) }
         if let c = s.confirm {
             s.confirm = nil

@@ -22,6 +22,7 @@ public enum Screen {
         footer(&g, s)
         if let w = s.write { WriteFlowModule.render(&g, s, w) }
         if let a = s.audit { AuditModule.render(&g, s, a) }
+        if let d = s.doctor { DoctorModule.render(&g, s, d) }
         if s.helpOpen { help(&g, s) }
         return g
     }

@@ -53,6 +53,17 @@ public final class Transport: @unchecked Sendable {
     /// Through a bastion.
     public var isViaSSH: Bool { stream != nil }
 
+    /// What the TLS handshake agreed and showed (for doctor): the protocol, the name checked,
+    /// the certificate's subject and issuer, and days until it expires. Nil without TLS.
+    public struct TLSFacts: Sendable, Equatable {
+        public var protocolVersion: String
+        public var checkedName: String?
+        public var subject: String
+        public var issuer: String
+        public var daysLeft: Int?
+    }
+    public private(set) var tlsFacts: TLSFacts?
+
     /// Why a stream through the bastion ended (ssh's words), nil for a direct connection.
     public func viaExplanation() -> String? { stream?.explainEnd() }
 
@@ -240,7 +251,10 @@ public final class Transport: @unchecked Sendable {
         while true {
             ERR_clear_error()
             let r = SSL_connect(ssl)
-            if r == 1 { break }
+            if r == 1 {
+                tlsFacts = Transport.facts(ssl, checked: settings.insecure ? nil : name)
+                break
+            }
             let err = SSL_get_error(ssl, r)
             if err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE {
                 let remaining = deadline - monotonicNow()
@@ -269,6 +283,25 @@ public final class Transport: @unchecked Sendable {
             }
             throw RedisError.tls(endpoint: endpoint, reason: "handshake failed: \(queue.isEmpty ? "unknown error" : queue)")
         }
+    }
+
+    static func facts(_ ssl: OpaquePointer, checked: String?) -> TLSFacts {
+        let version = SSL_get_version(ssl).map { String(cString: $0) } ?? "?"
+        var subject = "?", issuer = "?"
+        var days: Int? = nil
+        if let cert = SSL_get1_peer_certificate(ssl) {
+            defer { X509_free(cert) }
+            func text(_ n: OpaquePointer?) -> String {
+                guard let n, let c = X509_NAME_oneline(n, nil, 0) else { return "?" }
+                defer { CRYPTO_free(c, #file, #line) }
+                return String(cString: c)
+            }
+            subject = text(X509_get_subject_name(cert))
+            issuer = text(X509_get_issuer_name(cert))
+            var d: Int32 = 0, sec: Int32 = 0
+            if let na = X509_get0_notAfter(cert), ASN1_TIME_diff(&d, &sec, nil, na) == 1 { days = Int(d) }
+        }
+        return TLSFacts(protocolVersion: version, checkedName: checked, subject: subject, issuer: issuer, daysLeft: days)
     }
 
     private func sslFree() {

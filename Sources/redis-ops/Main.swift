@@ -12,7 +12,7 @@ struct RedisOps: ParsableCommand {
         With no subcommand, the console opens. Options may come before or after the subcommand.
 
         CONSOLE KEYS: 1 Events, 2 Keys, 3 Rate limits, 4 Locks, 5 Server, Tab next view; / filter (Enter keeps, \
-        Esc clears); Enter details; : command line (:KEY opens a key, :ttl KEY, :audit; Tab completes); space \
+        Esc clears); Enter details; : command line (:KEY opens a key, :ttl KEY, :audit, :doctor; Tab completes); space \
         pause, F follow, s subscribe, p publish (Events); d delete, D invalidate by pattern, e expire (Keys); \
         r reset (Rate limits); d release (Locks); R rescan; o sort; A audit log; ? help; q quit.
 
@@ -30,7 +30,7 @@ struct RedisOps: ParsableCommand {
         """,
         version: "redis-ops \(RedisOpsVersion.current)",
         subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
-                      ExpireCommand.self, PublishCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self,
+                      ExpireCommand.self, PublishCommand.self, DoctorCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self,
                       BenchChannelsCommand.self],
         defaultSubcommand: ConsoleCommand.self
     )

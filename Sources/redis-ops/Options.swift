@@ -78,7 +78,8 @@ struct ConnectionOptionGroup: ParsableArguments {
     }
 
     /// Options and the application's conventions: flags, then the profile, then the environment, then the file's [conventions].
-    func resolveWithSchema() throws -> (ConnectionOptions, KeySchema) {
+    /// `bringUpVia: false` leaves the bastion for the caller to bring up (doctor reports it as a step).
+    func resolveWithSchema(bringUpVia: Bool = true) throws -> (ConnectionOptions, KeySchema) {
         try checkValues()
         let env = ProcessInfo.processInfo.environment
         let file = try OpsConfigFile.load(path: config, environment: env)
@@ -100,7 +101,7 @@ struct ConnectionOptionGroup: ParsableArguments {
             // The bastion comes up now: a prompt (a passphrase, a second factor) or a failure
             // happens here, before the console takes the terminal.
             let hop = try SSHHop(v)
-            _ = try hop.ensureUp()
+            if bringUpVia { _ = try hop.ensureUp() }
             o.config.via = hop
         }
         for w in o.warnings { Output.warn("redis-ops: warning: " + w) }

@@ -58,4 +58,30 @@ final class OverlayTests: XCTestCase {
         XCTAssertTrue(g.text.contains("app:workspace:1"))
         XCTAssertTrue(g.text.contains("40 keys in the record"))
     }
+
+    /// `:doctor` opens the overlay and asks for the walk once; steps arrive and are drawn,
+    /// the server's words escaped, a failure's hint under it, the verdict in the title.
+    func testDoctorShowsStepsAsTheyArriveEscapedWithHints() {
+        var s = makeState(80, 20)
+        s.prompt = Prompt(purpose: .command, text: "doctor")
+        let effects = Reducer.reduce(&s, .key(.enter), tail: ChannelTail())
+        XCTAssertEqual(effects, [.runDoctor])
+        XCTAssertTrue(render(s).lines().joined().contains("checking… (0 of 9 steps)"))
+        // R while the walk runs does not start another.
+        XCTAssertEqual(Reducer.reduce(&s, .key(.char("R")), tail: ChannelTail()), [])
+        _ = Reducer.reduce(&s, .doctorStep(DoctorStep("dns", .ok, "127.0.0.1 → 127.0.0.1")), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .doctorStep(DoctorStep("auth", .fail, "WRONGPASS \u{1b}[2Jinvalid", hint: "check the token")), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .doctorDone, tail: ChannelTail())
+        let text = render(s).lines().joined(separator: "\n")
+        XCTAssertTrue(text.contains("the console cannot work here: auth failed"), text)
+        XCTAssertTrue(text.contains("ok   dns      127.0.0.1 → 127.0.0.1"), text)
+        XCTAssertTrue(text.contains("FAIL auth     WRONGPASS \\e[2Jinvalid"), text)
+        XCTAssertFalse(text.contains("\u{1b}"))
+        XCTAssertTrue(text.contains("→ check the token"), text)
+        // R walks again; Esc closes.
+        XCTAssertEqual(Reducer.reduce(&s, .key(.char("R")), tail: ChannelTail()), [.runDoctor])
+        XCTAssertEqual(s.doctor?.steps, [])
+        _ = Reducer.reduce(&s, .key(.escape), tail: ChannelTail())
+        XCTAssertNil(s.doctor)
+    }
 }

@@ -135,4 +135,25 @@ final class ViaE2ETests: XCTestCase {
         XCTAssertEqual(cli.status, 1)
         XCTAssertTrue(cli.stderr.contains("ssh to bastion"), cli.stderr)
     }
+
+    /// doctor through the bastion: dns and tcp are the bastion's (skipped), the ssh step says
+    /// whether the hop and the node behind it hold, and a node it cannot reach fails there.
+    func testDoctorWalksThePathThroughTheBastion() throws {
+        let sshd = try via()
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let ok = try redisOps(["doctor", "--json", "--via", SSHD.alias, "--port", String(s.port)], env: sshd.environment)
+        XCTAssertEqual(ok.status, 0, ok.stderr + ok.stdout)
+        let steps = try ndjson(ok.stdout)
+        XCTAssertEqual(steps.map { $0["step"] as? String ?? "" }, ["dns", "tcp", "ssh", "tls", "auth", "acl", "latency", "cluster", "pubsub"])
+        XCTAssertEqual(steps[0]["status"] as? String, "skip")
+        XCTAssertEqual(steps[2]["status"] as? String, "ok")
+        XCTAssertTrue((steps[2]["detail"] as? String ?? "").contains("reached through it"), "\(steps[2])")
+        let closed = freePort()
+        let bad = try redisOps(["doctor", "--via", SSHD.alias, "--port", String(closed)], env: sshd.environment)
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stdout.contains("FAIL ssh"), bad.stdout)
+        XCTAssertTrue(bad.stdout.contains("cannot reach node 127.0.0.1:\(closed)"), bad.stdout)
+        XCTAssertTrue(bad.stdout.contains("→ the bastion cannot connect to the node"), bad.stdout)
+    }
 }
