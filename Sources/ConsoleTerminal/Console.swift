@@ -266,7 +266,7 @@ public final class Console {
             }
             if dirty && (urgent || t - lastRender >= 1.0 / 15) {
                 let r0 = monotonicNow()
-                let grid = Screen.render(state, tail: tail)
+                let grid = Screen.render(state, tail: tail, now: wallClockNow())
                 term.draw(grid)
                 let r1 = monotonicNow()
                 meter.renderSeconds += r1 - r0
@@ -447,8 +447,25 @@ final class EffectRunner {
                 let full = schema.relative(Bytes(utf8: arg)) != nil ? Bytes(utf8: arg) : schema.prefix + Bytes(utf8: arg)
                 return [.completions(prefix: text, try Completion.keys(startingWith: full, nodes: ctx.nodes))]
             }, onError: { [.notice("completion failed: \(Self.message($0))", .warning)] }))
+        case .lookupCounter(let key):
+            interactive.submit(Worker.Job(tag: "lookup", run: { ctx in
+                let c = try RateLimitBoard(nodes: ctx.nodes, schema: schema).refresh([key]).first
+                return [.counterLookedUp(key: key, c?.isGone == true ? nil : c)]
+            }, onError: { [.notice("cannot read \(Escaper.string(key)): \(Self.message($0))", .error)] }))
+        case .lookupLock(let key):
+            interactive.submit(Worker.Job(tag: "lookup", run: { ctx in
+                let l = try LockBoard(nodes: ctx.nodes, schema: schema).refresh([key]).first
+                return [.lockLookedUp(key: key, l?.isGone == true ? nil : l)]
+            }, onError: { [.notice("cannot read \(Escaper.string(key)): \(Self.message($0))", .error)] }))
         case .lookup(let key, let purpose):
             interactive.submit(Worker.Job(tag: "lookup", run: { ctx in
+                if case .ttl = purpose {
+                    // One pipelined trip that also reads the value's first bytes, for its age.
+                    let v = try KeyInspector.inspect(key, nodes: ctx.nodes)
+                    let info = KeyInfo(key: key, type: v.type, ttl: v.ttl, bytes: v.bytes, kind: schema.kind(of: key), readAt: v.readAt)
+                    return [.lookedUp(key: key, found: info, purpose: purpose,
+                                      updatedAt: CacheAge.updatedAt(v.string, field: schema.updatedAtField))]
+                }
                 let info = try KeyBrowser(nodes: ctx.nodes, schema: schema).refresh([key]).first
                 return [.lookedUp(key: key, found: info, purpose: purpose)]
             }, onError: { [.notice("cannot read \(Escaper.string(key)): \(Self.message($0))", .error)] }))

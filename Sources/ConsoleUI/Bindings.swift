@@ -6,6 +6,7 @@ public enum Action: Sendable, Equatable {
     case filter, back, details, command, audit
     case pause, follow, subscribe, unsubscribe, write, channels, publish
     case reset, delete, invalidate, expire, sort, namespaces, nextPage, rescan
+    case nextMatch, previousMatch, cycleState
 }
 
 public struct Binding: Sendable {
@@ -34,28 +35,36 @@ public enum Bindings {
         b([.char("c")], "c", "channels: totals, msg/s, subscribers (PUBSUB NUMSUB), channels under the patterns", .view(.events), "channels", .channels),
         b([.char("w")], "w", "write the list (or, in the detail pane, the message) to an NDJSON file", .view(.events), "write", .write),
         b([.char("p")], "p", "publish a test message (asks first; audited; refused in read-only mode)", .view(.events), "publish", .publish),
+        b([.char("/")], "/", "filter: words that must all hold — field=value, field~text (JSON fields), free text; Enter keeps it, Esc clears it", .view(.events), "filter", .filter),
 
+        b([.char("/")], "/", "filter on the server: glob, substring (exact name first), =KEY exactly; state:flagged", .view(.keys), "filter", .filter),
         b([.enter], "Enter", "inspect the selected key's value (paged, never fetched whole); PgUp/PgDn scroll it", .view(.keys), "inspect", .details),
-        b([.char("n")], "n", "next page of the inspected value", .view(.keys), nil, .nextPage),
+        b([.char("]")], "]", "next page of the inspected value (PgDn at its end does the same)", .view(.keys), nil, .nextPage),
         b([.char("d")], "d", "delete the selected key (UNLINK; asks first)", .view(.keys), "delete", .delete),
         b([.char("D")], "D", "invalidate by pattern: dry run, typed confirmation, paced UNLINK, report", .view(.keys), "invalidate", .invalidate),
         b([.char("e")], "e", "give the cache TTL to keys without one (the selected key, or all under a pattern; dry run first)", .view(.keys), "expire", .expire),
-        b([.char("o")], "o", "sort by the next column (name, type, TTL, size, kind)", .view(.keys), "sort", .sort),
-        b([.char("N")], "N", "namespaces: keys and memory per first segment, over every key scanned", .view(.keys), "namespaces", .namespaces),
+        b([.char("o")], "o", "sort by the next column (flagged first, name, type, TTL, size, kind)", .view(.keys), "sort", .sort),
+        b([.char("!")], "!", "only the keys that break the conventions (again: all keys); /state:flagged does the same", .view(.keys), nil, .cycleState),
+        b([.char("M")], "M", "namespaces: keys and memory per first segment, over every key scanned", .view(.keys), "namespaces", .namespaces),
         b([.char("R")], "R", "rescan (the list is also rescanned on its own, at a pace its cost allows)", .view(.keys), "rescan", .rescan),
 
+        b([.char("/")], "/", "filter: a substring (an exact identifier first), =user:1234 exactly, state:broken|blocked|near|ok", .view(.rateLimits), "filter", .filter),
         b([.enter], "Enter", "the selected counter in detail, with its count sampled while it is on screen", .view(.rateLimits), "details", .details),
         b([.char("r")], "r", "reset the selected counter (DEL; asks first; the client's next request starts a new window)", .view(.rateLimits), "reset", .reset),
-        b([.char("o")], "o", "sort by the next column (state, count, TTL, identifier, kind)", .view(.rateLimits), "sort", .sort),
-        b([.char("o")], "o", "sort by the next column (state, protects, held, remaining, value)", .view(.locks), "sort", .sort),
+        b([.char("o")], "o", "sort by the next column (state: flagged first, count, TTL, identifier, kind)", .view(.rateLimits), "sort", .sort),
+        b([.char("!")], "!", "only one state, in turn: broken (no TTL), blocked, near, then all (/state:blocked does the same)", .view(.rateLimits), nil, .cycleState),
+        b([.char("o")], "o", "sort by the next column (state: stuck first, protects, held, remaining, value)", .view(.locks), "sort", .sort),
+        b([.char("!")], "!", "only the stuck locks (again: all); /state:stuck does the same", .view(.locks), nil, .cycleState),
         b([.char("R")], "R", "read every counter again now", .view(.rateLimits), "rescan", .rescan),
 
+        b([.char("/")], "/", "filter: a substring of the lock, =workspace:42 exactly, state:stuck|held", .view(.locks), "filter", .filter),
         b([.char("d")], "d", "release the selected lock (only if it is still the one shown: same value, TTL not higher)", .view(.locks), "release", .delete),
         b([.char("R")], "R", "read every lock again now", .view(.locks), "rescan", .rescan),
 
         b([.char("R")], "R", "read the server again now", .view(.server), "refresh", .rescan),
 
-        b([.char("/")], "/", "filter the list: typing narrows it, Enter keeps it, Esc clears it", .global, "filter", .filter),
+        b([.char("n")], "n", "next match of the filter (Events), or next flagged row (Keys, Rate limits, Locks)", .global, nil, .nextMatch),
+        b([.char("N")], "N", "previous match, or previous flagged row", .global, nil, .previousMatch),
         b([.char(":")], ":", "command line: :KEY opens a key, :ttl KEY, :audit, :doctor, :help lists all (Tab completes)", .global, nil, .command),
         b([.char("A")], "A", "the audit log: recent writes and dry runs, newest first, with their keys", .global, nil, .audit),
         b([.char("1")], "1", "Events: live pub/sub tail", .global, nil, .show(.events)),

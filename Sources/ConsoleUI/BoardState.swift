@@ -1,6 +1,64 @@
 import RedisProtocol
 import OpsCore
 
+/// How a board view orders and judges its rows (Rate limits, Locks).
+public struct BoardRules<Row: BoardRow> {
+    /// The view's order (flagged rows first by default).
+    public var precedes: (Row, Row) -> Bool
+    /// The row's state word: `state:WORD` in the filter keeps the rows in that state.
+    public var state: (Row) -> String
+    /// Worth a look (n/N go from one to the next; `state:flagged` keeps them).
+    public var flagged: (Row) -> Bool
+    /// Whether the row is exactly what the operator typed (`=user:1234` keeps only those;
+    /// with a plain substring they are ranked first).
+    public var isExact: (Row, Bytes) -> Bool
+    public init(precedes: @escaping (Row, Row) -> Bool, state: @escaping (Row) -> String, flagged: @escaping (Row) -> Bool,
+                isExact: @escaping (Row, Bytes) -> Bool) {
+        self.precedes = precedes; self.state = state; self.flagged = flagged; self.isExact = isExact
+    }
+}
+
+/// A board's filter as typed: words that must all hold — `state:WORD` (a state, or
+/// `flagged`), `=NAME` (exactly that row), anything else a substring of the key (any case).
+public struct BoardFilter: Sendable, Equatable {
+    public let text: String
+    public private(set) var state: String?
+    public private(set) var exact: Bytes?
+    public private(set) var needles: [Bytes] = []
+    /// The substring as typed (one word), for ranking an exact match first.
+    public private(set) var word: Bytes?
+
+    public init(_ text: String) {
+        self.text = text
+        for w in text.split(separator: " ") {
+            if w.lowercased().hasPrefix("state:"), w.count > 6 { state = String(w.dropFirst(6)).lowercased() }
+            else if w.hasPrefix("="), w.count > 1 { exact = Bytes(utf8: String(w.dropFirst())) }
+            else { needles.append(Bytes(utf8: w.lowercased())) }
+        }
+        let words = text.split(separator: " ")
+        if needles.count == 1, words.count == 1 { word = Bytes(utf8: String(words[0])) }
+    }
+
+    public var isEmpty: Bool { state == nil && exact == nil && needles.isEmpty }
+
+    public func matches<Row>(_ r: Row, _ rules: BoardRules<Row>) -> Bool {
+        if let st = state {
+            if st == "flagged" { if !rules.flagged(r) { return false } }
+            else if rules.state(r) != st { return false }
+        }
+        if let e = exact, !rules.isExact(r, e) { return false }
+        for n in needles where !TailFilter.contains(r.key, n) { return false }
+        return true
+    }
+
+    /// The filter text with its state word replaced (nil: removed), the other words kept.
+    public func withState(_ st: String?) -> String {
+        var words = text.split(separator: " ").map(String.init).filter { !$0.lowercased().hasPrefix("state:") }
+        if let st { words.insert("state:" + st, at: 0) }
+        return words.joined(separator: " ")
+    }
+}
+
 /// The state of a view over a whole board (Rate limits, Locks): every row read, the rows
 /// shown (filtered, in the view's order), the cursor, and when things were last read.
 /// Work is done when the rows or the filter change, never per key press or per event.
@@ -32,16 +90,28 @@ public struct BoardState<Row: BoardRow>: Sendable, Equatable {
         index = ix
     }
 
-    /// The rows shown: those whose key contains the filter (any case), in `order` (nil: as read).
-    mutating func recompute(order: ((Row, Row) -> Bool)?) {
-        let needle = Bytes(utf8: filter.lowercased())
-        var idx = needle.isEmpty ? Array(rows.indices) : rows.indices.filter { TailFilter.contains(rows[$0].key, needle) }
-        if let order { idx.sort { order(rows[$0], rows[$1]) || (!order(rows[$1], rows[$0]) && $0 < $1) } }
+    /// Row `i` comes before row `j`: an exact match of the typed word first, then the
+    /// view's order, then as read.
+    func before(_ i: Int, _ j: Int, _ rules: BoardRules<Row>, exactWord: Bytes?) -> Bool {
+        if let w = exactWord {
+            let ei = rules.isExact(rows[i], w), ej = rules.isExact(rows[j], w)
+            if ei != ej { return ei }
+        }
+        if rules.precedes(rows[i], rows[j]) { return true }
+        if rules.precedes(rows[j], rows[i]) { return false }
+        return i < j
+    }
+
+    /// The rows shown: those the filter keeps, in the view's order.
+    mutating func recompute(_ rules: BoardRules<Row>) {
+        let q = BoardFilter(filter)
+        var idx = q.isEmpty ? Array(rows.indices) : rows.indices.filter { q.matches(rows[$0], rules) }
+        idx.sort { before($0, $1, rules, exactWord: q.word) }
         visible = idx
     }
 
     /// A full reading replaces the rows; a search of the server adds what it found.
-    mutating func absorb(_ r: BoardReading<Row>, order: ((Row, Row) -> Bool)?) {
+    mutating func absorb(_ r: BoardReading<Row>, _ rules: BoardRules<Row>) {
         if r.match != nil {
             for row in r.rows {
                 if let i = index[row.key] { rows[i] = row } else { index[row.key] = rows.count; rows.append(row) }
@@ -56,27 +126,49 @@ public struct BoardState<Row: BoardRow>: Sendable, Equatable {
         }
         loaded = true
         error = nil
-        recompute(order: order)
+        recompute(rules)
     }
 
-    /// Rows read again replace theirs in place (the order stays until the next full reading,
-    /// so nothing jumps under the cursor); rows gone since are removed. Returns the fresh rows.
-    mutating func absorbRefresh(_ fresh: [Row], order: ((Row, Row) -> Bool)?) -> [Row] {
+    /// Rows read again replace theirs and move to where they now belong (a counter that
+    /// became blocked rises to the blocked rows): the work follows the rows read, not the
+    /// board. Rows gone since are removed. Returns the fresh rows.
+    mutating func absorbRefresh(_ fresh: [Row], _ rules: BoardRules<Row>) -> [Row] {
         var gone = Set<Bytes>()
         var updated: [Row] = []
+        var changed: [Int] = []
         for r in fresh {
             if r.isGone { gone.insert(r.key); continue }
-            if let i = index[r.key] { rows[i] = r; updated.append(r) }
+            if let i = index[r.key] {
+                if rows[i] != r { changed.append(i) }
+                rows[i] = r
+                updated.append(r)
+            }
         }
-        if !gone.isEmpty { remove(gone, order: order) }
+        if !changed.isEmpty { reposition(changed, rules) }
+        if !gone.isEmpty { remove(gone, rules) }
         return updated
     }
 
-    mutating func remove(_ keys: Set<Bytes>, order: ((Row, Row) -> Bool)?) {
+    /// Takes rows out of the shown list and puts back, in order, those the filter keeps.
+    mutating func reposition(_ changed: [Int], _ rules: BoardRules<Row>) {
+        let q = BoardFilter(filter)
+        let set = Set(changed)
+        visible.removeAll { set.contains($0) }
+        for i in set.sorted() where q.isEmpty || q.matches(rows[i], rules) {
+            var lo = 0, hi = visible.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if before(visible[mid], i, rules, exactWord: q.word) { lo = mid + 1 } else { hi = mid }
+            }
+            visible.insert(i, at: lo)
+        }
+    }
+
+    mutating func remove(_ keys: Set<Bytes>, _ rules: BoardRules<Row>) {
         guard rows.contains(where: { keys.contains($0.key) }) else { return }
         rows.removeAll { keys.contains($0.key) }
         reindex()
-        recompute(order: order)
+        recompute(rules)
     }
 
     mutating func failed(_ why: String) {
@@ -112,11 +204,30 @@ public struct BoardState<Row: BoardRow>: Sendable, Equatable {
     }
 
     /// Typing in the filter: the rows shown narrow at once; the cursor goes to the first.
-    mutating func setFilter(_ text: String, order: ((Row, Row) -> Bool)?) {
+    mutating func setFilter(_ text: String, _ rules: BoardRules<Row>) {
         filter = text
-        recompute(order: order)
+        recompute(rules)
         cursor = 0
         selectedKey = nil
+    }
+
+    /// n / N: the next (previous) flagged row after (before) the cursor, round the end.
+    /// Returns false when no row shown is flagged.
+    /// nil when no row shown is flagged; else whether it went round the end (as vim's `n`
+    /// does, and says so).
+    mutating func jumpFlagged(forward: Bool, _ rules: BoardRules<Row>) -> Bool? {
+        let n = visible.count
+        guard n > 0 else { return nil }
+        for step in 1...n {
+            let raw = cursor + (forward ? step : -step)
+            let i = (raw % n + n) % n
+            if rules.flagged(rows[visible[i]]) {
+                cursor = i
+                selectedKey = rows[visible[i]].key
+                return raw != i
+            }
+        }
+        return nil
     }
 
     /// Reads due: the full set when its cost allows, the rows on screen every `every` seconds.
@@ -131,4 +242,14 @@ public struct BoardState<Row: BoardRow>: Sendable, Equatable {
         }
         return (full, keys)
     }
+}
+
+/// Whether `typed` names `key` exactly: the full key, the key without the prefix, or its
+/// last `:` segment (`=4242` names `app:workspace:4242`; `=user:1234` a counter's identifier).
+func exactName(_ key: Bytes, _ typed: Bytes, _ schema: KeySchema) -> Bool {
+    if key == typed { return true }
+    guard let rel = schema.relative(key) else { return false }
+    if rel == typed { return true }
+    if let i = rel.lastIndex(of: UInt8(ascii: ":")) { return rel[(i + 1)...].elementsEqual(typed) }
+    return false
 }

@@ -68,11 +68,30 @@ enum EventsModule: ViewModule {
             }
         }
         s.events.scannedUpTo = max(s.events.scannedUpTo, limit)
+        countWhilePaused(&s, tail: tail)
         let n = s.events.rowCount(tail)
         if n == 0 { s.events.selectedSeq = nil }
         else if s.events.follow || s.events.selectedSeq == nil { s.events.selectedSeq = s.events.seq(at: n - 1, tail) }
         else if let sel = s.events.selectedSeq, sel < oldest { s.events.selectedSeq = s.events.seq(at: 0, tail) }
         sync(&s, tail: tail)
+    }
+
+    /// `PAUSED +N new`: what arrived since the pause that the filter would show — only the
+    /// messages new since the last count are looked at.
+    static func countWhilePaused(_ s: inout AppState, tail: ChannelTail) {
+        guard let p = s.events.pausedAt else { s.events.pausedNew = 0; s.events.pausedScannedUpTo = 0; return }
+        let last = tail.nextSeq - 1
+        if s.events.filter.isEmpty {
+            s.events.pausedNew = max(0, last - p)
+        } else {
+            var seq = max(s.events.pausedScannedUpTo + 1, p + 1, tail.oldestSeq)
+            while seq <= last {
+                let e = tail[seq - tail.oldestSeq]
+                if e.message != nil && s.events.filter.matches(e) { s.events.pausedNew += 1 }
+                seq += 1
+            }
+        }
+        s.events.pausedScannedUpTo = last
     }
 
     static func sync(_ s: inout AppState, tail: ChannelTail) {
@@ -135,19 +154,46 @@ enum EventsModule: ViewModule {
         case .details:
             if s.events.selectedSeq != nil { s.events.pane = s.events.pane == .detail ? .none : .detail; s.events.paneScroll = 0 }
         case .pause:
-            if s.events.pausedAt == nil { s.events.pausedAt = tail.nextSeq - 1 } else { s.events.pausedAt = nil; tailChanged(&s, tail: tail) }
+            s.events.pausedNew = 0
+            if s.events.pausedAt == nil { s.events.pausedAt = tail.nextSeq - 1; s.events.pausedScannedUpTo = tail.nextSeq - 1 }
+            else { s.events.pausedAt = nil; tailChanged(&s, tail: tail) }
+        case .nextMatch, .previousMatch:
+            guard !s.events.filter.isEmpty else {
+                Reducer.flash(&s, "n and N go from match to match of a filter: set one with /", .info)
+                return []
+            }
+            // The list shows the matches (and the gap markers, which are skipped): the next
+            // match is the next message row. Staying on it means no longer following.
+            let n = s.events.rowCount(tail)
+            guard n > 0 else { return [] }
+            let cur = s.events.selectedSeq.flatMap { s.events.index(of: $0, tail) } ?? (n - 1)
+            let dir = a == .nextMatch ? 1 : -1
+            var idx = cur + dir
+            while idx >= 0 && idx < n {
+                let seq = s.events.seq(at: idx, tail)
+                if seq >= tail.oldestSeq, seq < tail.nextSeq, tail[seq - tail.oldestSeq].message != nil { break }
+                idx += dir
+            }
+            guard idx >= 0 && idx < n else {
+                Reducer.flash(&s, a == .nextMatch ? "no later match" : "no earlier match", .info)
+                return []
+            }
+            s.events.selectedSeq = s.events.seq(at: idx, tail)
+            s.events.paneScroll = 0
+            s.events.follow = false
+            sync(&s, tail: tail)
         case .subscribe:
             s.prompt = Prompt(purpose: .subscribe, text: "")
         case .unsubscribe:
             var offer = ""
             if let m = selectedEntry(s, tail)?.message { offer = Escaper.string(m.pattern ?? m.channel) }
             else if let first = s.subscriptions.first { offer = Escaper.string(first.name) }
-            s.prompt = Prompt(purpose: .unsubscribe, text: offer, suggested: !offer.isEmpty)
+            s.prompt = Prompt(purpose: .unsubscribe, text: offer)
         case .write:
             if s.events.pane == .detail, let seq = s.events.selectedSeq {
-                s.prompt = Prompt(purpose: .writeMessage(seq: seq), text: defaultDumpName(s.now, one: true), suggested: true)
+                s.prompt = Prompt(purpose: .writeMessage(seq: seq), text: defaultDumpName(s.now, one: true))
             } else {
-                s.prompt = Prompt(purpose: .writeBuffer, text: defaultDumpName(s.now, one: false), suggested: true)
+                s.prompt = Prompt(purpose: .writeBuffer, text: defaultDumpName(s.now, one: false))
             }
         case .channels:
             s.events.pane = s.events.pane == .channels ? .none : .channels
@@ -158,7 +204,7 @@ enum EventsModule: ViewModule {
                 return []
             }
             let ch = selectedEntry(s, tail)?.message.map { Escaper.string($0.channel) } ?? ""
-            s.prompt = Prompt(purpose: .publishChannel, text: ch, suggested: !ch.isEmpty)
+            s.prompt = Prompt(purpose: .publishChannel, text: ch)
         default:
             break
         }
@@ -180,21 +226,33 @@ enum EventsModule: ViewModule {
         return []
     }
 
-    /// Enter keeps the filter and selects the first match (the list then stops following,
-    /// and says so); Esc (empty text) clears it and follows again.
+    /// Enter keeps the filter. A list that was following keeps following (the newest match
+    /// selected, new matches scroll in); one that was not selects the newest match at or
+    /// before the row it was on. Esc (empty text) clears it and follows again.
     static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
+        let wasFollowing = s.events.follow
+        let at = s.events.selectedSeq
         s.events.filter = TailFilter(text)
         refilter(&s, tail: tail)
-        if text.isEmpty {
+        recountPaused(&s, tail: tail)
+        let n = s.events.rowCount(tail)
+        if text.isEmpty || wasFollowing {
             s.events.follow = true
-        } else {
-            s.events.follow = false
-            let n = s.events.rowCount(tail)
-            s.events.selectedSeq = n > 0 ? s.events.seq(at: 0, tail) : nil
-            if n == 0 { Reducer.flash(&s, "no message matches “\(text)” yet", .info) }
+        } else if n > 0 {
+            let i = at.flatMap { s.events.index(of: $0, tail) } ?? (n - 1)
+            s.events.selectedSeq = s.events.seq(at: i, tail)
         }
+        if !text.isEmpty && n == 0 { Reducer.flash(&s, "no message matches “\(Escaper.string(Bytes(utf8: text), escapeBackslash: false))” yet", .info) }
         tailChanged(&s, tail: tail)
         return []
+    }
+
+    /// A filter changed while paused: count again what arrived since the pause.
+    static func recountPaused(_ s: inout AppState, tail: ChannelTail) {
+        guard let p = s.events.pausedAt else { return }
+        s.events.pausedNew = 0
+        s.events.pausedScannedUpTo = p
+        countWhilePaused(&s, tail: tail)
     }
 
     /// The Events view's own prompts.
@@ -245,19 +303,23 @@ enum EventsModule: ViewModule {
                               text: #"{"type":"redis-ops.test","at":"\#(isoTimestamp(s.now))"}"#, suggested: true)
             return []
         case .publishPayload(let ch):
-            let payload = Bytes(utf8: text)
-            if let first = payload.first(where: { $0 != 0x20 }), first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
-               JSONParser.parse(payload) == nil {
-                Reducer.flash(&s, "the payload looks like JSON but does not parse; nothing was published", .error)
-                return []
-            }
-            s.confirm = Confirmation(question: "Publish \(formatBytes(Int64(payload.count))) to this channel? (audited)", subject: Escaper.string(ch),
-                                     detail: Escaper.string(payload, maxScalars: 200),
-                                     effect: .execute(id: 0, WritePlan(request: .publish(channel: ch, payload: payload), keys: [])))
-            return []
+            return publishConfirmation(channel: ch, payload: Bytes(utf8: text), &s)
         default:
             return []
         }
+    }
+
+    /// The question before publishing (`p` and `:publish CHANNEL PAYLOAD` ask the same).
+    static func publishConfirmation(channel ch: Bytes, payload: Bytes, _ s: inout AppState) -> [Effect] {
+        if let first = payload.first(where: { $0 != 0x20 }), first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
+           JSONParser.parse(payload) == nil {
+            Reducer.flash(&s, "the payload looks like JSON but does not parse; nothing was published", .error)
+            return []
+        }
+        s.confirm = Confirmation(question: "Publish \(formatBytes(Int64(payload.count))) to this channel? (audited)", subject: Escaper.string(ch),
+                                 detail: Escaper.string(payload, maxScalars: 200),
+                                 effect: .execute(id: 0, WritePlan(request: .publish(channel: ch, payload: payload), keys: [])))
+        return []
     }
 
     // MARK: rendering
@@ -272,7 +334,7 @@ enum EventsModule: ViewModule {
         return String(format: "%02d:%02d:%02d.%03d", tmv.tm_hour, tmv.tm_min, tmv.tm_sec, min(999, ms))
     }
 
-    static func statusLine(_ g: inout CellGrid, _ s: AppState, tail: ChannelTail) {
+    static func statusLine(_ g: inout CellGrid, _ s: AppState, tail: ChannelTail, now: Double) {
         let y = s.bodyTop - 1
         var x = 0
         let subs = s.subscriptions.map { sub -> String in
@@ -282,17 +344,17 @@ enum EventsModule: ViewModule {
         var parts: [(String, Role)] = []
         let n = s.events.rowCount(tail)
         // Following or not: the operator must know whether new messages scroll into view.
-        if let p = s.events.pausedAt {
-            parts.append(("PAUSED +\(max(0, tail.nextSeq - 1 - p)) new", .warning))
+        if s.events.pausedAt != nil {
+            parts.append(("PAUSED +\(s.events.pausedNew) new\(s.events.filter.isEmpty ? "" : " matching")", .warning))
         } else if s.events.follow {
             parts.append(("following", .ok))
         } else if let sel = s.events.selectedSeq, let idx = s.events.index(of: sel, tail) {
             parts.append(("scrolled +\(max(0, n - 1 - idx)) below · F follows", .warning))
         }
-        if !s.events.filter.isEmpty { parts.append(("filter “\(s.events.filter.text)”: \(n) rows", .info)) }
+        if !s.events.filter.isEmpty { parts.insert((FilterText.quoted(s.events.filter.text, width: g.width) + ": \(n) rows", .info), at: 0) }
         if tail.gaps > 0 { parts.append(("gaps \(tail.gaps)", .warning)) }
         parts.append(("\(tail.received) msgs", .normal))
-        parts.append((String(format: "%.1f/s", tail.overall.rate(at: s.now)), .normal))
+        parts.append((String(format: "%.1f/s", tail.overall.rate(at: now)), .normal))
         parts.append(("buf \(tail.count)/\(tail.capacity)", .dim))
         if tail.evicted > 0 { parts.append(("evicted \(tail.evicted)", .dim)) }
         for (t, r) in parts where x + displayWidth(t) + 3 <= g.width {
@@ -303,9 +365,10 @@ enum EventsModule: ViewModule {
 
     static func render(_ g: inout CellGrid, _ s: AppState, _ ctx: RenderContext) {
         let tail = ctx.tail
-        statusLine(&g, s, tail: tail)
+        statusLine(&g, s, tail: tail, now: ctx.now)
         let L = layout(s)
-        let showPattern = s.subscriptions.contains { $0.isPattern }
+        // One pattern: the status line names it once; with more, each row says which matched.
+        let showPattern = s.subscriptions.filter(\.isPattern).count > 1
         let longest = s.subscriptions.filter(\.isPattern).map { displayWidth(Escaper.string($0.name)) }.max() ?? 0
         var cols = [Column("time", "TIME", width: 12, priority: 5),
                     Column("channel", "CHANNEL", width: 14, grow: 14, priority: 8),
@@ -351,7 +414,7 @@ enum EventsModule: ViewModule {
         }
         switch s.events.pane {
         case .detail: detail(&g, s, ctx, L)
-        case .channels: channels(&g, s, tail: tail, L)
+        case .channels: channels(&g, s, tail: tail, now: ctx.now, L)
         case .none: break
         }
     }
@@ -452,7 +515,7 @@ enum EventsModule: ViewModule {
         return out
     }
 
-    static func channels(_ g: inout CellGrid, _ s: AppState, tail: ChannelTail, _ L: SplitLayout) {
+    static func channels(_ g: inout CellGrid, _ s: AppState, tail: ChannelTail, now: Double, _ L: SplitLayout) {
         guard L.paneHeight > 0 else { return }
         var y = L.paneTop
         let T = TableLayout.fit([Column("name", " CHANNEL", width: 16, grow: 10_000, priority: 10),
@@ -469,7 +532,7 @@ enum EventsModule: ViewModule {
         // The rows on screen only: the busiest channels counted, then the others known
         // (discovered under the patterns, subscribed by name) — never a sort of them all.
         let room = max(0, L.paneHeight - 2)
-        let busiest = tail.busiest(room, at: s.now)
+        let busiest = tail.busiest(room, at: now)
         var names = busiest.map(\.name)
         var listed = Set(names)
         for d in l.discovered + own.sorted(by: { $0.lexicographicallyPrecedes($1) }) where names.count < room && listed.insert(d).inserted { names.append(d) }
@@ -480,8 +543,8 @@ enum EventsModule: ViewModule {
             if let c = T.slot("name") { g.put(c.x + 1, y, runs: Escaper.runs(name, maxScalars: 200), .normal, maxX: c.x + c.w) }
             if let st = tail.channels[name] {
                 T.put(&g, y: y, "total", "\(st.total)", .normal)
-                T.put(&g, y: y, "rate", String(format: "%.1f", st.rate(at: s.now)), .normal)
-                T.put(&g, y: y, "last", ago(max(0, s.now - st.lastSeen)), .dim)
+                T.put(&g, y: y, "rate", String(format: "%.1f", st.rate(at: now)), .normal)
+                T.put(&g, y: y, "last", ago(max(0, now - st.lastSeen)), .dim)
             } else {
                 T.put(&g, y: y, "last", "not heard", .dim)
             }

@@ -77,6 +77,13 @@ enum KeysModule: ViewModule {
     /// After a new filter it is on the first match (the rows arrive in pages: the first row
     /// may change), or on the key selected before the filter once that one is among them.
     static func reselect(_ s: inout AppState) {
+        // An exact match for the name typed comes first and is the key meant.
+        if s.keys.followFirst, s.keys.visibleCount > 0, let ex = KeyFilter(s.keys.filter, schema: s.schema).exactCandidate, KeyWindow.names(s.keys.visible(0).key, exactly: ex) {
+            s.keys.cursor = 0
+            s.keys.selectedKey = s.keys.visible(0).key
+            s.keys.preferredKey = nil
+            return
+        }
         if let p = s.keys.preferredKey, let i = (0..<s.keys.visibleCount).first(where: { s.keys.visible($0).key == p }) {
             s.keys.cursor = i
             s.keys.selectedKey = p
@@ -102,8 +109,8 @@ enum KeysModule: ViewModule {
             s.keys.scanning = !snap.done
             s.keys.error = nil
             // The narrowing shown while typing indexes the old rows: computed again for the
-            // new ones while the prompt is open, dropped once the server's rows are here.
-            if let p = s.prompt, p.purpose == .filter { previewFilter(p.text, &s) } else { s.keys.preview = nil }
+            // new ones (and for a state filter, which the server cannot do).
+            if let p = s.prompt, p.purpose == .filter { narrow(p.text, &s) } else { narrow(nil, &s) }
             reselect(&s)
             s.keys.lastRefresh = s.now
             for n in snap.notices.suffix(1) where snap.done { Reducer.flash(&s, n, .warning, .view(.keys)) }
@@ -206,16 +213,32 @@ enum KeysModule: ViewModule {
         case .namespaces:
             s.keys.pane = s.keys.pane == .namespaces ? .none : .namespaces
             s.keys.inspector = nil
+        case .nextMatch, .previousMatch:
+            let n = s.keys.visibleCount
+            guard n > 0 else { return [] }
+            let keys = s.keys, cur = s.keys.cursor, dir = a == .nextMatch ? 1 : -1
+            guard let i = (1...n).lazy.map({ ((cur + dir * $0) % n + n) % n }).first(where: { keys.visible($0).issue != nil }) else {
+                Reducer.flash(&s, "no key shown breaks the conventions", .info)
+                return []
+            }
+            s.keys.cursor = i
+            s.keys.followFirst = false
+            s.keys.preferredKey = nil
+            sync(&s, tail: tail)
+            if s.keys.pane == .inspector, let k = s.keys.selectedKey, s.keys.inspector?.key != k { return inspect(k, &s) }
+            return []
+        case .cycleState:
+            let f = BoardFilter(s.keys.filter)
+            return filterCommitted(f.withState(f.state == "flagged" ? nil : "flagged"), &s, tail: tail)
         case .rescan:
             return scan(&s)
         case .delete:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: deleting is refused (start without --read-only to allow it)", .error); return [] }
             guard let t = target(s) else { Reducer.flash(&s, "no key selected", .info); return [] }
-            s.confirm = Confirmation(question: "Delete this key? (UNLINK, audited)", subject: Escaper.string(t.key), detail: describe(t, s),
-                                     effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .delete, keys: [t.key]), keys: [t.key])))
+            s.confirm = deleteConfirmation(t, s)
         case .invalidate:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: invalidation is refused (start without --read-only to allow it)", .error); return [] }
-            s.prompt = Prompt(purpose: .writePattern(.invalidate), text: suggestedGlob(s), suggested: true)
+            s.prompt = Prompt(purpose: .writePattern(.invalidate), text: suggestedGlob(s))
         case .expire:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: setting TTLs is refused (start without --read-only to allow it)", .error); return [] }
             if let t = target(s), t.ttl == .persistent, t.kind == .cache {
@@ -223,13 +246,19 @@ enum KeysModule: ViewModule {
                 s.confirm = Confirmation(question: "Give this key the cache TTL (\(s.schema.cacheTTL) s)? It has none. (audited)", subject: Escaper.string(t.key),
                                          detail: describe(t, s), effect: .execute(id: 0, WritePlan(request: req, keys: [t.key])))
             } else {
-                s.prompt = Prompt(purpose: .writePattern(.expire), text: suggestedGlob(s, fallback: s.schema.cachePattern), suggested: true)
+                s.prompt = Prompt(purpose: .writePattern(.expire), text: suggestedGlob(s, fallback: s.schema.cachePattern))
             }
         default:
             break
         }
         sync(&s, tail: tail)
         return []
+    }
+
+    /// The question before deleting one key (the `d` key and `:del KEY` ask the same).
+    static func deleteConfirmation(_ t: KeyInfo, _ s: AppState) -> Confirmation {
+        Confirmation(question: "Delete this key? (UNLINK, audited)", subject: Escaper.string(t.key), detail: describe(t, s),
+                     effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .delete, keys: [t.key]), keys: [t.key])))
     }
 
     /// The key the operator is looking at: the one in the inspector when it is open (it may
@@ -264,35 +293,48 @@ enum KeysModule: ViewModule {
 
     static func filterText(_ s: AppState) -> String { s.keys.filter }
 
-    static func previewFilter(_ text: String, _ s: inout AppState) {
-        let f = KeyFilter(text, schema: s.schema)
+    /// The rows shown out of the window: those matching what is being typed (`typing`, the
+    /// prompt's text; the server is asked on Enter), and only the flagged ones under
+    /// `state:flagged` (the server cannot judge conventions: the window is read).
+    static func narrow(_ typing: String?, _ s: inout AppState) {
+        let f = KeyFilter(typing ?? s.keys.filter, schema: s.schema)
+        let flaggedOnly = f.states.contains("flagged")
+        // While typing, and after Enter until the server's rows for the new filter arrive,
+        // the rows loaded are narrowed to those that match.
+        let stale = s.keys.snapshot.map { KeyFilter($0.filter, schema: s.schema).match != f.match } ?? false
+        let byName = (typing != nil || stale) && !f.isEmpty
+        guard byName || flaggedOnly else { s.keys.preview = nil; return }
         let rows = s.keys.rows
-        s.keys.preview = f.isEmpty ? nil : rows.indices.filter { f.matches(rows[$0].key) }
+        s.keys.preview = rows.indices.filter { (!byName || f.matches(rows[$0].key)) && (!flaggedOnly || rows[$0].issue != nil) }
     }
 
     /// Typing narrows the rows loaded at once; Enter asks the server for every match.
     static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
-        previewFilter(text, &s)
+        narrow(text, &s)
         s.keys.cursor = 0
         sync(&s, tail: tail)
         return []
     }
 
     static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
-        let changed = text != s.keys.filter
+        let before = KeyFilter(s.keys.filter, schema: s.schema)
+        let f = KeyFilter(text, schema: s.schema)
+        for st in f.states where st != "flagged" {
+            Reducer.flash(&s, "Keys knows one state: state:flagged (the keys that break the conventions); “\(st)” is ignored", .warning)
+        }
+        // Only what the server matches needs a new scan; a state word filters the rows read.
+        let changed = f.match != before.match || f.exactCandidate != before.exactCandidate
         s.keys.filter = text
-        previewFilter(text, &s)
+        narrow(nil, &s)
         s.keys.cursor = 0
         // The first match is selected (or the key selected before, if it matches too) — never
         // a row that happened to be at the old cursor's position.
-        let f = KeyFilter(text, schema: s.schema)
         s.keys.preferredKey = s.keys.keyBeforeFilter.flatMap { f.matches($0) ? $0 : nil }
         s.keys.keyBeforeFilter = nil
         s.keys.followFirst = true
         s.keys.selectedKey = nil
         reselect(&s)
         sync(&s, tail: tail)
-        if text.isEmpty { s.keys.preview = nil }
         return changed || s.keys.snapshot == nil ? scan(&s) : []
     }
 
@@ -324,12 +366,19 @@ enum KeysModule: ViewModule {
             parts.append(("\(grouped(w.matched)) key\(w.matched == 1 ? " matches" : "s match")", .title))
         }
         if w.hidden > 0 {
-            parts.append(("showing the first \(grouped(w.rows.count)) by \(snap.sort.rawValue): narrow with / (the server is searched)", .warning))
+            parts.append(("showing the first \(grouped(w.rows.count))\(snap.sort == .flagged ? ", flagged first" : " by \(snap.sort.rawValue)"): narrow with / (the server is searched)", .warning))
         }
         if let p = k.preview, s.prompt?.purpose == .filter {
             parts.append(("\(p.count) of the loaded rows match · Enter searches the server", .info))
         } else if !k.filter.isEmpty {
-            parts.append(("filter: " + KeyFilter(k.filter, schema: s.schema).explanation, .info))
+            let f = KeyFilter(k.filter, schema: s.schema)
+            var t = f.explanation(prefix: s.schema.prefix) { Escaper.string($0) }
+            if f.states.contains("flagged") {
+                let shown = k.preview?.count ?? 0
+                t += (t.isEmpty ? "" : ", ") + "only keys that break the conventions: \(grouped(shown))"
+                if w.breakers > shown { t += " of \(grouped(w.breakers)) (the rest are beyond the window)" }
+            }
+            parts.insert((FilterText.status(t, width: s.width), .info), at: min(1, parts.count))
         }
         if w.breakers > 0 { parts.append(("\(grouped(w.breakers)) break the conventions", .warning)) }
         if let fin = snap.finishedAt { parts.append(("scanned \(ago(s.now - fin)) in \(Self.took(fin - snap.startedAt))", .dim)) }
@@ -349,12 +398,12 @@ enum KeysModule: ViewModule {
             widest = max(widest, Escaper.runs(k.visible(idx).key, maxScalars: 64).reduce(0) { $0 + displayWidth($1.text) })
         }
         let T = TableLayout.fit(columns(keyWidth: widest), width: g.width)
-        let sortColumn: String = { switch k.sort { case .name: return "key"; case .type: return "type"; case .ttl: return "ttl"; case .size: return "size"; case .kind: return "kind" } }()
+        let sortColumn: String = { switch k.sort { case .flagged: return "note"; case .name: return "key"; case .type: return "type"; case .ttl: return "ttl"; case .size: return "size"; case .kind: return "kind" } }()
         T.header(&g, y: s.bodyTop, sortedBy: sortColumn)
         let n = k.visibleCount
         if n == 0, k.snapshot != nil {
             let text: String
-            if k.scanning { text = k.filter.isEmpty ? "scanning…" : "searching the server for \(KeyFilter(k.filter, schema: s.schema).explanation)…" }
+            if k.scanning { text = k.filter.isEmpty ? "scanning…" : "searching the server for \(KeyFilter(k.filter, schema: s.schema).explanation(prefix: s.schema.prefix) { Escaper.string($0) })…" }
             else { text = k.filter.isEmpty && k.preview == nil ? "no keys under \(Escaper.string(s.session.prefix))" : "no key matches the filter" }
             g.put(2, L.listTop + 1, text, .dim)
         }
@@ -373,7 +422,7 @@ enum KeysModule: ViewModule {
             T.put(&g, y: y, "ttl", r.isGone ? "gone" : formatTTL(r.ttl, elapsedMs: elapsedMs(since: r.readAt, now: s.now)), r.isGone ? .dim : .normal)
             T.put(&g, y: y, "size", r.bytes.map(formatBytes) ?? "?", .normal)
             T.put(&g, y: y, "kind", r.kind.rawValue, .dim)
-            if let issue = s.schema.convention(of: r) { T.put(&g, y: y, "note", issue.text, issue.isError ? .error : .warning) }
+            if let issue = r.issue { T.put(&g, y: y, "note", issue.text, issue.isError ? .error : .warning) }
             if idx == k.cursor { g.select(y: y) }
         }
         switch k.pane {
@@ -402,17 +451,35 @@ enum KeysModule: ViewModule {
         }
     }
 
-    /// How old a cached value is: from its `updatedAt` when it has one, else from the
-    /// convention's TTL minus the TTL left.
-    static func cacheAge(_ v: InspectedValue, _ s: AppState) -> String? {
-        if let str = v.string, let j = JSONParser.parse(str), let u = j.field("updatedAt")?.scalarText {
-            return "updatedAt \(Escaper.string(u, maxScalars: 40))"
+    /// How old a cached value is, next to its TTL: the value's own age from the field the
+    /// application writes (`updatedAt` by default), how long ago it was cached (the
+    /// convention's TTL minus the TTL left), and the TTL ("value 7h old · cached ~4s ago ·
+    /// TTL 4m56s"). A value much older than the cache TTL (more than twice) is flagged: an
+    /// entry re-read on every miss is never older than the TTL unless a write-through or an
+    /// invalidation was missed, or the row really has not changed since.
+    static func ageText(ttl: TTLState?, readAt: Double, kind: KeyKind, updatedAt: Double?, _ s: AppState) -> String {
+        var parts: [String] = []
+        var flag: String?
+        let elapsed = elapsedMs(since: readAt, now: s.now)
+        if let u = updatedAt {
+            let ageMs = Int64(((s.now - u) * 1000).rounded())
+            if ageMs >= 0 {
+                parts.append("value \(formatDuration(ageMs)) old")
+                if kind == .cache, ageMs > 2 * s.schema.cacheTTL * 1000 {
+                    flag = "older than the \(formatDuration(s.schema.cacheTTL * 1000)) TTL: missed invalidation?"
+                }
+            } else {
+                parts.append("\(s.schema.updatedAtField) \(formatDuration(-ageMs)) in the future (clock skew?)")
+            }
         }
-        guard s.schema.kind(of: v.key) == .cache, case .expiresIn(let ms)? = v.ttl else { return nil }
-        let left = ms - elapsedMs(since: v.readAt, now: s.now)
-        let age = s.schema.cacheTTL * 1000 - left
-        guard age >= 0 else { return nil }
-        return "cached ~\(formatDuration(age)) ago (\(s.schema.cacheTTL)s TTL − \(formatDuration(max(0, left))) left)"
+        if kind == .cache, case .expiresIn(let ms)? = ttl {
+            let left = ms - elapsed
+            let age = s.schema.cacheTTL * 1000 - left
+            if age >= 0 { parts.append("cached ~\(formatDuration(age)) ago") }
+        }
+        parts.append("TTL " + formatTTL(ttl, elapsedMs: elapsed))
+        if let f = flag { parts.append("! " + f) }
+        return parts.joined(separator: " · ")
     }
 
     static func inspectorLines(_ v: InspectedValue, _ s: AppState, width: Int) -> [[TextRun]] {
@@ -443,8 +510,8 @@ enum KeysModule: ViewModule {
         if let e = v.encoding { head += " (\(e))" }
         if let n = v.length { head += " · " + (v.type == "string" ? formatBytes(n) : "\(n) \(v.type == "stream" ? "entries" : "elements")") }
         if let b = v.bytes { head += " · \(formatBytes(b)) in memory" }
-        head += " · TTL " + formatTTL(v.ttl, elapsedMs: elapsedMs(since: v.readAt, now: s.now))
-        if let age = cacheAge(v, s) { head += " · " + age }
+        head += " · " + ageText(ttl: v.ttl, readAt: v.readAt, kind: s.schema.kind(of: v.key),
+                                updatedAt: CacheAge.updatedAt(v.string, field: s.schema.updatedAtField), s)
         if ins.loading { head += " · loading…" }
         TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: inspectorLines(v, s, width: g.width), scroll: ins.scroll)
     }

@@ -44,14 +44,26 @@ enum LocksModule: ViewModule {
         }
     }
 
+    /// States a `state:` filter (and `!`) can pick, in the order `!` goes through them.
+    static let states = ["stuck", "held"]
+
+    static func rules(_ s: AppState) -> BoardRules<LockRow> {
+        let exp = s.schema.lockTTL * 1000
+        let schema = s.schema
+        return BoardRules(precedes: order(s),
+                          state: { r in r.isStuck(expectedMs: exp) ? "stuck" : "held" },
+                          flagged: { $0.isStuck(expectedMs: exp) },
+                          isExact: { r, t in exactName(r.protects, t, schema) || exactName(r.key, t, schema) })
+    }
+
     static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
         switch ev {
         case .locks(let reading):
-            s.locks.board.absorb(reading, order: order(s))
+            s.locks.board.absorb(reading, rules(s))
             for r in reading.rows where s.locks.firstSeen[r.key] == nil { s.locks.firstSeen[r.key] = reading.at }
             s.locks.firstSeen = s.locks.firstSeen.filter { s.locks.board.index[$0.key] != nil }
         case .locksRefreshed(let fresh):
-            _ = s.locks.board.absorbRefresh(fresh, order: order(s))
+            _ = s.locks.board.absorbRefresh(fresh, rules(s))
         case .locksFailed(let why):
             s.locks.board.failed(why)
         default: break
@@ -72,38 +84,53 @@ enum LocksModule: ViewModule {
         case .rescan:
             s.locks.board.scanning = true
             return [.scanLocks]
+        case .nextMatch, .previousMatch:
+            switch s.locks.board.jumpFlagged(forward: a == .nextMatch, rules(s)) {
+            case nil: Reducer.flash(&s, "no lock shown is stuck", .info)
+            case true?: Reducer.flash(&s, a == .nextMatch ? "no stuck lock below: back to the first" : "no stuck lock above: back to the last", .info)
+            default: break
+            }
+        case .cycleState:
+            let f = BoardFilter(s.locks.board.filter)
+            return filterCommitted(f.withState(f.state == "stuck" ? nil : "stuck"), &s, tail: tail)
         case .sort:
             let all = LockSort.allCases
             s.locks.sort = all[(all.firstIndex(of: s.locks.sort)! + 1) % all.count]
-            s.locks.board.recompute(order: order(s))
+            s.locks.board.recompute(rules(s))
             Reducer.flash(&s, "sorted by \(s.locks.sort == .state ? "state (stuck first)" : s.locks.sort.rawValue)", .info)
         case .delete:
             if s.session.readOnly { Reducer.flash(&s, "read-only mode: releasing a lock is refused (start without --read-only to allow it)", .error); return [] }
             guard let l = s.locks.board.selected else { Reducer.flash(&s, "no lock selected", .info); return [] }
-            let k = l.key
-            let exp = s.schema.lockTTL * 1000
-            let value = l.value.map { "“" + Escaper.string($0, maxScalars: 40) + "”" } ?? "?"
-            let ttl: String
-            let pttl: Int64
-            switch l.ttl {
-            case .expiresIn(let ms)?: ttl = formatDuration(l.remainingMs(now: s.now) ?? 0) + " left"; pttl = ms
-            case .persistent?: ttl = "no TTL (stuck)"; pttl = -1
-            default: ttl = "TTL ?"; pttl = -1
-            }
-            let age = l.heldMs(expectedMs: exp, now: s.now).map { "held ~" + formatDuration($0) } ?? heldText(l, s)
-            let req = WriteRequest(action: .release([k: LockExpectation(value: l.value, pttl: pttl, readAt: l.readAt)]), keys: [k])
-            s.confirm = Confirmation(question: "Release this lock? Only if it is still the one shown (audited)", subject: Escaper.string(k),
-                                     detail: "value \(value) · \(ttl) · \(age)", effect: .execute(id: 0, WritePlan(request: req, keys: [k])))
+            s.confirm = releaseConfirmation(l, s)
         default: break
         }
         sync(&s, tail: tail)
         return []
     }
 
+    /// The question before releasing a lock (`d` and `:release LOCK` ask the same): it is
+    /// released only if still the one shown (same value, TTL not higher).
+    static func releaseConfirmation(_ l: LockRow, _ s: AppState) -> Confirmation {
+        let k = l.key
+        let exp = s.schema.lockTTL * 1000
+        let value = l.value.map { "“" + Escaper.string($0, maxScalars: 40) + "”" } ?? "?"
+        let ttl: String
+        let pttl: Int64
+        switch l.ttl {
+        case .expiresIn(let ms)?: ttl = formatDuration(l.remainingMs(now: s.now) ?? 0) + " left"; pttl = ms
+        case .persistent?: ttl = "no TTL (stuck)"; pttl = -1
+        default: ttl = "TTL ?"; pttl = -1
+        }
+        let age = l.heldMs(expectedMs: exp, now: s.now).map { "held ~" + formatDuration($0) } ?? heldText(l, s)
+        let req = WriteRequest(action: .release([k: LockExpectation(value: l.value, pttl: pttl, readAt: l.readAt)]), keys: [k])
+        return Confirmation(question: "Release this lock? Only if it is still the one shown (audited)", subject: Escaper.string(k),
+                                 detail: "value \(value) · \(ttl) · \(age)", effect: .execute(id: 0, WritePlan(request: req, keys: [k])))
+    }
+
     static func filterText(_ s: AppState) -> String { s.locks.board.filter }
 
     static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
-        s.locks.board.setFilter(text, order: order(s))
+        s.locks.board.setFilter(text, rules(s))
         sync(&s, tail: tail)
         return []
     }
@@ -128,7 +155,7 @@ enum LocksModule: ViewModule {
         let stuck = l.rows.lazy.filter { $0.isStuck(expectedMs: exp) }.count
         var parts: [(String, Role)] = [("\(grouped(l.rows.count)) locks held", .title), ("\(stuck) stuck", stuck > 0 ? .error : .normal),
                                        ("expected TTL \(s.schema.lockTTL)s (SET NX EX)", .dim)]
-        if !l.filter.isEmpty { parts.append(("filter “\(l.filter)”: \(l.visible.count)", .info)) }
+        if !l.filter.isEmpty { parts.insert((FilterText.quoted(l.filter, width: s.width) + ": \(l.visible.count)", .info), at: 1) }
         if l.truncated { parts.append(("only the first \(grouped(l.rows.count)) are held", .warning)) }
         parts.append(("read \(ago(s.now - l.lastFull))", .dim))
         if let e = l.error { parts.insert(("cannot read locks: \(Escaper.string(e))", .error), at: 0) }

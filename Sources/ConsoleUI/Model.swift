@@ -82,8 +82,29 @@ public struct Prompt: Sendable, Equatable {
     public var completions: [String] = []
     /// What the completions are ("12 keys:", "100+ keys (part of the keyspace searched):").
     public var completionsNote = ""
-    public init(purpose: Purpose, text: String, suggested: Bool = false) {
-        self.purpose = purpose; self.text = text; self.suggested = suggested
+    /// Where typing goes, in characters from the start (0...text.count).
+    public var cursor: Int
+    /// Up/Down: the history entry shown (nil: the line being typed, kept in `draft`).
+    public var historyIndex: Int?
+    public var draft = ""
+    /// Every prompt follows one rule: text offered (a suggestion, the filter in force, a
+    /// file name) is shown selected, and typing replaces it; Left/Right/Home/End keep it.
+    public init(purpose: Purpose, text: String, suggested: Bool? = nil) {
+        self.purpose = purpose; self.text = text; self.suggested = suggested ?? !text.isEmpty
+        cursor = text.count
+    }
+
+    /// The history this prompt shares (the filter's is per view).
+    public func historyKind(_ view: ViewID) -> String {
+        switch purpose {
+        case .filter: return "filter.\(view.rawValue)"
+        case .subscribe, .unsubscribe: return "subscribe"
+        case .writeBuffer, .writeMessage: return "file"
+        case .writePattern: return "pattern"
+        case .command: return "command"
+        case .publishChannel: return "channel"
+        case .publishPayload: return "payload"
+        }
     }
     public var label: String {
         switch purpose {
@@ -178,6 +199,10 @@ public struct EventsState: Sendable, Equatable {
     public var scannedUpTo = 0
     /// While paused the list is frozen at this sequence number.
     public var pausedAt: Int?
+    /// While paused: how many arrived since that the filter would show (counted as they
+    /// arrive, up to `pausedScannedUpTo`).
+    public var pausedNew = 0
+    public var pausedScannedUpTo = 0
     /// Following the newest message (like `tail -f`); moving up stops following.
     public var follow = true
     public var selectedSeq: Int?
@@ -213,7 +238,7 @@ public struct KeysState: Sendable, Equatable {
     public var filter = ""
     /// While the filter prompt is open: the rows of the window that match what is typed.
     public var preview: [Int]?
-    public var sort: KeySort = .name
+    public var sort: KeySort = .flagged
     public var selectedKey: Bytes?
     /// After a new filter: the selection is the first match until the operator moves — or
     /// `preferredKey` (the key selected before the filter) once it is among the matches.
@@ -275,6 +300,8 @@ public struct AppState: Sendable, Equatable {
     public var prompt: Prompt?
     public var helpOpen = false
     public var helpScroll = 0
+    /// What was entered at each kind of prompt, oldest first (Up/Down recall it).
+    public var history: [String: [String]] = [:]
     public var confirm: Confirmation?
     public var write: WriteFlow?
     /// Ids of the writes started with a y/n question (their results are reported in a line).
@@ -342,12 +369,18 @@ public enum AppEvent: Sendable {
     case doctorStep(DoctorStep)
     case doctorDone
     case completions(prefix: String, KeyCompletions)
-    case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose)
+    /// `updatedAt`: for `:ttl`, when the application wrote the value (its configured field).
+    case lookedUp(key: Bytes, found: KeyInfo?, purpose: LookupPurpose, updatedAt: Double? = nil)
+    /// A counter (`:reset`) or a lock (`:release`) read for the command line.
+    case counterLookedUp(key: Bytes, RateLimitCounter?)
+    case lockLookedUp(key: Bytes, LockRow?)
     /// A line for the operator (a file written, a failure).
     case notice(String, FlashLevel)
 }
 
-public enum LookupPurpose: Sendable, Equatable { case open, ttl }
+/// Why a key named on the command line is read first: to open it, to say its TTL, or to
+/// ask the same question the views ask before a write on it.
+public enum LookupPurpose: Sendable, Equatable { case open, ttl, delete, expire(seconds: Int64), persist }
 
 /// What to write to a file from the Events view.
 public enum TailExport: Sendable, Equatable {
@@ -384,4 +417,6 @@ public enum Effect: Sendable, Equatable {
     case runDoctor
     case complete(String)
     case lookup(Bytes, LookupPurpose)
+    case lookupCounter(Bytes)
+    case lookupLock(Bytes)
 }

@@ -13,15 +13,24 @@ enum RateLimitsModule: ViewModule {
         SplitLayout.make(top: s.bodyTop, height: s.bodyHeight, pane: s.rateLimits.detailOpen, minPane: 4)
     }
 
-    /// The view's order (nil: as read, blocked first).
-    static func order(_ s: AppState) -> ((RateLimitCounter, RateLimitCounter) -> Bool)? {
+    /// The view's order: by default flagged first (blocked forever, blocked, broken, …).
+    static func order(_ s: AppState) -> (RateLimitCounter, RateLimitCounter) -> Bool {
         switch s.rateLimits.sort {
-        case .state: return nil
+        case .state: return RateLimitCounter.ordered
         case .count: return { ($0.count ?? -1) > ($1.count ?? -1) }
         case .ttl: return { rank($0) < rank($1) }
         case .identifier: return { $0.identifier.lexicographicallyPrecedes($1.identifier) }
         case .kind: return { $0.kind.rawValue < $1.kind.rawValue }
         }
+    }
+
+    /// States a `state:` filter (and `!`) can pick, in the order `!` goes through them.
+    static let states = ["broken", "blocked", "near"]
+
+    static func rules(_ s: AppState) -> BoardRules<RateLimitCounter> {
+        let schema = s.schema
+        return BoardRules(precedes: order(s), state: { $0.stateWord }, flagged: { $0.isFlagged },
+                          isExact: { c, t in c.identifier == t || exactName(c.key, t, schema) })
     }
 
     static func rank(_ c: RateLimitCounter) -> Int64 {
@@ -47,14 +56,14 @@ enum RateLimitsModule: ViewModule {
     }
 
     static func apply(_ ev: AppEvent, _ s: inout AppState) -> [Effect] {
-        let o = order(s)
+        let o = rules(s)
         switch ev {
         case .rateLimits(let reading):
-            s.rateLimits.board.absorb(reading, order: o)
+            s.rateLimits.board.absorb(reading, o)
             // History is kept for counters still there only.
             if reading.match == nil { s.rateLimits.history = s.rateLimits.history.filter { s.rateLimits.board.index[$0.key] != nil } }
         case .rateLimitsRefreshed(let fresh, _):
-            for c in s.rateLimits.board.absorbRefresh(fresh, order: o) {
+            for c in s.rateLimits.board.absorbRefresh(fresh, o) {
                 guard let n = c.count else { continue }
                 var h = s.rateLimits.history[c.key] ?? []
                 h.append(n)
@@ -84,31 +93,46 @@ enum RateLimitsModule: ViewModule {
         case .sort:
             let all = CounterSort.allCases
             s.rateLimits.sort = all[(all.firstIndex(of: s.rateLimits.sort)! + 1) % all.count]
-            s.rateLimits.board.recompute(order: order(s))
+            s.rateLimits.board.recompute(rules(s))
             Reducer.flash(&s, "sorted by \(s.rateLimits.sort.rawValue)", .info)
         case .rescan:
             s.rateLimits.board.scanning = true
             return [.scanRateLimits(match: nil)]
+        case .nextMatch, .previousMatch:
+            switch s.rateLimits.board.jumpFlagged(forward: a == .nextMatch, rules(s)) {
+            case nil: Reducer.flash(&s, "no counter shown is broken, blocked or near its limit", .info)
+            case true?: Reducer.flash(&s, a == .nextMatch ? "no flagged row below: back to the first" : "no flagged row above: back to the last", .info)
+            default: break
+            }
+        case .cycleState:
+            let f = BoardFilter(s.rateLimits.board.filter)
+            let next = f.state.flatMap { states.firstIndex(of: $0) }.map { $0 + 1 < states.count ? states[$0 + 1] : nil } ?? states.first
+            return filterCommitted(f.withState(next), &s, tail: tail)
         case .reset:
             guard let c = s.rateLimits.board.selected else { Reducer.flash(&s, "no counter selected", .info); return [] }
             if s.session.readOnly {
                 Reducer.flash(&s, "read-only mode: resetting a counter is refused (start without --read-only to allow it)", .error)
                 return []
             }
-            let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
-            s.confirm = Confirmation(question: "Reset this counter? (DEL, audited: the client's next request starts a new window)", subject: Escaper.string(c.key),
-                                     detail: "\(count) · \(ttlText(c, now: s.now))",
-                                     effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .reset, keys: [c.key]), keys: [c.key])))
+            s.confirm = resetConfirmation(c, s)
         default: break
         }
         sync(&s, tail: tail)
         return []
     }
 
+    /// The question before resetting a counter (`r` and `:reset IDENTIFIER` ask the same).
+    static func resetConfirmation(_ c: RateLimitCounter, _ s: AppState) -> Confirmation {
+        let count = c.count.map { "\($0)/\(c.limit)" } ?? "?"
+        return Confirmation(question: "Reset this counter? (DEL, audited: the client's next request starts a new window)", subject: Escaper.string(c.key),
+                            detail: "\(c.stateWord) · \(count) · \(ttlText(c, now: s.now))",
+                            effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .reset, keys: [c.key]), keys: [c.key])))
+    }
+
     static func filterText(_ s: AppState) -> String { s.rateLimits.board.filter }
 
     static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
-        s.rateLimits.board.setFilter(text, order: order(s))
+        s.rateLimits.board.setFilter(text, rules(s))
         sync(&s, tail: tail)
         return []
     }
@@ -117,11 +141,20 @@ enum RateLimitsModule: ViewModule {
     /// for counters that appeared since the last full reading.
     static func filterCommitted(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
         _ = filterTyped(text, &s, tail: tail)
-        guard !text.isEmpty else { return [] }
+        let q = BoardFilter(text)
+        // A state alone needs no search: every counter is held (or the status line says not).
+        guard q.exact != nil || !q.needles.isEmpty else { return [] }
         if s.rateLimits.board.visible.isEmpty { Reducer.flash(&s, "no counter matches “\(text)” yet; searching the server…", .info) }
-        let ns = s.schema.rateLimitPattern.split(separator: "*", maxSplits: 1).first.map(String.init) ?? ""
-        let glob = ns + "*" + KeyFilter.caseInsensitiveGlob(Bytes(utf8: text)).lossyString + "*"
-        return [.scanRateLimits(match: glob)]
+        let ns = Bytes(utf8: s.schema.rateLimitPattern.split(separator: "*", maxSplits: 1).first.map(String.init) ?? "")
+        let glob: Bytes
+        if let e = q.exact {
+            // `=user:1234`: the identifier itself, or a full key name.
+            let rel = s.schema.relative(e).map { $0.hasPrefix(ns) ? Array($0[ns.count...]) : $0 } ?? e
+            glob = KeySchema.literalGlob(ns + rel)
+        } else {
+            glob = KeySchema.literalGlob(ns) + Bytes(utf8: "*") + KeyFilter.caseInsensitiveGlob(q.needles[0]) + Bytes(utf8: "*")
+        }
+        return [.scanRateLimits(match: glob.lossyString)]
     }
 
     // MARK: rendering
@@ -136,11 +169,12 @@ enum RateLimitsModule: ViewModule {
         let all = r.rows
         let blocked = all.lazy.filter(\.isBlocked).count
         let broken = all.lazy.filter(\.isBroken).count
+        let forever = all.lazy.filter(\.blocksForever).count
         var parts: [(String, Role)] = [("\(grouped(all.count)) counters", .title), ("\(grouped(blocked)) blocked", blocked > 0 ? .error : .normal),
-                                       ("\(broken) broken", broken > 0 ? .warning : .normal),
+                                       ("\(broken) broken (no TTL)\(forever > 0 ? ", \(forever) blocked forever" : "")", broken > 0 ? .warning : .normal),
                                        ("limit \(s.schema.rateLimit) per \(s.schema.rateWindow)s", .dim)]
         if r.truncated { parts.append(("only the first \(grouped(all.count)) are held", .warning)) }
-        if !r.filter.isEmpty { parts.append(("filter “\(r.filter)”: \(grouped(r.visible.count))", .info)) }
+        if !r.filter.isEmpty { parts.insert((FilterText.quoted(r.filter, width: s.width) + ": \(grouped(r.visible.count))", .info), at: 1) }
         parts.append(("all read \(ago(s.now - r.lastFull))\(r.scanning ? ", reading…" : ""); rows on screen every \(Int(refreshEvery))s", .dim))
         if let e = r.error { parts.insert(("cannot read counters: \(Escaper.string(e))", .error), at: 0) }
         StatusLine.draw(&g, y: y0, parts)
@@ -163,7 +197,7 @@ enum RateLimitsModule: ViewModule {
             let c = r.shown(idx)
             let y = L.listTop + i
             let (label, role): (String, Role) = {
-                if c.isBroken { return ("BROKEN", .warning) }
+                if c.isBroken { return ("BROKEN", c.isBlocked ? .error : .warning) }
                 switch c.state {
                 case .blocked: return ("BLOCKED", .error)
                 case .near: return ("near", .warning)
@@ -184,9 +218,11 @@ enum RateLimitsModule: ViewModule {
                 g.put(b.x + barW + 1, y, padLeft("\(Int((Double(n) / Double(max(1, c.limit)) * 100).rounded()))%", 5), .normal)
             }
             var reset = ttlText(c, now: s.now)
-            if c.isBroken { reset += c.ttl == .persistent ? " — blocks forever" : " — longer than the window" }
+            if c.blocksForever { reset += " — blocked forever" }
+            else if c.isBroken { reset += " — never resets" }
             else if c.isBlocked { reset = "Retry-After " + reset.replacingOccurrences(of: "resets in ", with: "") }
-            T.put(&g, y: y, "reset", reset, c.isBroken ? .warning : .normal)
+            if c.ttlAboveWindow { reset += " — longer than the window" }
+            T.put(&g, y: y, "reset", reset, c.isBroken || c.ttlAboveWindow ? .warning : .normal)
             if idx == r.cursor { g.select(y: y) }
         }
         if s.rateLimits.detailOpen { detail(&g, s, L) }
@@ -212,8 +248,9 @@ enum RateLimitsModule: ViewModule {
     }
 
     static func explain(_ c: RateLimitCounter) -> String {
-        if c.ttl == .persistent { return "No TTL: the window never ends, so once over the limit this client is blocked forever. Reset it (r)." }
-        if c.isBroken { return "The TTL is longer than the \(c.window) s window: the client waits longer than the application intends." }
+        if c.blocksForever { return "Broken (no TTL) and over the limit: the window never ends, so this client is blocked forever. Reset it (r)." }
+        if c.isBroken { return "Broken (no TTL): the window never ends, so once over the limit this client will be blocked forever. Reset it (r)." }
+        if c.ttlAboveWindow { return "The TTL is longer than the \(c.window) s window: the client waits longer than the application intends." }
         if c.isBlocked { return "Blocked: every request gets 429 until the window ends (the TTL is the Retry-After)." }
         if c.state == .near { return "Near the limit (≥ 80 %)." }
         return "Under the limit."

@@ -6,6 +6,8 @@ import OpsCore
 public struct RenderContext {
     public var tail: ChannelTail
     public var timeZone: TimeZone
+    /// The moment of drawing: rates are computed for it (the state's `now` moves on ticks).
+    public var now: Double
 }
 
 /// One view's behaviour: its keys, its refreshes, its filter and its screen. The reducer
@@ -111,7 +113,7 @@ public enum Reducer {
             s.audit?.loaded = true
             s.audit?.path = path
             return []
-        case .completions, .lookedUp:
+        case .completions, .lookedUp, .counterLookedUp, .lockLookedUp:
             return CommandLineModule.apply(event, &s)
         case .notice(let text, let level):
             flash(&s, text, level)
@@ -230,26 +232,41 @@ public enum Reducer {
             return []
         case .enter:
             s.prompt = nil
+            remember(&s, p)
             return commit(&s, p, tail: tail)
         case .tab where p.purpose == .command:
             return [.complete(p.text)]
-        case .backspace:
-            if p.suggested { p.text = ""; p.suggested = false }
-            else if !p.text.isEmpty { p.text.removeLast() }
-        case .ctrl("u"):
-            p.text = ""; p.suggested = false
-        case .char(let c):
-            if p.suggested { p.text = ""; p.suggested = false }
-            p.text.append(c)
-        case .right, .end:
-            p.suggested = false   // keep the suggestion and edit it
+        case .up, .down:
+            let h = s.history[p.historyKind(s.view)] ?? []
+            guard !h.isEmpty else { return [] }
+            if k == .up {
+                if p.historyIndex == nil { p.draft = p.text; p.historyIndex = h.count - 1 }
+                else if let i = p.historyIndex, i > 0 { p.historyIndex = i - 1 }
+                else { return [] }
+            } else {
+                guard let i = p.historyIndex else { return [] }
+                p.historyIndex = i + 1 < h.count ? i + 1 : nil
+            }
+            p.text = p.historyIndex.map { h[$0] } ?? p.draft
+            p.cursor = p.text.count
+            p.suggested = false
         default:
-            return []
+            guard LineEditor.edit(&p, k) else { return [] }
         }
         p.completions = []
         s.prompt = p
         if p.purpose == .filter { return module(s.view).filterTyped(p.text, &s, tail: tail) }
         return []
+    }
+
+    /// An entered line joins its prompt kind's history (no repeats in a row; the last 50).
+    static func remember(_ s: inout AppState, _ p: Prompt) {
+        let t = p.text.trimmingCharacters(in: .whitespaces)
+        guard !t.isEmpty else { return }
+        var h = s.history[p.historyKind(s.view)] ?? []
+        if h.last != p.text { h.append(p.text) }
+        if h.count > 50 { h.removeFirst(h.count - 50) }
+        s.history[p.historyKind(s.view)] = h
     }
 
     static func commit(_ s: inout AppState, _ p: Prompt, tail: ChannelTail) -> [Effect] {

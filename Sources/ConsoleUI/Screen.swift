@@ -8,7 +8,8 @@ public enum Screen {
     public static let minWidth = 20
     public static let minHeight = 6
 
-    public static func render(_ s: AppState, tail: ChannelTail, timeZone: TimeZone = .current) -> CellGrid {
+    /// `now`: the moment of drawing (default: the state's clock).
+    public static func render(_ s: AppState, tail: ChannelTail, timeZone: TimeZone = .current, now: Double? = nil) -> CellGrid {
         var g = CellGrid(width: s.width, height: s.height)
         if s.width < minWidth || s.height < minHeight {
             g.put(0, 0, "too small", .warning)
@@ -18,7 +19,7 @@ public enum Screen {
         }
         header(&g, s)
         tabs(&g, s)
-        module(s.view).render(&g, s, RenderContext(tail: tail, timeZone: timeZone))
+        module(s.view).render(&g, s, RenderContext(tail: tail, timeZone: timeZone, now: max(s.now, now ?? s.now)))
         footer(&g, s)
         if let w = s.write { WriteFlowModule.render(&g, s, w) }
         if let a = s.audit { AuditModule.render(&g, s, a) }
@@ -101,12 +102,14 @@ public enum Screen {
             let helpEntry = " ? help "
             let limit = g.width - displayWidth(helpEntry)
             var x = 0
-            // When they do not all fit, the last ones go first — but the view's first key and
-            // `R rescan` (the contract puts it in the footer of Keys, Locks and Rate limits) stay.
+            // When they do not all fit, the last ones go first — but the view's first key,
+            // `R rescan` (the contract puts it in the footer of Keys, Locks and Rate limits),
+            // `/ filter` and `q quit` stay.
             var entries = Bindings.footer(for: s.view).filter { $0.0 != "?" }
             func need(_ e: (String, String)) -> Int { displayWidth(e.0) + displayWidth(e.1) + 3 }
+            let kept: Set<String> = ["R", "/", "q"]
             while entries.reduce(0, { $0 + need($1) }) > limit,
-                  let i = entries.indices.dropFirst().last(where: { entries[$0].0 != "R" }) {
+                  let i = entries.indices.dropFirst().last(where: { !kept.contains(entries[$0].0) }) {
                 entries.remove(at: i)
             }
             for (k, label) in entries {
@@ -122,14 +125,13 @@ public enum Screen {
         if let c = s.confirm {
             confirmation(&g, c)
         } else if let p = s.prompt {
-            let x1 = g.put(0, y2, p.label, .prompt)
-            // Show the end of long input.
-            let avail = g.width - x1 - 1
-            var t = p.text
-            while displayWidth(t) > avail && !t.isEmpty { t.removeFirst() }
+            // The label gives way to the text: at least 24 columns stay for typing.
+            let x1 = g.put(0, y2, endEllipsis(p.label, width: max(2, g.width - 24)), .prompt)
+            let (t, cc) = LineEditor.view(p, width: g.width - x1)
             let x2 = g.put(x1, y2, t, .normal)
             if p.suggested { g.select(y: y2, from: x1, to: x2) }
-            g.put(x2, y2, "▏", .prompt)
+            else if x1 + cc < x2 { g.select(y: y2, from: x1 + cc, to: x1 + cc + 1) }
+            else { g.put(x2, y2, "▏", .prompt) }
         } else if let f = s.flash, f.view == nil || f.view == s.view {
             g.put(0, y2, f.text, f.level == .error ? .error : (f.level == .warning ? .warning : .info))
         }
@@ -177,6 +179,12 @@ public enum Screen {
         for b in rows {
             var first = true
             for l in wrapWords(b.help, width: textW) { lines.append((first ? b.label : "", l)); first = false }
+        }
+        // The command line's verbs, so `:help` answers what `:` can do.
+        lines.append(("", ""))
+        lines.append((":", "commands (Tab completes key names):"))
+        for c in CommandLineModule.commands {
+            for l in wrapWords(c.usage + " — " + c.help, width: textW) { lines.append(("", l)) }
         }
         let h = min(g.height - 2, lines.count + 2)
         let inner = Modal.frame(&g, title: "Help · \(s.view.title) · any key closes\(lines.count > h - 2 ? " · j/k scroll" : "")", width: w, height: h)

@@ -196,3 +196,49 @@ public func grouped(_ n: Int) -> String {
     }
     return n < 0 ? "-" + out : out
 }
+
+/// Text cut to `width` columns in the middle: `workspace:42 t…=plan.changed`.
+public func middleEllipsis(_ text: String, width: Int) -> String {
+    guard displayWidth(text) > width else { return text }
+    guard width > 1 else { return width == 1 ? "…" : "" }
+    let chars = Array(text)
+    var head = "", tail = ""
+    var used = 0
+    let room = width - 1
+    var i = 0, j = chars.count - 1, fromHead = true
+    while i <= j {
+        let c = fromHead ? chars[i] : chars[j]
+        let cw = displayWidth(String(c))
+        if used + cw > room { break }
+        used += cw
+        if fromHead { head.append(c); i += 1 } else { tail = String(c) + tail; j -= 1 }
+        fromHead.toggle()
+    }
+    return head + "…" + tail
+}
+
+/// Text cut to `width` columns at its end: `give the cache TTL to keys…`.
+public func endEllipsis(_ text: String, width: Int) -> String {
+    guard displayWidth(text) > width else { return text }
+    guard width > 1 else { return width == 1 ? "…" : "" }
+    var out = ""
+    var w = 0
+    for c in text {
+        let cw = displayWidth(String(c))
+        if w + cw > width - 2 { break }
+        out.append(c); w += cw
+    }
+    return out + "… "
+}
+
+/// The active filter in a status line: always shown, escaped, cut in the middle to at most
+/// half the width (the part before the filter must stay readable too).
+public enum FilterText {
+    public static func status(_ explained: String, width: Int) -> String {
+        "filter: " + middleEllipsis(Escaper.string(Bytes(utf8: explained), escapeBackslash: false), width: max(12, width / 2 - 8))
+    }
+    /// A typed filter, quoted: `filter “workspaceId=42 type=plan.changed”`.
+    public static func quoted(_ typed: String, width: Int) -> String {
+        "filter “" + middleEllipsis(Escaper.string(Bytes(utf8: typed), escapeBackslash: false), width: max(12, width / 2 - 10)) + "”"
+    }
+}

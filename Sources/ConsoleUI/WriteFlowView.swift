@@ -124,9 +124,9 @@ enum WriteFlowModule {
             let now = s.now
             s.keys.snapshot?.window.update(r.sample.map { KeyInfo(key: $0, type: "none", ttl: .gone, bytes: nil, kind: s.schema.kind(of: $0), readAt: now) })
             let keys = Set(r.sample)
-            s.rateLimits.board.remove(keys, order: RateLimitsModule.order(s))
+            s.rateLimits.board.remove(keys, RateLimitsModule.rules(s))
             RateLimitsModule.sync(&s, tail: noTail)
-            s.locks.board.remove(keys, order: nil)
+            s.locks.board.remove(keys, LocksModule.rules(s))
             LocksModule.sync(&s, tail: noTail)
         }
         switch r.action {

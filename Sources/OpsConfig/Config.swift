@@ -18,6 +18,7 @@ public struct OpsConfigFile: Sendable, Equatable {
         public var rateWindow: Int64?
         public var eventsPattern: String?
         public var protected: [String]?
+        public var updatedAtField: String?
         public init() {}
 
         /// Applies what is set on top of a schema.
@@ -31,6 +32,7 @@ public struct OpsConfigFile: Sendable, Equatable {
             if let v = rateWindow { s.rateWindow = v }
             if let v = eventsPattern { s.eventsPattern = v }
             if let v = protected { s.protectedPatterns = v }
+            if let v = updatedAtField { s.updatedAtField = v }
         }
     }
 
@@ -135,6 +137,7 @@ public struct OpsConfigFile: Sendable, Equatable {
             case "ratelimit_limit": c.rateLimit = try int()
             case "ratelimit_window": c.rateWindow = try int()
             case "events_pattern": c.eventsPattern = try str()
+            case "updated_at_field": c.updatedAtField = try str()
             case "protected":
                 guard let a = v.array else { throw RedisError.usage("\(where_): protected must be an array of globs") }
                 c.protected = try a.map { guard let s = $0.string else { throw RedisError.usage("\(where_): protected must hold strings") }; return s }

@@ -20,35 +20,76 @@ public struct TailEntry: Sendable, Equatable {
     public var message: ReceivedMessage? { if case .message(let m) = kind { return m }; return nil }
 }
 
-/// A message filter: `field=value` matches a JSON field (dotted paths allowed);
-/// anything else is a case-insensitive substring of the channel or the payload.
+/// A message filter: terms separated by spaces, all of which must hold —
+/// `field=value` (a JSON field equals the value; dotted paths allowed), `field~text` (a JSON
+/// field contains the text, any case), and anything else a case-insensitive substring of the
+/// channel or the payload. A value with spaces is quoted: `type="plan changed"`.
 public struct TailFilter: Sendable, Equatable {
+    public enum Term: Sendable, Equatable {
+        case equals(field: String, value: String)
+        case contains(field: String, needle: Bytes)
+        case text(Bytes)
+    }
     public let text: String
-    public let field: String?
-    public let value: String?
-    private let needle: Bytes
+    public let terms: [Term]
+    private let needsJSON: Bool
 
     public init(_ text: String) {
         self.text = text
-        if let eq = text.firstIndex(of: "="), !text.contains(" "), eq != text.startIndex {
-            field = String(text[..<eq])
-            value = String(text[text.index(after: eq)...])
-        } else {
-            field = nil; value = nil
+        var terms: [Term] = []
+        for word in Self.words(text) {
+            if let i = word.firstIndex(where: { $0 == "=" || $0 == "~" }), i != word.startIndex,
+               word[..<i].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." || $0 == "-" }) {
+                let field = String(word[..<i]), value = String(word[word.index(after: i)...])
+                terms.append(word[i] == "=" ? .equals(field: field, value: value) : .contains(field: field, needle: Array(value.lowercased().utf8)))
+            } else {
+                terms.append(.text(Array(word.lowercased().utf8)))
+            }
         }
-        needle = Array(text.lowercased().utf8)
+        self.terms = terms
+        needsJSON = terms.contains { if case .text = $0 { return false }; return true }
     }
 
-    public var isEmpty: Bool { text.isEmpty }
+    /// Words split at spaces; double quotes keep spaces inside a word (and are dropped).
+    static func words(_ s: String) -> [String] {
+        var out: [String] = []
+        var cur = ""
+        var quoted = false, any = false
+        for ch in s {
+            if ch == "\"" { quoted.toggle(); any = true; continue }
+            if ch == " " && !quoted {
+                if any || !cur.isEmpty { out.append(cur) }
+                cur = ""; any = false
+                continue
+            }
+            cur.append(ch)
+        }
+        if any || !cur.isEmpty { out.append(cur) }
+        return out.filter { !$0.isEmpty }
+    }
+
+    public var isEmpty: Bool { terms.isEmpty }
 
     public func matches(_ e: TailEntry) -> Bool {
-        if text.isEmpty { return true }
+        if terms.isEmpty { return true }
         guard let m = e.message else { return false }
-        if let field, let value {
-            if let j = JSONParser.parse(m.payload), let v = j.field(field), let s = v.scalarText { return s == value }
-            return false
+        return matches(channel: m.channel, payload: m.payload)
+    }
+
+    public func matches(channel: Bytes, payload: Bytes) -> Bool {
+        let json: JSON? = needsJSON ? JSONParser.parse(payload) : nil
+        for t in terms {
+            switch t {
+            case .text(let needle):
+                if !Self.contains(channel, needle) && !Self.contains(payload, needle) { return false }
+            case .equals(let field, let value):
+                guard let j = json, let v = j.field(field), let s = v.scalarText, s == value else { return false }
+            case .contains(let field, let needle):
+                guard let j = json, let v = j.field(field), let s = v.scalarText,
+                      Self.contains(Bytes(utf8: s), needle) else { return false }
+            }
         }
-        return Self.contains(m.channel, needle) || Self.contains(m.payload, needle)
+        return true
     }
 
     /// Case-insensitive (ASCII) substring search over bytes.
@@ -76,10 +117,15 @@ public struct TailFilter: Sendable, Equatable {
 public struct ChannelStats: Sendable, Equatable {
     public var total: Int = 0
     public var lastSeen: Double = 0
+    public var firstSeen: Double = 0
     var buckets: [Int] = Array(repeating: 0, count: 6)
     var bucketSecond: Int = 0
 
+    /// Seconds of whole buckets the rate is taken over (plus the current, partial one).
+    static let window = 4
+
     mutating func add(_ n: Int, at t: Double) {
+        if total == 0 { firstSeen = t }
         roll(to: t)
         buckets[bucketSecond % buckets.count] += n
         total += n
@@ -94,15 +140,18 @@ public struct ChannelStats: Sendable, Equatable {
         bucketSecond = s
     }
 
-    /// Messages per second over the last two seconds, the current (partial) one included,
-    /// so the figure follows a flood that starts or stops within a second or two.
+    /// Messages per second at `t` — the moment the figure is shown: what arrived in the last
+    /// four whole seconds and the current partial one, over the time that covers (less when
+    /// the channel was first heard more recently).
     public func rate(at t: Double) -> Double {
+        guard total > 0 else { return 0 }
         let s = Int(t)
-        guard s - bucketSecond < buckets.count else { return 0 }
-        let current = s == bucketSecond ? buckets[s % buckets.count] : 0
-        let previous = s - 1 <= bucketSecond && s - 1 > bucketSecond - buckets.count ? buckets[(s - 1) % buckets.count] : 0
-        let span = 1 + max(0.25, t - Double(s))
-        return Double(current + previous) / span
+        var n = 0
+        for sec in max(0, s - Self.window)...max(0, s) where sec <= bucketSecond && sec > bucketSecond - buckets.count {
+            n += buckets[sec % buckets.count]
+        }
+        let span = min(Double(Self.window) + (t - Double(s)), t - firstSeen)
+        return Double(n) / max(0.25, span)
     }
 }
 

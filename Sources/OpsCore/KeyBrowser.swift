@@ -10,8 +10,10 @@ public struct KeyInfo: Sendable, Equatable {
     public var kind: KeyKind
     /// Wall-clock time of the reading (TTLs count down locally from it).
     public var readAt: Double
-    public init(key: Bytes, type: String?, ttl: TTLState?, bytes: Int64?, kind: KeyKind, readAt: Double) {
-        self.key = key; self.type = type; self.ttl = ttl; self.bytes = bytes; self.kind = kind; self.readAt = readAt
+    /// What breaks the application's conventions (set by the reader, which knows them).
+    public var issue: ConventionIssue?
+    public init(key: Bytes, type: String?, ttl: TTLState?, bytes: Int64?, kind: KeyKind, readAt: Double, issue: ConventionIssue? = nil) {
+        self.key = key; self.type = type; self.ttl = ttl; self.bytes = bytes; self.kind = kind; self.readAt = readAt; self.issue = issue
     }
     /// The key no longer exists (TYPE none, or PTTL -2).
     public var isGone: Bool { type == "none" || ttl == .gone }
@@ -19,12 +21,16 @@ public struct KeyInfo: Sendable, Equatable {
 
 /// Columns a key list can be sorted by.
 public enum KeySort: String, Sendable, CaseIterable {
-    case name, type, ttl, size, kind
+    case flagged, name, type, ttl, size, kind
 
-    /// Strict order with the key as the tie-break: names ascending, types and kinds grouped,
-    /// the soonest expiry first (no expiry, then unknown, last), the biggest first.
+    /// Strict order with the key as the tie-break: what breaks the conventions first (then
+    /// by name), names ascending, types and kinds grouped, the soonest expiry first (no
+    /// expiry, then unknown, last), the biggest first.
     public func precedes(_ a: KeyInfo, _ b: KeyInfo) -> Bool {
         switch self {
+        case .flagged:
+            let ra = ConventionIssue.rank(a.issue), rb = ConventionIssue.rank(b.issue)
+            if ra != rb { return ra < rb }
         case .name: break
         case .type:
             let ta = a.type ?? "~", tb = b.type ?? "~"
@@ -58,44 +64,66 @@ extension KeyKind {
 }
 
 /// A key filter as the operator types it: a glob relative to the prefix (`workspace:42*`),
-/// or a substring (`42`, any case); either may start with the prefix itself. The server
-/// does the matching (SCAN MATCH), so a filter finds every key, not only the rows loaded.
+/// a substring (`42`, any case), or `=NAME` for exactly that key; any may start with the
+/// prefix itself. The server does the matching (SCAN MATCH), so a filter finds every key,
+/// not only the rows loaded. A `state:WORD` word is the view's (it filters the rows read)
+/// and is left out here.
 public struct KeyFilter: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable { case all, glob, substring, startsWith }
+    public enum Kind: Sendable, Equatable { case all, glob, substring, startsWith, exact }
     public let text: String
     public let kind: Kind
     /// The full glob sent as SCAN MATCH (prefix included, escaped).
     public let match: Bytes
-    /// How the filter was read, for the header.
-    public let explanation: String
+    /// The name typed, without the prefix (for an explanation the view escapes).
+    public let typed: Bytes
+    public let hadPrefix: Bool
+    /// `state:WORD` words in the text (the view filters its rows by them).
+    public let states: [String]
 
     public init(_ text: String, schema: KeySchema) {
         self.text = text
         let prefix = schema.prefix
-        var t = Bytes(utf8: text)
-        let hadPrefix = !prefix.isEmpty && t.hasPrefix(prefix)
+        let words = text.split(separator: " ", omittingEmptySubsequences: true)
+        states = words.filter { $0.lowercased().hasPrefix("state:") && $0.count > 6 }.map { String($0.dropFirst(6)).lowercased() }
+        let rest = words.filter { !($0.lowercased().hasPrefix("state:") && $0.count > 6) }.joined(separator: " ")
+        var t = Bytes(utf8: rest)
+        let exact = t.first == UInt8(ascii: "=") && t.count > 1
+        if exact { t.removeFirst() }
+        hadPrefix = !prefix.isEmpty && t.hasPrefix(prefix)
         if hadPrefix { t = Array(t[prefix.count...]) }
-        let p = Escaper0.plain(prefix)
-        if t.isEmpty {
+        typed = t
+        if exact {
+            kind = .exact
+            match = schema.fullGlob(globEscape(t))
+        } else if t.isEmpty {
             kind = .all
             match = schema.fullGlob("*")
-            explanation = hadPrefix ? "every key under \(p)" : ""
         } else if t.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }) {
             kind = .glob
             match = schema.fullGlob(t)
-            explanation = "glob \(p)\(Escaper0.plain(t))"
         } else if hadPrefix {
             // A full key name (or its beginning) with the prefix: the keys that start with it.
             kind = .startsWith
             match = schema.fullGlob(globEscape(t) + Bytes(utf8: "*"))
-            explanation = "keys starting with \(p)\(Escaper0.plain(t))"
         } else {
             kind = .substring
             match = schema.fullGlob(Bytes(utf8: "*") + Self.caseInsensitiveGlob(t) + Bytes(utf8: "*"))
-            explanation = "substring “\(Escaper0.plain(t))” (any case)"
         }
     }
 
+    /// How the filter was read, in words; `show` escapes the names (the view's job).
+    public func explanation(prefix: Bytes, _ show: (Bytes) -> String) -> String {
+        let p = show(prefix)
+        switch kind {
+        case .all: return hadPrefix ? "every key under \(p)" : ""
+        case .exact: return "exactly \(p)\(show(typed))"
+        case .glob: return "glob \(p)\(show(typed))"
+        case .startsWith: return "keys starting with \(p)\(show(typed))"
+        case .substring: return "substring “\(show(typed))” (any case; an exact name first)"
+        }
+    }
+
+    /// The server is asked (a `state:` word alone filters the rows read, and asks nothing).
     public var isEmpty: Bool { kind == .all }
 
     /// `*[wW][sS]:42*`: a substring, any case, as a glob (glob characters escaped).
@@ -114,13 +142,10 @@ public struct KeyFilter: Sendable, Equatable {
 
     /// The same test the server makes, on a key already loaded (narrowing while typing).
     public func matches(_ key: Bytes) -> Bool { kind == .all || globMatch(match, key) }
-}
 
-/// Bytes for a one-line explanation (escaping is the view's job; this keeps ASCII and replaces the rest).
-enum Escaper0 {
-    static func plain(_ b: Bytes) -> String {
-        String(decoding: b.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
-    }
+    /// The name a substring filter would rank first: a key whose last segment (or whole
+    /// name under the prefix) is exactly what was typed.
+    public var exactCandidate: Bytes? { kind == .substring ? typed : nil }
 }
 
 /// Reads TYPE, PTTL and MEMORY USAGE for each page of keys. A command the user may not run
@@ -183,6 +208,7 @@ public final class KeyMetadataReader: PageReader {
                 else if case .integer(let v) = r { m.bytes = v }
             }
             if m.isGone { continue }  // deleted or expired since SCAN found it
+            m.issue = schema.convention(of: m)
             out.append(m)
         }
         return out
@@ -225,9 +251,30 @@ public struct KeyWindow: Sendable, Equatable {
     private var nsIndex: [Bytes: Int] = [:]
     public static let maxNamespaces = 200
 
-    public init(capacity: Int, sort: KeySort) {
+    /// A substring filter's text: keys it names exactly come first (`/4242` puts
+    /// `app:workspace:4242` before `app:workspace:14242`).
+    public let exact: Bytes?
+
+    public init(capacity: Int, sort: KeySort, exact: Bytes? = nil) {
         self.capacity = max(1, capacity)
         self.sort = sort
+        self.exact = exact.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Whether `key` is exactly what was typed: its last segment, or its whole name after
+    /// a `:` (`workspace:4242` names `app:workspace:4242`).
+    public static func names(_ key: Bytes, exactly t: Bytes) -> Bool {
+        guard key.count >= t.count, key.suffix(t.count).elementsEqual(t) else { return false }
+        return key.count == t.count || key[key.count - t.count - 1] == UInt8(ascii: ":")
+    }
+
+    /// The window's order: an exact match first, then the sort.
+    public func before(_ a: KeyInfo, _ b: KeyInfo) -> Bool {
+        if let t = exact {
+            let ea = Self.names(a.key, exactly: t), eb = Self.names(b.key, exactly: t)
+            if ea != eb { return ea }
+        }
+        return sort.precedes(a, b)
     }
 
     /// Counts a page and keeps the rows that may belong in the window: O(page). The window
@@ -237,9 +284,9 @@ public struct KeyWindow: Sendable, Equatable {
         for r in page {
             matched += 1
             if r.ttl == .persistent { noTTL += 1 }
-            if schema.convention(of: r) != nil { breakers += 1 }
+            if r.issue != nil { breakers += 1 }
             count(r, schema)
-            if let l = last, !sort.precedes(r, l) { continue }
+            if let l = last, !before(r, l) { continue }
             pending.append(r)
         }
         if pending.count > capacity { settle() }
@@ -247,7 +294,7 @@ public struct KeyWindow: Sendable, Equatable {
 
     /// The same window in another order (the counts stay; the rows loaded are re-sorted).
     public func resorted(_ order: KeySort) -> KeyWindow {
-        var w = KeyWindow(capacity: capacity, sort: order)
+        var w = KeyWindow(capacity: capacity, sort: order, exact: exact)
         w.pending = rows + pending
         w.matched = matched; w.breakers = breakers; w.noTTL = noTTL
         w.namespaces = namespaces; w.nsIndex = nsIndex
@@ -258,12 +305,12 @@ public struct KeyWindow: Sendable, Equatable {
     /// Merges the rows found since the last call into the window, keeping the first `capacity`.
     public mutating func settle() {
         guard !pending.isEmpty else { return }
-        pending.sort(by: sort.precedes)
+        pending.sort(by: before)
         var merged: [KeyInfo] = []
         merged.reserveCapacity(min(capacity, rows.count + pending.count))
         var i = 0, j = 0
         while merged.count < capacity && (i < rows.count || j < pending.count) {
-            if j >= pending.count || (i < rows.count && !sort.precedes(pending[j], rows[i])) { merged.append(rows[i]); i += 1 }
+            if j >= pending.count || (i < rows.count && !before(pending[j], rows[i])) { merged.append(rows[i]); i += 1 }
             else { merged.append(pending[j]); j += 1 }
         }
         rows = merged
@@ -297,11 +344,35 @@ public struct KeyWindow: Sendable, Equatable {
     }
 
     /// The window, read again: re-read rows replace theirs; gone ones stay, marked gone.
+    /// A row whose reading changes its place (a key that lost its TTL rises to the flagged
+    /// ones) moves there: the window stays in order as values change.
     public mutating func update(_ fresh: [KeyInfo]) {
         var byKey: [Bytes: KeyInfo] = [:]
         for f in fresh { byKey[f.key] = f }
+        var moved: [KeyInfo] = []
         for i in rows.indices {
-            if let f = byKey[rows[i].key] { rows[i] = f }
+            guard let f = byKey[rows[i].key] else { continue }
+            let old = rows[i]
+            if (old.issue != nil) != (f.issue != nil) { breakers += f.issue != nil ? 1 : -1 }
+            rows[i] = f
+            let placeChanged: Bool
+            switch sort {
+            case .flagged: placeChanged = ConventionIssue.rank(f.issue) != ConventionIssue.rank(old.issue)
+            case .name: placeChanged = false
+            case .type: placeChanged = f.type != old.type
+            case .ttl: placeChanged = f.ttl != old.ttl
+            case .size: placeChanged = f.bytes != old.bytes
+            case .kind: placeChanged = false
+            }
+            if placeChanged && !f.isGone { moved.append(f) }
+        }
+        guard !moved.isEmpty else { return }
+        let keys = Set(moved.map(\.key))
+        rows.removeAll { keys.contains($0.key) }
+        for r in moved {
+            var lo = 0, hi = rows.count
+            while lo < hi { let mid = (lo + hi) / 2; if before(rows[mid], r) { lo = mid + 1 } else { hi = mid } }
+            rows.insert(r, at: lo)
         }
     }
 
@@ -322,9 +393,9 @@ public struct KeySnapshot: Sendable, Equatable {
     public var stats = ScanStats()
     public var warnings: [String] = []
     public var notices: [String] = []
-    public init(filter: String, sort: KeySort, capacity: Int, startedAt: Double) {
+    public init(filter: String, sort: KeySort, capacity: Int, startedAt: Double, exact: Bytes? = nil) {
         self.filter = filter; self.sort = sort
-        window = KeyWindow(capacity: capacity, sort: sort)
+        window = KeyWindow(capacity: capacity, sort: sort, exact: exact)
         self.startedAt = startedAt
     }
 }
@@ -345,7 +416,7 @@ public final class KeyBrowser {
     public func scan(filter: String, sort: KeySort, every: Double = 0.15, cancelled: @escaping () -> Bool = { false },
                      progress: (KeySnapshot) -> Void) throws -> KeySnapshot {
         let f = KeyFilter(filter, schema: schema)
-        var snap = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: wallClockNow())
+        var snap = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: wallClockNow(), exact: f.exactCandidate)
         let reader = KeyMetadataReader(schema: schema)
         let scan = KeyspaceScan(nodes: nodes, match: f.match, reader: reader)
         scan.cancelled = cancelled
@@ -419,4 +490,15 @@ public enum ConventionIssue: Sendable, Equatable {
         }
     }
     public var isError: Bool { self == .stuckLock || self == .counterWithoutTTL }
+
+    /// The order of flagged keys: a stuck lock or a counter that blocks forever, a cache
+    /// entry that never expires, a TTL above the convention's; then every other key.
+    public static func rank(_ i: ConventionIssue?) -> Int {
+        switch i {
+        case .stuckLock?, .counterWithoutTTL?: return 0
+        case .cacheWithoutTTL?: return 1
+        case .ttlAboveExpected?: return 2
+        case nil: return 3
+        }
+    }
 }

@@ -108,3 +108,54 @@ public enum KeyInspector {
         return v
     }
 }
+
+/// When the application wrote a cached value: its `updatedAt` (or configured) field, an ISO
+/// 8601 time or a number of seconds or milliseconds since 1970.
+public enum CacheAge {
+    public static func updatedAt(_ value: Bytes?, field: String) -> Double? {
+        guard let v = value, let j = JSONParser.parse(v), let f = j.field(field) else { return nil }
+        if case .int(let i) = f { let n = Double(i); return n > 1e12 ? n / 1000 : n }
+        if case .double(let n) = f { return n > 1e12 ? n / 1000 : n }
+        guard let text = f.scalarText else { return nil }
+        if let n = Double(text) { return n > 1e12 ? n / 1000 : n }
+        return parseISO8601(text)
+    }
+
+    /// `2026-12-07T09:00:00Z`, with fractional seconds or an offset (`+01:00`).
+    public static func parseISO8601(_ t: String) -> Double? {
+        let c = Array(t.utf8)
+        func num(_ i: Int, _ n: Int) -> Int? {
+            guard i + n <= c.count else { return nil }
+            var v = 0
+            for k in i..<(i + n) { guard c[k] >= 48 && c[k] <= 57 else { return nil }; v = v * 10 + Int(c[k] - 48) }
+            return v
+        }
+        guard c.count >= 19, let y = num(0, 4), c[4] == 45, let mo = num(5, 2), c[7] == 45, let d = num(8, 2),
+              c[10] == 84 || c[10] == 116 || c[10] == 32, let h = num(11, 2), c[13] == 58, let mi = num(14, 2), c[16] == 58, let se = num(17, 2),
+              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, se < 61 else { return nil }
+        var i = 19
+        var frac = 0.0
+        if i < c.count, c[i] == 46 {
+            i += 1
+            var scale = 0.1
+            while i < c.count, c[i] >= 48 && c[i] <= 57 { frac += Double(c[i] - 48) * scale; scale /= 10; i += 1 }
+        }
+        var offset = 0
+        if i < c.count {
+            if c[i] == 90 || c[i] == 122 { i += 1 }
+            else if c[i] == 43 || c[i] == 45, let oh = num(i + 1, 2) {
+                let om = (i + 3 < c.count && c[i + 3] == 58) ? num(i + 4, 2) : num(i + 3, 2)
+                offset = (oh * 3600 + (om ?? 0) * 60) * (c[i] == 45 ? -1 : 1)
+                i = c.count
+            } else { return nil }
+        }
+        // Days from 1970-01-01 (civil calendar).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Double(days * 86400 + h * 3600 + mi * 60 + se - offset) + frac
+    }
+}

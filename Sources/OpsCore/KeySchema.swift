@@ -27,6 +27,9 @@ public struct KeySchema: Sendable, Equatable {
     public var lockTTL: Int64 = 10        // seconds
     public var rateLimit: Int64 = 60      // requests per window
     public var rateWindow: Int64 = 60     // seconds
+    /// The JSON field of a cache entry that says when the application wrote the value (its
+    /// age is shown next to the TTL; dotted paths allowed).
+    public var updatedAtField: String = "updatedAt"
     /// Namespaces excluded from pattern invalidation unless named explicitly.
     public var protectedPatterns: [String] = ["lock:*", "ratelimit:*"]
 
@@ -35,6 +38,9 @@ public struct KeySchema: Sendable, Equatable {
     /// A full SCAN MATCH glob for a glob relative to the prefix (the prefix is escaped).
     public func fullGlob(_ relative: String) -> Bytes { fullGlob(Bytes(utf8: relative)) }
     public func fullGlob(_ relative: Bytes) -> Bytes { globEscape(prefix) + relative }
+
+    /// A glob that matches exactly these bytes (its glob characters escaped).
+    public static func literalGlob(_ b: Bytes) -> Bytes { globEscape(b) }
 
     /// The key with the prefix (a key given relative to the prefix).
     public func fullKey(_ relative: Bytes) -> Bytes { prefix + relative }

@@ -33,23 +33,53 @@ public struct RateLimitCounter: BoardRow {
     }
     public var isBlocked: Bool { state == .blocked }
     public var isGone: Bool { ttl == .gone }
-    /// No TTL (blocks forever once over the limit), or a TTL longer than the window.
-    public var isBroken: Bool {
-        switch ttl {
-        case .persistent?: return true
-        case .expiresIn(let ms)?: return ms > window * 1000 + 1000
-        default: return false
+    /// Broken means one thing everywhere: no TTL. The window never ends, so once over the
+    /// limit the client is blocked forever (`blocksForever`).
+    public var isBroken: Bool { ttl == .persistent }
+    /// Broken and over the limit: every request of this client is refused until someone resets it.
+    public var blocksForever: Bool { isBroken && isBlocked }
+    /// A TTL longer than the window (set by hand, or the window was shortened): not broken,
+    /// but the client waits longer than the application intends.
+    public var ttlAboveWindow: Bool {
+        if case .expiresIn(let ms)? = ttl { return ms > window * 1000 + 1000 }
+        return false
+    }
+
+    /// The state word of the console, the CLI's text and `ratelimits --json`.
+    public var stateWord: String {
+        if isBroken { return "broken" }
+        switch state {
+        case .blocked: return "blocked"
+        case .near: return "near"
+        case .ok, .unknown: return "ok"
         }
     }
+
+    /// Worth a look: broken, blocked, near the limit, a TTL above the window, or not a number.
+    public var isFlagged: Bool { flagRank < 5 }
+
+    /// The order flagged rows come in: blocked forever, blocked, broken, a TTL above the
+    /// window, near, not a number, then the rest.
+    public var flagRank: Int {
+        if blocksForever { return 0 }
+        if isBlocked { return 1 }
+        if isBroken { return 2 }
+        if ttlAboveWindow { return 3 }
+        if state == .near { return 4 }
+        if state == .unknown { return 4 }
+        return 5
+    }
+
     /// The client's Retry-After while blocked, in ms (nil: not blocked or no expiry).
     public var retryAfterMs: Int64? {
         guard isBlocked, case .expiresIn(let ms)? = ttl else { return nil }
         return ms
     }
 
-    /// Blocked first, then by count (highest first), then by key.
+    /// Flagged first (blocked forever, blocked, broken, …), then by count (highest first), then by key.
     public static func ordered(_ a: RateLimitCounter, _ b: RateLimitCounter) -> Bool {
-        if a.state != b.state { return a.state < b.state }
+        let fa = a.flagRank, fb = b.flagRank
+        if fa != fb { return fa < fb }
         if (a.count ?? -1) != (b.count ?? -1) { return (a.count ?? -1) > (b.count ?? -1) }
         return a.key.lexicographicallyPrecedes(b.key)
     }
@@ -58,7 +88,8 @@ public struct RateLimitCounter: BoardRow {
     public var json: JSON {
         var f: [(String, JSON)] = [("key", .bytes(key)), ("identifier", .bytes(identifier)),
                                    ("count", count.map { .int($0) } ?? .null), ("limit", .int(limit)),
-                                   ("ttl_ms", ttl.map { .int($0.jsonMilliseconds) } ?? .null), ("blocked", .bool(isBlocked))]
+                                   ("ttl_ms", ttl.map { .int($0.jsonMilliseconds) } ?? .null), ("blocked", .bool(isBlocked)),
+                                   ("state", .string(stateWord))]
         if !key.isValidUTF8 { f.append(("key_base64", .string(key.base64))) }
         return .object(f)
     }

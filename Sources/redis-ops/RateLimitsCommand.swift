@@ -8,7 +8,7 @@ import ConsoleUI
 struct RateLimitsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ratelimits",
-        abstract: "Rate-limit counters under the prefix (ratelimit:*), blocked first.")
+        abstract: "Rate-limit counters under the prefix (ratelimit:*), flagged first: state broken (no TTL), blocked, near or ok.")
 
     @OptionGroup var connection: ConnectionOptionGroup
     @Option(name: .long, parsing: .unconditional, help: "Requests allowed per window (default 60, as the application).")
@@ -36,17 +36,17 @@ struct RateLimitsCommand: ParsableCommand {
         }
         let blocked = counters.filter(\.isBlocked).count
         let broken = counters.filter(\.isBroken).count
-        Output.line("\(counters.count) counters · \(blocked) blocked · \(broken) broken (no TTL or TTL > window) · limit \(schema.rateLimit)/\(schema.rateWindow)s")
+        let forever = counters.filter(\.blocksForever).count
+        Output.line("\(counters.count) counters · \(blocked) blocked · \(broken) broken (no TTL)\(forever > 0 ? ", \(forever) of them blocked forever" : "") · limit \(schema.rateLimit)/\(schema.rateWindow)s")
         Output.line(padRight("STATE", 8) + "  " + padRight("COUNT", 12) + "  " + padRight("RESETS IN", 10) + "  IDENTIFIER")
         for c in counters {
-            let state: String
-            switch c.state { case .blocked: state = "BLOCKED"; case .near: state = "near"; case .ok: state = "ok"; case .unknown: state = "?" }
             let count = c.count.map { "\($0)/\(c.limit)" } ?? "not a number"
-            var resets = formatTTL(c.ttl)
-            if c.isBroken { resets += " !" }
-            Output.line(padRight(state, 8) + "  " + padRight(count, 12) + "  " + padRight(resets, 10) + "  " + Escaper.string(c.identifier))
+            var line = padRight(c.stateWord, 8) + "  " + padRight(count, 12) + "  " + padRight(formatTTL(c.ttl), 10) + "  " + Escaper.string(c.identifier)
+            if c.blocksForever { line += "  (no TTL: blocked forever until reset)" }
+            else if c.isBroken { line += "  (no TTL: will block forever once over the limit)" }
+            else if c.ttlAboveWindow { line += "  (TTL longer than the \(c.window) s window)" }
+            Output.line(line)
         }
-        if broken > 0 { Output.line("! broken: a counter without TTL (or with a TTL above the window) blocks its client forever") }
         if reading.truncated { Output.flush(); Output.warn("redis-ops: note: only the first \(counters.count) counters were read") }
     }
 }

@@ -32,7 +32,18 @@ final class CommandLineTests: XCTestCase {
         var s = makeState(120, 20)
         XCTAssertEqual(send(&s, [.char(":")] + typed("ttl workspace:42") + [.enter], ChannelTail()), [.lookup(Bytes(utf8: "app:workspace:42"), .ttl)])
         _ = Reducer.reduce(&s, .lookedUp(key: Bytes(utf8: "app:workspace:42"), found: info("app:workspace:42", "string", .expiresIn(ms: 200_000), 90), purpose: .ttl), tail: ChannelTail())
-        XCTAssertTrue(render(s).text.contains("app:workspace:42: TTL 3m20s · cached ~1m40s ago (TTL 300s)"), render(s).text)
+        XCTAssertTrue(render(s).text.contains("app:workspace:42: cached ~1m40s ago · TTL 3m20s"), render(s).text)
+        // With the application's `updatedAt`: the value's own age first.
+        send(&s, [.char(":")] + typed("ttl workspace:42") + [.enter], ChannelTail())
+        _ = Reducer.reduce(&s, .lookedUp(key: Bytes(utf8: "app:workspace:42"), found: info("app:workspace:42", "string", .expiresIn(ms: 296_000), 90),
+                                         purpose: .ttl, updatedAt: s.now - 7 * 3600), tail: ChannelTail())
+        XCTAssertTrue(render(s).text.contains("app:workspace:42: value 7h00m old · cached ~4s ago · TTL 4m56s · ! older than the 5m00s TTL: missed invalidation?"), render(s).text)
+        // A fresh value is not flagged.
+        send(&s, [.char(":")] + typed("ttl workspace:42") + [.enter], ChannelTail())
+        _ = Reducer.reduce(&s, .lookedUp(key: Bytes(utf8: "app:workspace:42"), found: info("app:workspace:42", "string", .expiresIn(ms: 296_000), 90),
+                                         purpose: .ttl, updatedAt: s.now - 30), tail: ChannelTail())
+        XCTAssertTrue(render(s).text.contains("app:workspace:42: value 30s old · cached ~4s ago · TTL 4m56s"), render(s).text)
+        XCTAssertFalse(render(s).text.contains("missed invalidation"), render(s).text)
         // A cache entry without a TTL is named as the leak it is.
         send(&s, [.char(":")] + typed("ttl workspace:leaked") + [.enter], ChannelTail())
         _ = Reducer.reduce(&s, .lookedUp(key: Bytes(utf8: "app:workspace:leaked"), found: info("app:workspace:leaked", "string", .persistent, 90), purpose: .ttl), tail: ChannelTail())

@@ -102,9 +102,16 @@ final class EventsViewTests: XCTestCase {
         send(&s, [.enter], t)
         XCTAssertNil(s.prompt)
         XCTAssertEqual(s.events.filter.text, "type=member.added")
+        XCTAssertTrue(s.events.follow, "a filter set while following keeps following")
+        XCTAssertEqual(s.events.selectedSeq, 4, "the newest row shown (the gap marker stays visible whatever the filter)")
+        // N goes to the previous match, n to the next: the list stops following to stay on it.
+        send(&s, [.char("N")], t)
         XCTAssertEqual(s.events.selectedSeq, 1)
         XCTAssertFalse(s.events.follow)
         XCTAssertTrue(render(s, t).lines()[2].contains("scrolled +1 below · F follows"), "it says it no longer follows (the gap marker is below)")
+        send(&s, [.char("N")], t)
+        XCTAssertEqual(s.events.selectedSeq, 1, "no match above: it stays")
+        XCTAssertTrue(render(s, t).text.contains("no earlier match"), render(s, t).text)
         // Substring filters match channels and payloads, case-insensitively.
         send(&s, [.char("/"), .ctrl("u")] + typed("PLAN.changed") + [.enter], t)
         XCTAssertEqual(rows(s, t).compactMap { t[$0 - t.oldestSeq].message?.channel }, [Bytes(utf8: "workspace:2:events")])
@@ -251,8 +258,9 @@ final class EventsViewTests: XCTestCase {
         s.now = t0 + 6.2
         send(&s, [.char("c")], t)
         XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.total, 21)
-        // The rate covers the last second and the part of this one gone: 6 messages over 1.25 s.
-        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 4.8, accuracy: 0.01)
+        // The rate covers the last four whole seconds and the part of this one gone:
+        // 3+4+5+6 messages over 4.2 s.
+        XCTAssertEqual(t.channels[Bytes(utf8: "workspace:1:events")]!.rate(at: t0 + 6.2), 18 / 4.2, accuracy: 0.01)
         XCTAssertTrue(render(s, t).text.contains("reading who listens"), "no count before it is read")
         // Who listens: NUMSUB per channel, channels found under the patterns, NUMPAT.
         var l = ListenerReading()
@@ -327,11 +335,13 @@ final class ShellTests: XCTestCase {
 
     func testQuitAndHelp() {
         let t = ChannelTail()
-        var s = makeState(100, 34)
+        var s = makeState(100, 60)
         send(&s, [.char("?")], t)
         XCTAssertTrue(s.helpOpen)
         let g = Screen.render(s, tail: t, timeZone: utc)
         assertSnapshot(g, named: "help")
+        // The command line's verbs are listed too (`:help` opens the same help).
+        for c in CommandLineModule.commands { XCTAssertTrue(g.text.contains(c.usage), "help lacks \(c.usage)") }
         // Help is generated from the same table that dispatches keys, for the view on screen only.
         for b in Bindings.all where b.scope == .global || b.scope == .view(.events) {
             XCTAssertTrue(g.text.contains(b.label + " "), "help lacks \(b.label)")

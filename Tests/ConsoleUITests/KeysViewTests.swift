@@ -7,7 +7,9 @@ import RedisProtocol
 let schema = KeySchema(prefix: "app:")
 
 func info(_ k: String, _ type: String, _ ttl: TTLState?, _ bytes: Int64?, at: Double = t0 + 10) -> KeyInfo {
-    KeyInfo(key: Bytes(utf8: k), type: type, ttl: ttl, bytes: bytes, kind: schema.kind(of: Bytes(utf8: k)), readAt: at)
+    var i = KeyInfo(key: Bytes(utf8: k), type: type, ttl: ttl, bytes: bytes, kind: schema.kind(of: Bytes(utf8: k)), readAt: at)
+    i.issue = schema.convention(of: i)   // as the reader sets it
+    return i
 }
 
 let sampleKeys = [
@@ -19,8 +21,8 @@ let sampleKeys = [
 ]
 
 /// A snapshot as the key browser's scan reports it.
-func snapshot(_ rows: [KeyInfo], filter: String = "", sort: KeySort = .name, capacity: Int = 20_000, done: Bool = true, dbsize: Int? = 20) -> KeySnapshot {
-    var s = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: t0 + 8)
+func snapshot(_ rows: [KeyInfo], filter: String = "", sort: KeySort = .flagged, capacity: Int = 20_000, done: Bool = true, dbsize: Int? = 20) -> KeySnapshot {
+    var s = KeySnapshot(filter: filter, sort: sort, capacity: capacity, startedAt: t0 + 8, exact: KeyFilter(filter, schema: schema).exactCandidate)
     s.window.add(rows, schema: schema)
     s.window.settle()
     s.dbsize = dbsize
@@ -33,7 +35,7 @@ func snapshot(_ rows: [KeyInfo], filter: String = "", sort: KeySort = .name, cap
 func loadedKeysState(_ w: Int = 110, _ h: Int = 20) -> AppState {
     var s = makeState(w, h)
     let fx = send(&s, [.char("2")], ChannelTail())
-    XCTAssertEqual(fx, [.scanKeys(generation: 1, filter: "", sort: .name)])
+    XCTAssertEqual(fx, [.scanKeys(generation: 1, filter: "", sort: .flagged)], "what breaks the conventions first, by default")
     _ = Reducer.reduce(&s, .keysSnapshot(generation: 1, snapshot(Array(sampleKeys.prefix(4)), done: false)), tail: ChannelTail())
     XCTAssertEqual(s.keys.visibleCount, 4, "the first rows show at once, while the scan goes on")
     _ = Reducer.reduce(&s, .keysSnapshot(generation: 1, snapshot(sampleKeys)), tail: ChannelTail())
@@ -60,24 +62,26 @@ final class KeysViewTests: XCTestCase {
         assertSnapshot(render(s), named: "keys")
         // Sorting re-sorts the loaded rows at once and asks the server for the first rows in the new order.
         var fx = send(&s, [.char("o")], ChannelTail())
-        XCTAssertEqual(fx, [.scanKeys(generation: 2, filter: "", sort: .type)])
+        XCTAssertEqual(fx, [.scanKeys(generation: 2, filter: "", sort: .name)])
+        fx = send(&s, [.char("o")], ChannelTail())
+        XCTAssertEqual(fx, [.scanKeys(generation: 3, filter: "", sort: .type)])
         fx = send(&s, [.char("o")], ChannelTail())
         XCTAssertEqual(visibleKeys(s).first, "app:lock:workspace:1", "sorted by TTL, soonest first")
         send(&s, [.char("o")], ChannelTail())
         XCTAssertEqual(visibleKeys(s).first, "app:user:1", "sorted by size, biggest first")
         XCTAssertTrue(render(s).lines()[3].contains("SIZE▾"), "the sorted column is marked")
         send(&s, [.char("o"), .char("o")], ChannelTail())
-        XCTAssertEqual(s.keys.sort, .name)
-        send(&s, [.char("N")], ChannelTail())
+        XCTAssertEqual(s.keys.sort, .flagged)
+        send(&s, [.char("M")], ChannelTail())
         assertSnapshot(render(s), named: "keys-namespaces")
     }
 
     func testFilterNarrowsWhileTypingAndSearchesTheServerOnEnter() {
         var s = loaded()
         send(&s, [.char("/")] + typed("lock:*"), ChannelTail())
-        XCTAssertEqual(visibleKeys(s), ["app:lock:workspace:1", "app:lock:workspace:9"], "a glob relative to the prefix, at once")
+        XCTAssertEqual(visibleKeys(s), ["app:lock:workspace:9", "app:lock:workspace:1"], "a glob relative to the prefix, at once (the stuck lock first)")
         var fx = send(&s, [.enter], ChannelTail())
-        XCTAssertEqual(fx, [.scanKeys(generation: 2, filter: "lock:*", sort: .name)], "Enter asks the server for every match")
+        XCTAssertEqual(fx, [.scanKeys(generation: 2, filter: "lock:*", sort: .flagged)], "Enter asks the server for every match")
         XCTAssertEqual(visibleKeys(s).count, 2, "the loaded matches stay until the server's rows arrive")
         _ = Reducer.reduce(&s, .keysSnapshot(generation: 2, snapshot([sampleKeys[4], sampleKeys[5], info("app:lock:workspace:99", "string", .expiresIn(ms: 3000), 72)], filter: "lock:*")), tail: ChannelTail())
         XCTAssertEqual(visibleKeys(s).count, 3, "including keys that were not loaded")
@@ -85,11 +89,11 @@ final class KeysViewTests: XCTestCase {
         // The same glob with the prefix means the same keys; a substring is any case.
         XCTAssertEqual(KeyFilter("app:lock:*", schema: schema).match, KeyFilter("lock:*", schema: schema).match)
         XCTAssertEqual(KeyFilter("LEAK", schema: schema).match, Bytes(utf8: "app:*[Ll][Ee][Aa][Kk]*"))
-        XCTAssertEqual(KeyFilter("app:workspace:4", schema: schema).explanation, "keys starting with app:workspace:4")
+        XCTAssertEqual(KeyFilter("app:workspace:4", schema: schema).explanation(prefix: schema.prefix, { Escaper.string($0) }), "keys starting with app:workspace:4")
         fx = send(&s, [.char("/"), .ctrl("u")] + typed("LEAK"), ChannelTail())
         XCTAssertEqual(visibleKeys(s), [], "typing narrows the rows loaded (those of lock:*)")
         fx = send(&s, [.escape], ChannelTail())
-        XCTAssertEqual(fx, [.scanKeys(generation: 3, filter: "", sort: .name)], "Esc clears the filter")
+        XCTAssertEqual(fx, [.scanKeys(generation: 3, filter: "", sort: .flagged)], "Esc clears the filter")
     }
 
     func testWindowSaysHowManyMoreThereAre() {
@@ -100,7 +104,7 @@ final class KeysViewTests: XCTestCase {
         XCTAssertEqual(s.keys.visibleCount, 20)
         let top = render(s).lines()[2]
         XCTAssertTrue(top.contains("50 keys match"), top)
-        XCTAssertTrue(top.contains("showing the first 20 by name: narrow with / (the server is searched)"), top)
+        XCTAssertTrue(top.contains("showing the first 20, flagged first: narrow with / (the server is searched)"), top)
         send(&s, [.char("G")], ChannelTail())
         XCTAssertTrue(render(s).text.contains("… 30 more keys match beyond this window"), render(s).text)
     }
@@ -115,7 +119,7 @@ final class KeysViewTests: XCTestCase {
         XCTAssertTrue(render(s).text.contains("app:workspace:leaked") && !render(s).text.contains("no TTL: leak?"), render(s).text)
         fx = Reducer.reduce(&s, .tick(t0 + 14), tail: ChannelTail())
         XCTAssertEqual(fx, [], "not again within two seconds")
-        send(&s, [.char("G")], ChannelTail())
+        send(&s, [.char("o"), .char("G")], ChannelTail())   // by name
         fx = send(&s, [.enter], ChannelTail())
         XCTAssertEqual(fx, [.inspect(Bytes(utf8: "app:workspace:long"), cursor: nil)])
         var v = InspectedValue(key: Bytes(utf8: "app:workspace:long"), type: "string", ttl: .expiresIn(ms: 86_400_000), bytes: 100, encoding: "embstr")
@@ -147,7 +151,7 @@ final class KeysViewTests: XCTestCase {
 
     func testDeleteAsksWithTypeSizeAndTTL() {
         var s = loaded()
-        send(&s, [.char("g")], ChannelTail())
+        send(&s, [.char("o"), .char("g")], ChannelTail())   // by name
         XCTAssertEqual(send(&s, [.char("d")], ChannelTail()), [])
         XCTAssertEqual(s.confirm!.question, "Delete this key? (UNLINK, audited)")
         XCTAssertEqual(s.confirm!.subject, "app:bin:\\e[2J")
@@ -209,7 +213,7 @@ final class KeysViewTests: XCTestCase {
 
     func testExpireOnALeakedKeyAndOnAPattern() {
         var s = loaded()
-        send(&s, [.char("g")] + Array(repeating: Key.down, count: 7), ChannelTail())
+        send(&s, [.char("o"), .char("g")] + Array(repeating: Key.down, count: 7), ChannelTail())   // by name
         XCTAssertEqual(s.keys.selectedKey, Bytes(utf8: "app:workspace:leaked"))
         send(&s, [.char("e")], ChannelTail())
         XCTAssertTrue(s.confirm!.question.contains("cache TTL (300 s)"), s.confirm!.question)

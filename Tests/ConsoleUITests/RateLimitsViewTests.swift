@@ -37,7 +37,7 @@ final class RateLimitsViewTests: XCTestCase {
         let g0 = Screen.render(s, tail: ChannelTail(), timeZone: utc)
         assertSnapshot(g0, named: "ratelimits")
         // The selected row keeps its state colour.
-        XCTAssertEqual(g0[0, 4].role, .warning)
+        XCTAssertEqual(g0[0, 4].role, .error, "the broken counter (no TTL, over the limit: blocks forever) sorts first")
         XCTAssertTrue(g0[0, 4].selected)
         _ = Reducer.reduce(&s, .tick(s.now + 5), tail: ChannelTail())
         let g = Screen.render(s, tail: ChannelTail(), timeZone: utc)

@@ -1,0 +1,74 @@
+import XCTest
+@testable import OpsCore
+import RedisProtocol
+
+/// One meaning for each state word, wherever it is shown: the console, `ratelimits` text and
+/// `ratelimits --json`; filters read one way in the console and headless.
+final class ConventionStateTests: XCTestCase {
+    func counter(_ count: Int64?, _ ttl: TTLState?) -> RateLimitCounter {
+        RateLimitCounter(key: Bytes(utf8: "app:ratelimit:user:1"), identifier: Bytes(utf8: "user:1"), kind: .user,
+                         count: count, limit: 60, window: 60, ttl: ttl, readAt: 0)
+    }
+
+    func testBrokenMeansNoTTLAndBlocksForeverOnlyOverTheLimit() {
+        let underNoTTL = counter(19, .persistent)
+        XCTAssertTrue(underNoTTL.isBroken)
+        XCTAssertFalse(underNoTTL.blocksForever, "19/60 with no TTL is broken, not blocking (yet)")
+        XCTAssertEqual(underNoTTL.stateWord, "broken")
+        XCTAssertTrue(underNoTTL.isFlagged)
+        let overNoTTL = counter(75, .persistent)
+        XCTAssertTrue(overNoTTL.blocksForever)
+        XCTAssertEqual(overNoTTL.stateWord, "broken")
+        XCTAssertEqual(counter(75, .expiresIn(ms: 3_000)).stateWord, "blocked")
+        XCTAssertEqual(counter(55, .expiresIn(ms: 3_000)).stateWord, "near")
+        XCTAssertEqual(counter(5, .expiresIn(ms: 3_000)).stateWord, "ok")
+        XCTAssertFalse(counter(5, .expiresIn(ms: 3_000)).isFlagged)
+        XCTAssertTrue(counter(5, .expiresIn(ms: 600_000)).ttlAboveWindow, "a TTL longer than the window breaks the fixed window")
+        // Flagged first: blocked forever, blocked, broken, near, then the rest.
+        let order = [counter(5, .expiresIn(ms: 3_000)), counter(19, .persistent), counter(55, .expiresIn(ms: 3_000)),
+                     counter(75, .expiresIn(ms: 3_000)), counter(75, .persistent)].sorted(by: RateLimitCounter.ordered)
+        XCTAssertEqual(order.map(\.stateWord), ["broken", "blocked", "broken", "near", "ok"])
+        XCTAssertTrue(order[0].blocksForever)
+        // The JSON line says the state.
+        let line = overNoTTL.json.serialized()
+        XCTAssertTrue(line.contains(#""state":"broken""#), line)
+        XCTAssertTrue(line.contains(#""ttl_ms":-1"#), line)
+    }
+
+    func testKeyFilterKinds() {
+        let schema = KeySchema()
+        XCTAssertEqual(KeyFilter("=workspace:42", schema: schema).kind, .exact)
+        XCTAssertEqual(KeyFilter("=workspace:42", schema: schema).match, Bytes(utf8: "app:workspace:42"))
+        XCTAssertEqual(KeyFilter("=app:workspace:42", schema: schema).match, Bytes(utf8: "app:workspace:42"), "the prefix once")
+        XCTAssertEqual(KeyFilter("=ws:[1]", schema: schema).match, Bytes(utf8: #"app:ws:\[1\]"#), "an exact name is escaped")
+        XCTAssertEqual(KeyFilter("app:workspace:4", schema: schema).kind, .startsWith)
+        XCTAssertEqual(KeyFilter("4242", schema: schema).exactCandidate, Bytes(utf8: "4242"))
+        let st = KeyFilter("state:flagged workspace", schema: schema)
+        XCTAssertEqual(st.states, ["flagged"])
+        XCTAssertEqual(st.kind, .substring)
+        XCTAssertTrue(KeyFilter("state:flagged", schema: schema).isEmpty, "a state alone asks the server nothing")
+    }
+
+    func testAnExactNameComesFirstInTheWindow() {
+        let schema = KeySchema()
+        func info(_ k: String) -> KeyInfo { KeyInfo(key: Bytes(utf8: k), type: "string", ttl: .expiresIn(ms: 1000), bytes: 10, kind: .cache, readAt: 0) }
+        var w = KeyWindow(capacity: 2, sort: .name, exact: Bytes(utf8: "4242"))
+        w.add(["app:workspace:14242", "app:workspace:42420", "app:workspace:4242", "app:workspace:04242"].map(info), schema: schema)
+        w.settle()
+        XCTAssertEqual(w.rows.map(\.key.lossyString), ["app:workspace:4242", "app:workspace:04242"], "exact first, then by name, even in a small window")
+        XCTAssertTrue(KeyWindow.names(Bytes(utf8: "app:ratelimit:user:1234"), exactly: Bytes(utf8: "user:1234")))
+        XCTAssertFalse(KeyWindow.names(Bytes(utf8: "app:ratelimit:user:12348"), exactly: Bytes(utf8: "1234")))
+    }
+
+    func testUpdatedAtIsReadInEveryUsualForm() {
+        let iso = CacheAge.parseISO8601("2026-12-07T09:00:00Z")!
+        XCTAssertEqual(iso, 1_796_634_000, accuracy: 0.001)
+        XCTAssertEqual(CacheAge.parseISO8601("2026-12-07T10:00:00+01:00")!, iso, accuracy: 0.001)
+        XCTAssertEqual(CacheAge.parseISO8601("2026-12-07T09:00:00.250Z")!, iso + 0.25, accuracy: 0.001)
+        XCTAssertNil(CacheAge.parseISO8601("yesterday"))
+        XCTAssertEqual(CacheAge.updatedAt(Bytes(utf8: #"{"id":1,"updatedAt":"2026-12-07T09:00:00Z"}"#), field: "updatedAt")!, iso, accuracy: 0.001)
+        XCTAssertEqual(CacheAge.updatedAt(Bytes(utf8: #"{"updatedAt":1796634000000}"#), field: "updatedAt")!, iso, accuracy: 0.001, "milliseconds")
+        XCTAssertEqual(CacheAge.updatedAt(Bytes(utf8: #"{"modified":1796634000}"#), field: "modified")!, iso, accuracy: 0.001, "seconds, a configured field")
+        XCTAssertNil(CacheAge.updatedAt(Bytes(utf8: "not json"), field: "updatedAt"))
+    }
+}
