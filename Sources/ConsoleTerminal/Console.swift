@@ -152,6 +152,7 @@ public final class Console {
         var session = SessionInfo(endpoint: o.config.endpoint, tls: o.isTLS, insecure: o.insecure, user: o.config.user,
                                   prefix: o.prefix, readOnly: o.readOnly)
         session.colour = settings.colour
+        session.tlsBecause = o.config.tls?.because
         let (w0, h0) = term.size
         var state = AppState(width: w0, height: h0, now: wallClockNow(), session: session)
         state.schema = settings.schema
@@ -181,19 +182,24 @@ public final class Console {
         let interactive = Worker(name: "interactive", config: o.config, replicaReads: settings.replicaReads, periodic: [(5, roleJob)],
                                  post: post, onLink: { post([.commandLink($0)]) })
         let bulk = Worker(name: "bulk", config: o.config, replicaReads: settings.replicaReads, post: post)
+        // Rate limits and Locks read their whole set on their own worker: a first reading
+        // never waits behind a Keys scan of a million keys (as `ratelimits` headless does not).
+        let boards = Worker(name: "boards", config: o.config, replicaReads: settings.replicaReads, post: post)
         // Pattern writes and their dry runs: never queued behind a background rescan.
         let writer = Worker(name: "writer", config: o.config, replicaReads: settings.replicaReads, post: post)
         let subscriber = SubscriptionWorker(config: o.config, channels: settings.channels, patterns: settings.patterns, sink: tailInbox)
-        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, writer: writer, subscriber: subscriber,
+        let effects = EffectRunner(settings: settings, interactive: interactive, bulk: bulk, boards: boards, writer: writer, subscriber: subscriber,
                                    tailInbox: tailInbox, post: post)
         interactive.start()
         bulk.start()
+        boards.start()
         writer.start()
         subscriber.start()
         defer {
             effects.stop()
             subscriber.stop()
             writer.stop()
+            boards.stop()
             bulk.stop()
             interactive.stop()
         }
@@ -288,6 +294,7 @@ final class EffectRunner {
     let settings: ConsoleSettings
     let interactive: Worker
     let bulk: Worker
+    let boards: Worker
     let writer: Worker
     let subscriber: SubscriptionWorker
     let post: @Sendable ([AppEvent]) -> Void
@@ -297,9 +304,9 @@ final class EffectRunner {
     private let tailInbox: TailInbox
     private(set) var shardSubscriber: ShardSubscriptionWorker?
 
-    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, writer: Worker, subscriber: SubscriptionWorker, tailInbox: TailInbox,
+    init(settings: ConsoleSettings, interactive: Worker, bulk: Worker, boards: Worker, writer: Worker, subscriber: SubscriptionWorker, tailInbox: TailInbox,
          post: @escaping @Sendable ([AppEvent]) -> Void) {
-        self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.writer = writer; self.subscriber = subscriber; self.post = post
+        self.settings = settings; self.interactive = interactive; self.bulk = bulk; self.boards = boards; self.writer = writer; self.subscriber = subscriber; self.post = post
         self.tailInbox = tailInbox
         if !settings.shardChannels.isEmpty { startShards(settings.shardChannels) }
     }
@@ -352,7 +359,7 @@ final class EffectRunner {
                 [.inspected(try KeyInspector.inspect(key, cursor: cursor, nodes: ctx.nodes), appended: cursor != nil)]
             }, onError: { [.inspectFailed(key, Self.message($0))] }))
         case .scanRateLimits(let match):
-            bulk.submit(Worker.Job(tag: match == nil ? "ratelimits" : "ratelimits-search", run: { ctx in
+            boards.submit(Worker.Job(tag: match == nil ? "ratelimits" : "ratelimits-search", run: { ctx in
                 [.rateLimits(try RateLimitBoard(nodes: ctx.nodes, schema: schema).scan(match: match, cancelled: ctx.cancelled))]
             }, onError: { [.rateLimitsFailed(Self.message($0))] }))
         case .refreshRateLimits(let keys):
@@ -360,7 +367,7 @@ final class EffectRunner {
                 [.rateLimitsRefreshed(try RateLimitBoard(nodes: ctx.nodes, schema: schema).refresh(keys), at: wallClockNow())]
             }, onError: { [.rateLimitsFailed(Self.message($0))] }))
         case .scanLocks:
-            bulk.submit(Worker.Job(tag: "locks", run: { ctx in
+            boards.submit(Worker.Job(tag: "locks", run: { ctx in
                 [.locks(try LockBoard(nodes: ctx.nodes, schema: schema).scan(cancelled: ctx.cancelled))]
             }, onError: { [.locksFailed(Self.message($0))] }))
         case .refreshLocks(let keys):

@@ -63,6 +63,8 @@ public struct SessionInfo: Sendable, Equatable {
     public var command: LinkState = .connecting
     public var subscriber: LinkState = .connecting
     public var colour = true
+    /// Why TLS is on when nobody asked for it on the command line (`NODE_ENV=production`).
+    public var tlsBecause: String?
     public init(endpoint: String, tls: Bool, insecure: Bool = false, user: String?, prefix: String, readOnly: Bool) {
         self.endpoint = endpoint; self.tls = tls; self.insecure = insecure; self.user = user; self.prefix = prefix; self.readOnly = readOnly
     }

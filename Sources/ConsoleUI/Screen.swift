@@ -46,7 +46,9 @@ public enum Screen {
         if let c = s.session.cluster {
             parts.append("cluster \(c.shards) shards/\(c.nodes) nodes" + (c.readsFromReplicas ? ", lists from replicas" : ""))
         }
-        if s.session.tls { parts.append(s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") }
+        if s.session.tls {
+            parts.append((s.session.insecure ? "TLS (UNVERIFIED)" : "TLS") + (s.session.tlsBecause.map { " (\($0))" } ?? ""))
+        }
         parts.append("user " + (s.session.user.map { Escaper.string($0) } ?? "default"))
         parts.append("prefix " + (s.session.prefix.isEmpty ? "(none)" : Escaper.string(s.session.prefix)))
         let (link, linkRole) = linkText(worst(s.session.command, s.session.subscriber))

@@ -242,7 +242,7 @@ enum WriteFlowModule {
                 y += 1
             }
             line("\(grouped(p.deleted)) \(setsTTL ? "updated" : "deleted") of \(grouped(p.total)) · \(String(format: "%.1f", p.elapsed)) s · \(grouped(Int(p.rate))) keys/s · batch \(p.batch)"
-                 + (p.eta.map { " · ETA \(String(format: "%.1f", $0)) s" } ?? ""))
+                 + (p.done < p.total ? (p.eta.map { " · ETA \(formatDuration(Int64($0 * 1000)))" } ?? " · ETA estimating…") : ""))
         }
         switch w.phase {
         case .planning(let n):

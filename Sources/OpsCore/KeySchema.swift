@@ -1,3 +1,4 @@
+import Foundation
 import RedisProtocol
 import RedisClient
 
@@ -131,4 +132,68 @@ func globMatch(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
         }
     }
     return s.isEmpty
+}
+
+/// Key names as operators give them: relative to the prefix, or full names that already carry
+/// it (as `keys` prints them) — the same rule in the console and every subcommand.
+extension KeySchema {
+    /// The full key for a name given: taken as it is when it already starts with the prefix.
+    public func named(_ b: Bytes) -> Bytes { relative(b) != nil ? b : prefix + b }
+
+    /// A glob relative to the prefix: a glob that already starts with the prefix loses it.
+    public func relativeGlob(_ g: Bytes) -> Bytes { relative(g) ?? g }
+
+    /// Whether a name given already carries the prefix (the CLI says so on stderr).
+    public func carriesPrefix(_ b: Bytes) -> Bool { !prefix.isEmpty && relative(b) != nil }
+}
+
+/// Key names read from standard input (`invalidate --stdin`, `expire --stdin`): one per
+/// line, or NDJSON objects with `"key"` or `"key_base64"` as `keys --json` prints them.
+public enum KeyLines {
+    public struct Bad: Error, CustomStringConvertible {
+        public let line: Int
+        public let why: String
+        public var description: String { "standard input, line \(line): \(why)" }
+    }
+
+    /// The names on one line (nil for a blank line). A JSON line's `key_base64` wins over
+    /// its `key`, which holds invalid bytes only as `\u00XX` escapes.
+    public static func name(_ raw: Bytes, line: Int) throws -> Bytes? {
+        var b = raw
+        while let last = b.last, last == 10 || last == 13 { b.removeLast() }
+        if b.isEmpty { return nil }
+        guard b.first == UInt8(ascii: "{") else { return b }
+        guard let j = JSONParser.parse(b) else { throw Bad(line: line, why: "starts with { but is not JSON") }
+        if let f = j.field("key_base64"), let s = Self.text(f) {
+            guard let d = Data(base64Encoded: s) else { throw Bad(line: line, why: "key_base64 is not valid base64") }
+            return Bytes(d)
+        }
+        switch j.field("key") {
+        case .string(let s)?: return Bytes(utf8: s)
+        case .bytes(let k)?: return k
+        default: throw Bad(line: line, why: "a JSON line needs a \"key\" (or \"key_base64\") string")
+        }
+    }
+
+    static func text(_ j: JSON) -> String? {
+        switch j {
+        case .string(let s): return s
+        case .bytes(let b): return String(decoding: b, as: UTF8.self)
+        default: return nil
+        }
+    }
+
+    /// Every name in a stream of lines, in order.
+    public static func names(_ data: Bytes) throws -> [Bytes] {
+        var out: [Bytes] = []
+        var start = 0
+        var n = 0
+        while start < data.count {
+            let end = data[start...].firstIndex(of: 10) ?? data.count
+            n += 1
+            if let k = try name(Array(data[start..<end]), line: n) { out.append(k) }
+            start = end + 1
+        }
+        return out
+    }
 }

@@ -277,7 +277,12 @@ public struct WriteProgress: Sendable, Equatable {
     public init(done: Int, total: Int, deleted: Int, elapsed: Double, batch: Int = 0) {
         self.done = done; self.total = total; self.deleted = deleted; self.elapsed = elapsed; self.batch = batch
     }
-    public var eta: Double? { done > 0 && done < total ? elapsed / Double(done) * Double(total - done) : nil }
+    /// Time left at the rate so far — only once the rate means something: pacing starts with
+    /// small batches and grows them, so the first fraction of a second would promise hours.
+    public var eta: Double? {
+        guard done > 0, done < total, elapsed >= 1, done * 50 >= total || elapsed >= 5 else { return nil }
+        return elapsed / Double(done) * Double(total - done)
+    }
     public var rate: Double { elapsed > 0 ? Double(done) / elapsed : 0 }
 }
 

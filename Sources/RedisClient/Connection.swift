@@ -73,7 +73,11 @@ public final class RedisConnection: @unchecked Sendable {
 
     public init(_ config: ConnectionConfig) throws {
         self.config = config
-        self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts, via: config.via)
+        do {
+            self.transport = try Transport(host: config.host, port: config.port, tls: config.tls, timeouts: config.timeouts, via: config.via)
+        } catch RedisError.tls(let ep, let reason) {
+            throw RedisError.tls(endpoint: ep, reason: reason + Self.tlsBecause(config))
+        }
         self.decoder = RESPDecoder(limits: config.limits)
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
         do {
@@ -89,8 +93,15 @@ public final class RedisConnection: @unchecked Sendable {
             if config.tls == nil, Self.failsLikeTLS(e), Self.speaksTLS(config) {
                 throw RedisError.tls(endpoint: config.endpoint, reason: "this port speaks TLS: connect with --tls (or a rediss:// URL)")
             }
+            if case .tls(let ep, let reason) = e { throw RedisError.tls(endpoint: ep, reason: reason + Self.tlsBecause(config)) }
             throw e
         }
+    }
+
+    /// " — TLS is on because NODE_ENV=production; --no-tls turns it off" (or nothing).
+    static func tlsBecause(_ config: ConnectionConfig) -> String {
+        guard let why = config.tls?.because else { return "" }
+        return " — TLS is on because \(why); --no-tls turns it off"
     }
 
     static func failsLikeTLS(_ e: RedisError) -> Bool {

@@ -243,8 +243,9 @@ extension ConnectionOptions {
             throw RedisError.usage("--sni needs a host name: an empty name would turn the certificate's host-name check off (to skip verification, say --insecure)")
         }
 
-        let tlsSettings = tls ? TLSSettings(caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key,
+        var tlsSettings = tls ? TLSSettings(caFile: flags.cacert, certFile: flags.cert, keyFile: flags.key,
                                              serverName: flags.sni, insecure: flags.insecure) : nil
+        if tlsBecause == "NODE_ENV=production" { tlsSettings?.because = tlsBecause }
         let prefix: String
         if let p = flags.prefix { prefix = p }
         else if let p = env["REDIS_PREFIX"], !p.isEmpty { prefix = p + ":" }

@@ -13,6 +13,9 @@ public struct TLSSettings: Sendable, Equatable {
     /// Server name for SNI and the host-name check (default: the host connected to).
     public var serverName: String?
     public var insecure: Bool
+    /// Why TLS is on, when the operator did not ask for it on the command line
+    /// (`NODE_ENV=production`): named in any TLS error, with the way to turn it off.
+    public var because: String?
     public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, serverName: String? = nil, insecure: Bool = false) {
         self.caFile = caFile; self.certFile = certFile; self.keyFile = keyFile
         self.serverName = serverName; self.insecure = insecure

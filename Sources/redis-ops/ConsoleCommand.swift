@@ -15,7 +15,9 @@ struct ConsoleCommand: ParsableCommand {
     var channels: [String] = []
     @Option(name: .customLong("shard-channel"), help: "Subscribe to this sharded channel (SSUBSCRIBE, for SPUBLISH; repeatable).")
     var shardChannels: [String] = []
-    @Option(name: .customLong("pattern"), help: "Subscribe to this pattern (repeatable; default workspace:*:events).")
+    @Flag(name: .customLong("pattern"), help: "Every --channel is a glob pattern (PSUBSCRIBE), as with tail --pattern. `--pattern GLOB` (the older spelling) subscribes that pattern, as --psubscribe does.")
+    var pattern = false
+    @Option(name: .customLong("psubscribe"), help: "Subscribe to this pattern (repeatable; default: the configured events pattern, workspace:*:events).")
     var patterns: [String] = []
     @Option(name: .long, help: "Messages kept in the live tail's ring buffer.")
     var buffer: Int = 10_000
@@ -31,8 +33,8 @@ struct ConsoleCommand: ParsableCommand {
         let (opts, schema) = try connection.resolveWithSchema()
         // Fail before taking over the screen if the server cannot be reached at all.
         try RedisConnection(opts.config).close()
-        var pats = patterns.map { Bytes(utf8: $0) }
-        let chans = channels.map { Bytes(utf8: $0) }
+        var pats = (patterns + (pattern ? channels : [])).map { Bytes(utf8: $0) }
+        let chans = pattern ? [] : channels.map { Bytes(utf8: $0) }
         let shards = shardChannels.map { Bytes(utf8: $0) }
         if pats.isEmpty && chans.isEmpty && shards.isEmpty { pats = [Bytes(utf8: schema.eventsPattern)] }
         var settings = ConsoleSettings(options: opts, channels: chans, patterns: pats, bufferSize: buffer, schema: schema,

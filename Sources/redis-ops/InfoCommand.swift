@@ -36,7 +36,7 @@ struct InfoCommand: ParsableCommand {
         func v(_ k: String) -> String { i[k].map { Escaper.string($0) } ?? "unknown" }
         var rows: [(String, String)] = []
         rows += [
-            ("server", opts.summary),
+            ("server", opts.summary + (opts.config.tls?.because.map { " (TLS because \($0); --no-tls turns it off)" } ?? "")),
             ("role", v("role")),
             ("version", v("redis_version")),
             ("uptime", i.int("uptime_in_seconds").map { formatDuration($0 * 1000) } ?? "unknown"),

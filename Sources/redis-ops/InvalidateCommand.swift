@@ -20,6 +20,8 @@ struct KeyNaming: ParsableArguments {
     var keysBase64: [String] = []
     @Flag(name: .long, help: "KEY arguments and --match use \\xHH escapes for bytes (and \\\\ for a backslash).")
     var escaped = false
+    @Flag(name: .long, help: "Also read key names from standard input: one per line, or NDJSON with \"key\" (or \"key_base64\") as `keys --json` prints them.")
+    var stdin = false
 
     /// Decodes `\xHH` and `\\`; anything else stays as it is.
     static func unescape(_ s: String) throws -> Bytes {
@@ -39,19 +41,35 @@ struct KeyNaming: ParsableArguments {
         return out
     }
 
-    /// The keys named (relative to the prefix), as exact bytes.
-    func keys(_ args: [String]) throws -> [Bytes] {
+    /// The keys named, as exact bytes, as given (relative to the prefix, or full names).
+    func given(_ args: [String]) throws -> [Bytes] {
         var out = try args.map { escaped ? try Self.unescape($0) : Bytes(utf8: $0) }
         for b in keysBase64 {
             guard let d = Data(base64Encoded: b) else { throw CLIError.usage("--key-base64 '\(b)' is not valid base64") }
             out.append(Bytes(d))
         }
+        if stdin {
+            var data = Bytes()
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(0, &buf, buf.count)
+                if n > 0 { data += buf[0..<n]; continue }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+            do { out += try KeyLines.names(data) } catch let e as KeyLines.Bad { throw CLIError.usage(e.description) }
+        }
         return out
     }
 
-    func glob(_ g: String?) throws -> String? {
-        guard let g else { return nil }
-        return escaped ? String(decoding: try Self.unescape(g), as: UTF8.self) : g
+    /// The full names of the keys named, with a note on stderr when some already carried
+    /// the prefix; and the glob relative to the prefix.
+    func resolve(_ args: [String], match: String?, schema: KeySchema) throws -> (keys: [Bytes], glob: String?) {
+        let names = try given(args)
+        let g = try match.map { escaped ? try Self.unescape($0) : Bytes(utf8: $0) }
+        PrefixHint.check(glob: g.map { String(decoding: $0, as: UTF8.self) }, keys: names, schema: schema)
+        if stdin && names.isEmpty && match == nil { Output.warn("redis-ops: note: --stdin: no key names on standard input; nothing to do") }
+        return (names.map { schema.named($0) }, g.map { String(decoding: schema.relativeGlob($0), as: UTF8.self) })
     }
 }
 
@@ -154,19 +172,19 @@ struct InvalidateCommand: ParsableCommand {
     var json = false
     @Option(name: .customLong("max-latency-ms"), parsing: .unconditional, help: "The longest any single command may take on the server (ms; default 2): the latency the deletes may add for the application.")
     var maxLatencyMs: Double?
-    @Argument(help: "Keys relative to the prefix, taken literally (no glob).")
+    @Argument(help: "Keys relative to the prefix (or full names that start with it), taken literally (no glob).")
     var keys: [String] = []
 
     func validate() throws {
-        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
+        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty && !naming.stdin { throw ValidationError("name keys, give --match GLOB, or --stdin") }
         if let m = match, m.isEmpty { throw ValidationError("--match must not be empty") }
         try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.01...1000, "milliseconds")
     }
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
-        PrefixHint.check(glob: match, keys: keys, schema: schema)
-        let req = WriteRequest(action: .invalidate, keys: try naming.keys(keys).map { schema.fullKey($0) }, glob: try naming.glob(match))
+        let (full, glob) = try naming.resolve(keys, match: match, schema: schema)
+        let req = WriteRequest(action: .invalidate, keys: full, glob: glob)
         try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
     }
 }
@@ -192,20 +210,19 @@ struct ExpireCommand: ParsableCommand {
     var json = false
     @Option(name: .customLong("max-latency-ms"), parsing: .unconditional, help: "The longest any single command may take on the server (ms; default 2): the latency the writes may add for the application.")
     var maxLatencyMs: Double?
-    @Argument(help: "Keys relative to the prefix, taken literally.")
+    @Argument(help: "Keys relative to the prefix (or full names that start with it), taken literally.")
     var keys: [String] = []
 
     func validate() throws {
-        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty { throw ValidationError("name keys or give --match GLOB") }
+        if match == nil && keys.isEmpty && naming.keysBase64.isEmpty && !naming.stdin { throw ValidationError("name keys, give --match GLOB, or --stdin") }
         try Numbers.check(ttl, "--ttl", 1...315_360_000)
         try Numbers.check(maxLatencyMs, "--max-latency-ms", 0.01...1000, "milliseconds")
     }
 
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
-        PrefixHint.check(glob: match, keys: keys, schema: schema)
-        let req = WriteRequest(action: .expire(ttl: ttl ?? schema.cacheTTL, onlyWithoutTTL: !all), keys: try naming.keys(keys).map { schema.fullKey($0) },
-                               glob: try naming.glob(match))
+        let (full, glob) = try naming.resolve(keys, match: match, schema: schema)
+        let req = WriteRequest(action: .expire(ttl: ttl ?? schema.cacheTTL, onlyWithoutTTL: !all), keys: full, glob: glob)
         try WriteCLI.run(req, connection: connection, schema: schema, opts: opts, dryRun: dryRun, yes: yes, json: json, maxLatencyMs: maxLatencyMs)
     }
 }

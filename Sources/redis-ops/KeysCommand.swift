@@ -9,7 +9,7 @@ struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keys", abstract: "List keys under the prefix with type, TTL and size (SCAN, never KEYS).")
 
     @OptionGroup var connection: ConnectionOptionGroup
-    @Option(name: .long, help: "Glob relative to the prefix (default '*').")
+    @Option(name: .long, help: "Glob relative to the prefix (a glob that starts with the prefix is taken as a full one).")
     var match: String = "*"
     @Option(name: .long, parsing: .unconditional, help: "Stop after N keys.")
     var limit: Int?
@@ -26,6 +26,7 @@ struct KeysCommand: ParsableCommand {
     func run() throws {
         let (opts, schema) = try connection.resolveWithSchema()
         PrefixHint.check(glob: match, keys: [], schema: schema)
+        let match = String(decoding: schema.relativeGlob(Bytes(utf8: self.match)), as: UTF8.self)
         let nodes = try connection.nodes(opts)
         // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
         let reader = KeyMetadataReader(schema: schema)

@@ -65,6 +65,46 @@ func reorderGlobalOptions(_ args: [String], subcommands: Set<String>) -> [String
     return args
 }
 
+/// The console's options that take a value (for telling a value from a stray word).
+let consoleValued: Set<String> = ["--channel", "--shard-channel", "--psubscribe", "--buffer"]
+
+/// `--pattern GLOB`, the console's older spelling, is `--psubscribe GLOB`: `--pattern` is
+/// now a flag, as in `tail` (the channels named are patterns). Only for the console.
+func consolePatternAlias(_ args: [String], subcommands: Set<String>) -> [String] {
+    if let first = args.first, subcommands.contains(first), first != "console" { return args }
+    var out: [String] = []
+    var i = 0
+    while i < args.count {
+        let a = args[i]
+        if a == "--" { out += args[i...]; break }
+        if a == "--pattern", i + 1 < args.count, !args[i + 1].hasPrefix("-") {
+            out += ["--psubscribe", args[i + 1]]; i += 2; continue
+        }
+        if a.hasPrefix("--pattern=") { out.append("--psubscribe=" + a.dropFirst("--pattern=".count)); i += 1; continue }
+        out.append(a)
+        if ConnectionOptionGroup.valued.contains(a) || consoleValued.contains(a), i + 1 < args.count { out.append(args[i + 1]); i += 2; continue }
+        i += 1
+    }
+    return out
+}
+
+/// A word where a subcommand would go that names none: said plainly, rather than the
+/// console's usage (the console takes no arguments).
+func unknownCommand(_ args: [String], subcommands: Set<String>) -> String? {
+    if let first = args.first, subcommands.contains(first) { return nil }
+    var i = 0
+    while i < args.count {
+        let a = args[i]
+        if a == "--" { return nil }
+        if !a.hasPrefix("-") || a == "-" {
+            return subcommands.contains(a) ? nil : a
+        }
+        if (ConnectionOptionGroup.valued.contains(a) || consoleValued.contains(a)) && i + 1 < args.count { i += 2; continue }
+        i += 1
+    }
+    return nil
+}
+
 @main
 enum Entry {
     static func main() {
@@ -76,7 +116,12 @@ enum Entry {
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&mask, sig) }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let names = Set(RedisOps.configuration.subcommands.map { $0.configuration.commandName ?? "" })
-        let args = reorderGlobalOptions(Array(CommandLine.arguments.dropFirst()), subcommands: names)
+        let args = consolePatternAlias(reorderGlobalOptions(Array(CommandLine.arguments.dropFirst()), subcommands: names), subcommands: names)
+        if let word = unknownCommand(args, subcommands: names) {
+            let visible = RedisOps.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
+            Output.warn("redis-ops: unknown command '\(word)'; the commands are \(visible.joined(separator: ", ")) (redis-ops --help)")
+            exit(2)
+        }
         do {
             var command = try RedisOps.parseAsRoot(args)
             try command.run()

@@ -244,13 +244,14 @@ enum Output {
 /// Globs and key names on the command line are relative to the prefix. One that starts with
 /// the prefix itself is most likely a full name given by habit: say how it was read.
 enum PrefixHint {
-    static func check(glob: String?, keys: [String], schema: KeySchema) {
+    /// A name that already starts with the prefix is the full name (as `keys` prints it and
+    /// the console accepts it): said once on stderr, so nobody wonders about `app:app:…`.
+    static func check(glob: String?, keys: [Bytes], schema: KeySchema) {
         let p = String(decoding: schema.prefix, as: UTF8.self)
         guard !p.isEmpty else { return }
-        for name in (glob.map { [$0] } ?? []) + keys where name.hasPrefix(p) {
-            let rest = String(name.dropFirst(p.count))
-            Output.warn("redis-ops: note: names are relative to the prefix \(Escaper.string(p)), so '\(Escaper.string(name))' means '\(Escaper.string(p + name))'; for '\(Escaper.string(name))' give '\(Escaper.string(rest))' (or --prefix '')")
-            return
-        }
+        let names = (glob.map { [Bytes(utf8: $0)] } ?? []) + keys
+        guard let first = names.first(where: { schema.carriesPrefix($0) }) else { return }
+        let more = names.filter { schema.carriesPrefix($0) }.count - 1
+        Output.warn("redis-ops: note: '\(Escaper.string(first))'\(more > 0 ? " (and \(more) more)" : "") already starts with the prefix \(Escaper.string(p)): taken as the full name (names without it are relative to it)")
     }
 }

@@ -24,22 +24,25 @@ struct TailCommand: ParsableCommand {
     var json = false
     @Flag(name: .customLong("exit-on-auth-failure"), help: "Exit (status 1) when the server refuses the password, instead of trying again slowly with the password read again.")
     var exitOnAuthFailure = false
-    @Argument(help: "Channels (or patterns with --pattern). Channel names never get the key prefix.")
+    @Argument(help: "Channels (or patterns with --pattern); none: the configured events pattern (workspace:*:events). Channel names never get the key prefix.")
     var channels: [String] = []
 
     func validate() throws {
-        if channels.isEmpty { throw ValidationError("give at least one CHANNEL (or a pattern with --pattern)") }
+        if channels.isEmpty && shard { throw ValidationError("--shard needs at least one CHANNEL") }
         if shard && pattern { throw ValidationError("--shard and --pattern cannot be combined: sharded pub/sub has no patterns") }
         try Numbers.check(count, "--count", 1...Int(Int32.max))
         try Numbers.check(timeout, "--timeout", 0.001...31_536_000, "seconds")
     }
 
     func run() throws {
-        let opts = try connection.resolve()
+        let (opts, schema) = try connection.resolveWithSchema()
         // Fail fast with one clear line if the server cannot be reached or refuses us.
         try RedisConnection(opts.config).close()
         let printer = TailPrinter(json: json, limit: count)
-        let names = channels.map { Bytes(utf8: $0) }
+        // No CHANNEL: the configured default pattern, as the console subscribes.
+        let pattern = self.pattern || channels.isEmpty
+        let names = channels.isEmpty ? [Bytes(utf8: schema.eventsPattern)] : channels.map { Bytes(utf8: $0) }
+        if channels.isEmpty { Output.warn("redis-ops: no CHANNEL given: subscribing to the events pattern \(Escaper.string(schema.eventsPattern)) (PSUBSCRIBE), as the console does") }
         printer.expected = names.count
         printer.kind = shard ? "SSUBSCRIBE" : (pattern ? "PSUBSCRIBE" : "SUBSCRIBE")
         let stop: () -> Void

@@ -241,6 +241,13 @@ final class ThreeJobsTests: XCTestCase {
         }
     }
 
+    func testTheHeaderSaysWhyTLSIsOn() {
+        var s = makeState(140, 20)
+        s.session.tls = true
+        s.session.tlsBecause = "NODE_ENV=production"
+        XCTAssertTrue(render(s).lines()[0].contains("TLS (NODE_ENV=production)"), render(s).lines()[0])
+    }
+
     // MARK: Act on exactly one thing
 
     func testCommandVerbsActOnExactlyOneKey() {

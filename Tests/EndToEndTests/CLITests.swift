@@ -31,17 +31,18 @@ final class KeysCLITests: XCTestCase {
         XCTAssertTrue(first.contains("\",\"type\":\"string\",\"ttl_ms\":"))
     }
 
-    /// A glob that starts with the prefix is read as the contract says (relative), and a note
-    /// on stderr says so; stdout stays the contract's.
-    func testAGlobWithThePrefixIsReadRelativeAndSaysSo() throws {
+    /// A glob that starts with the prefix is taken as a full one (as `keys` prints names and
+    /// the console accepts them), and a note on stderr says so; stdout stays the contract's.
+    func testAGlobWithThePrefixIsTakenAsFullAndSaysSo() throws {
         let r = try redisOps(["--port", port, "keys", "--match", "app:workspace:*", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout, "", "app:app:workspace:* matches nothing here")
-        XCTAssertTrue(r.stderr.contains("names are relative to the prefix app:, so 'app:workspace:*' means 'app:app:workspace:*'; for 'app:workspace:*' give 'workspace:*'"), r.stderr)
+        XCTAssertEqual(Set(try ndjson(r.stdout).map { $0["key"] as! String }), Set((1...20).map { "app:workspace:\($0)" }))
+        XCTAssertTrue(r.stderr.contains("'app:workspace:*' already starts with the prefix app:: taken as the full name"), r.stderr)
         XCTAssertEqual(try redisOps(["--port", port, "keys", "--match", "workspace:*"]).stderr, "", "no note for a relative glob")
-        let dry = try redisOps(["--port", port, "invalidate", "--match", "app:workspace:*", "--dry-run"],
+        let dry = try redisOps(["--port", port, "invalidate", "--match", "app:workspace:*", "--dry-run", "--json"],
                                env: ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString)"])
-        XCTAssertTrue(dry.stderr.contains("means 'app:app:workspace:*'"), dry.stderr)
+        XCTAssertEqual(try ndjson(dry.stdout).first?["matched"] as? Int, 20, dry.stderr)
+        XCTAssertTrue(dry.stderr.contains("taken as the full name"), dry.stderr)
     }
 
     func testKeysOutsideThePrefixNeverAppear() throws {
@@ -255,8 +256,16 @@ final class TailCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains(#""payload":"\u00ff\u0000A""#), r.stdout)
     }
 
-    func testTailNeedsAChannel() throws {
-        XCTAssertEqual(try redisOps(["tail"]).status, 2)
+    /// No CHANNEL: the configured events pattern, as the console subscribes.
+    func testTailWithNoChannelTakesTheEventsPattern() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let tail = BackgroundRun(["tail", "--port", String(s.port), "--count", "1", "--json", "--timeout", "20"])
+        let r = try XCTUnwrap(try tail.wait { n in try s.cli(["PUBLISH", "workspace:\(n):events", "{\"type\":\"plan.changed\"}"]) })
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try ndjson(r.stdout).first?["pattern"] as? String, "workspace:*:events")
+        XCTAssertTrue(r.stderr.contains("no CHANNEL given: subscribing to the events pattern workspace:*:events"), r.stderr)
+        XCTAssertEqual(try redisOps(["tail", "--shard"]).status, 2, "sharded channels have no default")
     }
 }
 

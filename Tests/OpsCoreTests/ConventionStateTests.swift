@@ -72,3 +72,14 @@ final class ConventionStateTests: XCTestCase {
         XCTAssertNil(CacheAge.updatedAt(Bytes(utf8: "not json"), field: "updatedAt"))
     }
 }
+
+final class ProgressTests: XCTestCase {
+    /// Pacing starts small: the first fraction of a second must not promise "2268.8 s".
+    func testETAWaitsForARateThatMeansSomething() {
+        XCTAssertNil(WriteProgress(done: 10, total: 100_000, deleted: 10, elapsed: 0.05).eta)
+        XCTAssertNil(WriteProgress(done: 1_000, total: 100_000, deleted: 1_000, elapsed: 1.2).eta, "1 % done: too early")
+        XCTAssertEqual(WriteProgress(done: 50_000, total: 100_000, deleted: 50_000, elapsed: 2).eta!, 2, accuracy: 0.001)
+        XCTAssertNotNil(WriteProgress(done: 1_000, total: 1_000_000, deleted: 1_000, elapsed: 6).eta, "a long run says something after 5 s")
+        XCTAssertNil(WriteProgress(done: 100, total: 100, deleted: 100, elapsed: 3).eta, "done")
+    }
+}
