@@ -458,6 +458,13 @@ enum KeysModule: ViewModule {
     /// entry re-read on every miss is never older than the TTL unless a write-through or an
     /// invalidation was missed, or the row really has not changed since.
     static func ageText(ttl: TTLState?, readAt: Double, kind: KeyKind, updatedAt: Double?, _ s: AppState) -> String {
+        let (text, flag) = age(ttl: ttl, readAt: readAt, kind: kind, updatedAt: updatedAt, s)
+        return text + (flag.map { " · ! " + $0 } ?? "")
+    }
+
+    /// The age line, and apart from it the flag (the inspector shows it as a line of its own,
+    /// so a narrow title never cuts it).
+    static func age(ttl: TTLState?, readAt: Double, kind: KeyKind, updatedAt: Double?, _ s: AppState) -> (String, String?) {
         var parts: [String] = []
         var flag: String?
         let elapsed = elapsedMs(since: readAt, now: s.now)
@@ -478,8 +485,7 @@ enum KeysModule: ViewModule {
             if age >= 0 { parts.append("cached ~\(formatDuration(age)) ago") }
         }
         parts.append("TTL " + formatTTL(ttl, elapsedMs: elapsed))
-        if let f = flag { parts.append("! " + f) }
-        return parts.joined(separator: " · ")
+        return (parts.joined(separator: " · "), flag)
     }
 
     static func inspectorLines(_ v: InspectedValue, _ s: AppState, width: Int) -> [[TextRun]] {
@@ -510,9 +516,12 @@ enum KeysModule: ViewModule {
         if let e = v.encoding { head += " (\(e))" }
         if let n = v.length { head += " · " + (v.type == "string" ? formatBytes(n) : "\(n) \(v.type == "stream" ? "entries" : "elements")") }
         if let b = v.bytes { head += " · \(formatBytes(b)) in memory" }
-        head += " · " + ageText(ttl: v.ttl, readAt: v.readAt, kind: s.schema.kind(of: v.key),
-                                updatedAt: CacheAge.updatedAt(v.string, field: s.schema.updatedAtField), s)
+        let (ageLine, flag) = age(ttl: v.ttl, readAt: v.readAt, kind: s.schema.kind(of: v.key),
+                                  updatedAt: CacheAge.updatedAt(v.string, field: s.schema.updatedAtField), s)
+        head += " · " + ageLine
         if ins.loading { head += " · loading…" }
-        TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: inspectorLines(v, s, width: g.width), scroll: ins.scroll)
+        var lines = inspectorLines(v, s, width: g.width)
+        if let f = flag { lines.insert([TextRun("! " + f, role: .warning)], at: 0) }
+        TextPane.draw(&g, top: L.paneTop, height: L.paneHeight, title: head, lines: lines, scroll: ins.scroll)
     }
 }

@@ -248,6 +248,28 @@ final class ThreeJobsTests: XCTestCase {
         XCTAssertTrue(render(s).lines()[0].contains("TLS (NODE_ENV=production)"), render(s).lines()[0])
     }
 
+    /// The inspector shows the value's age next to its TTL, and flags a value much older
+    /// than the cache TTL on a line of its own (a narrow title never cuts it).
+    func testTheInspectorShowsTheValuesAge() {
+        var s = loadedKeysState(100, 24)
+        send(&s, [.char("o"), .char("g")] + Array(repeating: Key.down, count: 5), ChannelTail())   // by name
+        let key = s.keys.selectedKey!
+        XCTAssertEqual(key, Bytes(utf8: "app:workspace:1"))
+        _ = send(&s, [.enter], ChannelTail())
+        var v = InspectedValue(key: key, type: "string", ttl: .expiresIn(ms: 296_000), bytes: 120, encoding: "embstr")
+        let iso = { (t: Double) -> String in
+            let f = ISO8601DateFormatter(); return f.string(from: Date(timeIntervalSince1970: t))
+        }
+        v.string = Bytes(utf8: #"{"id":42,"updatedAt":"\#(iso(s.now - 7 * 3600))"}"#)
+        v.readAt = s.now
+        _ = Reducer.reduce(&s, .inspected(v, appended: false), tail: ChannelTail())
+        let text = render(s).text
+        XCTAssertTrue(text.contains("value 7h00m old · cached ~4s ago · TTL 4m56s"), text)
+        XCTAssertTrue(text.contains("! older than the 5m00s TTL: missed invalidation?"), text)
+        // Another kind of key is not held to the cache TTL.
+        XCTAssertEqual(KeysModule.ageText(ttl: .persistent, readAt: s.now, kind: .other, updatedAt: s.now - 7 * 3600, s), "value 7h00m old · TTL none")
+    }
+
     // MARK: Act on exactly one thing
 
     func testCommandVerbsActOnExactlyOneKey() {

@@ -130,7 +130,7 @@ final class TourE2ETests: XCTestCase {
         try pane.send("Enter")
         try pane.waitFor("filtered keys") { $0.contains("no TTL: leak?") }
         try pane.send("Enter")
-        try pane.waitFor("inspector") { $0.contains("in memory · TTL none") && $0.contains("\"plan\"") }
+        try pane.waitFor("inspector") { $0.contains("in memory · value ") && $0.contains("· TTL none") && $0.contains("\"plan\"") }
         try pane.send("Escape")
         try pane.send("Escape")
         let dry = try pane.invalidationDryRun("workspace:1*", expecting: "would be deleted (UNLINK)", timeout: 20)

@@ -41,7 +41,7 @@ final class ScaleE2ETests: XCTestCase {
         defer { pane.kill() }
         try pane.send("2")
         let loaded = try pane.waitFor("the scan", timeout: 30) { $0.contains("keys match") && !$0.contains("scanning") }
-        XCTAssertTrue(loaded.contains("showing the first 20,000 by name: narrow with / (the server is searched)"), loaded)
+        XCTAssertTrue(loaded.contains("showing the first 20,000, flagged first: narrow with / (the server is searched)"), loaded)
         XCTAssertFalse(loaded.contains("app:workspace:98765"), "not among the rows loaded")
         try pane.send("/")
         try pane.type("workspace:98765")

@@ -52,7 +52,8 @@ final class RateLimitIntegrationTests: XCTestCase {
         XCTAssertEqual(rows.map { $0["blocked"] as? Bool }, [true, true, false, false], "blocked first")
         XCTAssertEqual(rows[0]["ttl_ms"] as? Int, -1)
         XCTAssertEqual(rows[1]["limit"] as? Int, 60)
-        XCTAssertEqual(Set(rows[1].keys), ["key", "identifier", "count", "limit", "ttl_ms", "blocked"])
+        XCTAssertEqual(Set(rows[1].keys), ["key", "identifier", "count", "limit", "ttl_ms", "blocked", "state"])
+        XCTAssertEqual(rows.map { $0["state"] as? String }, ["broken", "blocked", "near", "ok"], "the console's words")
         // A different limit changes the verdict.
         let h = try redisOps(["ratelimits", "--json", "--limit", "100", "--port", String(server.port)])
         XCTAssertTrue(h.stdout.contains(#""identifier":"ip:10.0.0.1","count":75,"limit":100"#), h.stdout)
