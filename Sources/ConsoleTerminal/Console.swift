@@ -128,10 +128,16 @@ public final class Console {
 
     /// Runs on a real terminal (ncurses) until the operator quits.
     public func run() throws {
-        let term = try Terminal(colour: settings.colour)
-        defer { term.shutdown() }
-        try run(on: term)
+        do {
+            let term = try Terminal(colour: settings.colour)
+            defer { term.shutdown() }
+            try run(on: term)
+        }
+        if let n = exitNote { FileHandle.standardError.write(Data((n + "\n").utf8)) }
     }
+
+    /// Said on stderr once the terminal is restored (what was put back on exit).
+    public private(set) var exitNote: String?
 
     public func run(on term: TerminalBackend, installSignals: Bool = true) throws {
         var sigFDs: [Int32] = [-1, -1]
@@ -213,8 +219,28 @@ public final class Console {
                    pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: sigFDs[0], events: Int16(POLLIN), revents: 0)]
 
+        // A console killed after `:notify on` left a note: say so, and offer to put it back.
+        let marker = effects.notifyMarker
+        if let text = try? String(contentsOfFile: marker, encoding: .utf8), let j = JSONParser.parse(Bytes(utf8: text)),
+           j.field("server")?.scalarText == o.summary, let back = j.field("restore")?.scalarText {
+            state.activity.restore = back
+            state.flash = Flash(text: "a console that turned keyspace notifications on was stopped before it put notify-keyspace-events back to '\(back)': :notify off (or quitting) puts it back",
+                                level: .warning, until: state.now + 15, view: nil)
+        }
         func apply(_ ev: AppEvent) {
             let t0 = monotonicNow()
+            let restoreBefore = state.activity.restore
+            defer {
+                if state.activity.restore != restoreBefore {
+                    if let back = state.activity.restore {
+                        let note = JSON.object([("server", .string(o.summary)), ("restore", .string(back))]).serialized()
+                        let fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600)
+                        if fd >= 0 { _ = note.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }; close(fd) }
+                    } else {
+                        unlink(marker)
+                    }
+                }
+            }
             let out = Reducer.reduce(&state, ev, tail: tail)
             meter.reduceSeconds += monotonicNow() - t0
             meter.events += 1
@@ -285,6 +311,14 @@ public final class Console {
                 urgent = false
             }
         }
+        if let back = state.activity.restore {
+            let current: String? = { if case .on(let v) = state.activity.notify { return v }; return nil }()
+            if let why = effects.restoreNotifications(back, current: current) {
+                exitNote = "redis-ops: could not put notify-keyspace-events back to '\(back)': \(why); set it by hand (CONFIG SET notify-keyspace-events '\(back)')"
+            } else {
+                exitNote = "redis-ops: notify-keyspace-events put back to '\(back)' (audited)"
+            }
+        }
     }
 }
 
@@ -317,7 +351,35 @@ final class EffectRunner {
         shardSubscriber = w
     }
 
-    func stop() { shardSubscriber?.stop() }
+    func stop() {
+        shardSubscriber?.stop()
+        activity.m.withLock { $0?.stop(); $0 = nil }
+    }
+
+    /// Keyspace notifications, counted on connections of their own (one per primary) from
+    /// the moment the Activity view is first opened until the console exits.
+    private let activity = ActivityBox()
+    final class ActivityBox: Sendable { let m = Mutex<KeyspaceActivity?>(nil) }
+
+    /// Where a pending "put notify-keyspace-events back" is remembered, so a console killed
+    /// before it could restore the value is noticed by the next one.
+    var notifyMarker: String { settings.audit.path + ".notify-restore" }
+
+    /// Puts `notify-keyspace-events` back as it was before `:notify on` (audited), on exit.
+    func restoreNotifications(_ value: String, current: String?) -> String? {
+        do {
+            let nodes = try NodeSet(config: settings.options.config, replicaReads: false)
+            let session = WriteSession(nodes: nodes, schema: schema, context: writeContext())
+            let req = WriteRequest(action: .config(parameter: KeyspaceNotifications.parameter, value: value, previous: current))
+            let r = try session.execute(WritePlan(request: req, keys: []))
+            if let e = r.error { return e }
+            if r.unknown > 0 { return "no reply to CONFIG SET: whether it was put back is unknown" }
+            unlink(notifyMarker)
+            return nil
+        } catch {
+            return Self.message(error)
+        }
+    }
 
     var schema: KeySchema { settings.schema }
 
@@ -334,6 +396,23 @@ final class EffectRunner {
         switch e {
         case .quit:
             break
+        case .startActivity:
+            let box = activity
+            interactive.submit(Worker.Job(tag: "activity", run: { ctx in
+                try ctx.nodes.refresh()
+                let (value, error) = KeyspaceActivity.notificationSetting(ctx.nodes)
+                if let v = value, !KeyspaceNotifications.missing(v).isEmpty { return [.activityNotify(value: v, error: nil)] }
+                box.m.withLock { a in
+                    if a == nil {
+                        let k = KeyspaceActivity(nodes: ctx.nodes, schema: schema)
+                        k.start()
+                        a = k
+                    }
+                }
+                return [.activityNotify(value: value, error: error)]
+            }, onError: { [.notice("keyspace notifications: \(Self.message($0))", .warning)] }))
+        case .readActivity:
+            if let snap = activity.m.withLock({ $0?.tally.snapshot(at: wallClockNow()) }) { post([.activity(snap)]) }
         case .subscribe(let name, let p):
             subscriber.subscribe(name, pattern: p)
         case .unsubscribe(let name, let p):

@@ -62,6 +62,7 @@ public enum Bindings {
         b([.char("R")], "R", "read every lock again now", .view(.locks), "rescan", .rescan),
 
         b([.char("R")], "R", "read the server again now", .view(.server), "refresh", .rescan),
+        b([.char("R")], "R", "read notify-keyspace-events again (after changing it in the parameter group)", .view(.activity), "recheck", .rescan),
 
         b([.char("n")], "n", "next match of the filter (Events), or next flagged row (Keys, Rate limits, Locks)", .global, nil, .nextMatch),
         b([.char("N")], "N", "previous match, or previous flagged row", .global, nil, .previousMatch),
@@ -72,6 +73,7 @@ public enum Bindings {
         b([.char("3")], "3", "Rate limits", .global, nil, .show(.rateLimits)),
         b([.char("4")], "4", "Locks", .global, nil, .show(.locks)),
         b([.char("5")], "5", "Server", .global, nil, .show(.server)),
+        b([.char("6")], "6", "Activity: keyspace events per namespace (sets, expirations, evictions)", .global, nil, .show(.activity)),
         b([.tab, .backTab], "Tab", "next view (Shift-Tab: previous)", .global, nil, .nextView),
         b([.up, .char("k")], "↑ k", "move up (in Events this stops following)", .global, nil, .up),
         b([.down, .char("j")], "↓ j", "move down", .global, nil, .down),
@@ -99,7 +101,7 @@ public enum Bindings {
     /// Footer entries for a view: its own keys first, then the global ones (no filter where
     /// there is no list).
     public static func footer(for view: ViewID) -> [(String, String)] {
-        active(in: view).filter { !(view == .server && $0.action == .filter) }.compactMap { b in b.footer.map { (b.label, $0) } }
+        active(in: view).filter { !((view == .server || view == .activity) && $0.action == .filter) }.compactMap { b in b.footer.map { (b.label, $0) } }
     }
 
     /// The key tables of the README, from the same table (a test keeps the README equal to it).

@@ -7,7 +7,7 @@ import OpsCore
 /// `:audit`, a view's name, `:q`. Keys may be given with or without the prefix; Tab completes.
 enum CommandLineModule {
     static let views: [String: ViewID] = ["events": .events, "keys": .keys, "ratelimits": .rateLimits, "rate": .rateLimits,
-                                          "locks": .locks, "server": .server, "1": .events, "2": .keys, "3": .rateLimits, "4": .locks, "5": .server]
+                                          "locks": .locks, "server": .server, "activity": .activity, "1": .events, "2": .keys, "3": .rateLimits, "4": .locks, "5": .server, "6": .activity]
 
     /// Every command, for `:help` (and the README): usage, then what it does.
     static let commands: [(usage: String, help: String)] = [
@@ -20,15 +20,16 @@ enum CommandLineModule {
         (":release LOCK", "release a stampede lock, e.g. :release workspace:42 (only if unchanged; asks first; audited)"),
         (":publish CHANNEL PAYLOAD", "publish one message (asks first; audited)"),
         (":doctor", "walk the path to the server step by step and say where it breaks"),
+        (":notify on|off", "turn keyspace notifications on for the Activity view (CONFIG SET; asks; audited; put back on exit), or back off"),
         (":audit", "the audit log"),
-        (":events :keys :ratelimits :locks :server", "go to a view"),
+        (":events :keys :ratelimits :locks :server :activity", "go to a view"),
         (":help", "this list"),
         (":q", "quit"),
     ]
 
     /// Verbs that take an argument; a word before a space that is none of them is an error,
     /// never a key lookup.
-    static let verbs: Set<String> = ["key", "get", "open", "ttl", "del", "delete", "unlink", "expire", "persist", "reset", "release", "publish"]
+    static let verbs: Set<String> = ["key", "get", "open", "ttl", "del", "delete", "unlink", "expire", "persist", "reset", "release", "publish", "notify"]
 
     /// The full key for what the operator typed (the prefix is added unless it is there).
     static func fullKey(_ text: String, _ s: AppState) -> Bytes {
@@ -107,6 +108,12 @@ enum CommandLineModule {
         case "release":
             if refuseWrite("releasing a lock", &s) { return [] }
             return [.lookupLock(namespacedKey(arg, pattern: s.schema.lockPattern, s))]
+        case "notify":
+            switch arg.lowercased() {
+            case "on": return ActivityModule.notify(true, &s)
+            case "off": return ActivityModule.notify(false, &s)
+            default: Reducer.flash(&s, "usage: :notify on|off", .warning); return []
+            }
         case "publish":
             if refuseWrite("publishing", &s) { return [] }
             guard let sp = arg.firstIndex(of: " ") else {

@@ -3,7 +3,7 @@ import RedisProtocol
 import OpsCore
 
 public enum ViewID: Int, CaseIterable, Sendable {
-    case events = 1, keys, rateLimits, locks, server
+    case events = 1, keys, rateLimits, locks, server, activity
     public var title: String {
         switch self {
         case .events: return "Events"
@@ -11,6 +11,7 @@ public enum ViewID: Int, CaseIterable, Sendable {
         case .rateLimits: return "Rate limits"
         case .locks: return "Locks"
         case .server: return "Server"
+        case .activity: return "Activity"
         }
     }
 }
@@ -283,6 +284,32 @@ public struct LocksState: Sendable, Equatable {
     public init() {}
 }
 
+/// Whether keyspace notifications feed the Activity view.
+public enum NotifyState: Sendable, Equatable {
+    case unknown
+    /// On, with every class the view needs.
+    case on(String)
+    /// Off, or short of a class the view needs: the current value.
+    case off(String)
+    /// CONFIG GET is not permitted (ElastiCache): counted anyway, said plainly.
+    case unreadable(String)
+}
+
+/// State of the Activity view: cumulative counts each second (bounded history), never events.
+public struct ActivityState: Sendable, Equatable {
+    public var notify: NotifyState = .unknown
+    public var history = ActivityHistory()
+    /// Counting has started (the subscriber connections run until the console exits).
+    public var running = false
+    /// The value `:notify on` replaced, put back when the console exits.
+    public var restore: String?
+    /// Namespaces invalidated by a pattern from this console, and when: a burst of sets
+    /// right after is a refill.
+    public var invalidated: [Bytes: Double] = [:]
+    public var cursor = 0
+    public init() {}
+}
+
 /// State of the Server view.
 public struct ServerState: Sendable, Equatable {
     public var series = ServerSeries()
@@ -317,6 +344,7 @@ public struct AppState: Sendable, Equatable {
     public var rateLimits = RateLimitsState()
     public var locks = LocksState()
     public var server = ServerState()
+    public var activity = ActivityState()
     /// The application's conventions (defaults for the prefix, or the config file's).
     public var schema: KeySchema
     public var auditPath = ""
@@ -355,6 +383,9 @@ public enum AppEvent: Sendable {
     case locksRefreshed([LockRow])
     case locksFailed(String)
     case server(ServerReading)
+    /// `notify-keyspace-events` as read (nil value: not readable, with why).
+    case activityNotify(value: String?, error: String?)
+    case activity(ActivitySnapshot)
     case serverFailed(String)
     case listeners(ListenerReading)
     case planProgress(id: Int, Int)
@@ -408,6 +439,10 @@ public enum Effect: Sendable, Equatable {
     case scanLocks
     case refreshLocks([Bytes])
     case readServer
+    /// Read `notify-keyspace-events` and, if notifications can be on, start counting them.
+    case startActivity
+    /// The counts now (a copy under a lock: cheap whatever the event rate).
+    case readActivity
     case readListeners(channels: [Bytes], patterns: [Bytes], shardChannels: [Bytes])
     /// The dry run of a write (recorded in the audit log).
     case plan(id: Int, WriteRequest)

@@ -38,6 +38,7 @@ func module(_ v: ViewID) -> any ViewModule.Type {
     case .rateLimits: return RateLimitsModule.self
     case .locks: return LocksModule.self
     case .server: return ServerModule.self
+    case .activity: return ActivityModule.self
     }
 }
 
@@ -52,7 +53,7 @@ public enum Reducer {
         case .tick(let now):
             s.now = now
             if let f = s.flash, f.until <= now { s.flash = nil }
-            return module(s.view).tick(&s)
+            return module(s.view).tick(&s) + ActivityModule.globalTick(s)
         case .resize(let w, let h):
             s.width = max(0, w); s.height = max(0, h)
             module(s.view).sync(&s, tail: tail)
@@ -95,6 +96,8 @@ public enum Reducer {
             return LocksModule.apply(event, &s)
         case .server, .serverFailed:
             return ServerModule.apply(event, &s)
+        case .activityNotify, .activity:
+            return ActivityModule.apply(event, &s)
         case .listeners(let reading):
             s.events.listeners = reading
             s.events.listenersReadAt = s.now

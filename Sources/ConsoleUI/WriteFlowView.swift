@@ -55,6 +55,8 @@ enum WriteFlowModule {
         case .written(let id, let r):
             if s.singleWrites.remove(id) != nil { return singleWriteDone(r, &s) }
             guard mine(id, s), let w = s.write, !isFinished(w.phase) else { return [] }
+            if case .running(let plan, _) = w.phase, r.action == .invalidate, let g = plan.request.glob { ActivityModule.invalidated(g, &s) }
+            if case .cancelling(let plan, _) = w.phase, r.action == .invalidate, let g = plan.request.glob { ActivityModule.invalidated(g, &s) }
             s.write?.phase = .done(r)
             switch r.action {
             case .invalidate, .expire: return KeysModule.scan(&s)
@@ -145,6 +147,7 @@ enum WriteFlowModule {
             Reducer.flash(&s, r.deleted > 0 ? "disconnected the client (CLIENT KILL, audited)" : "the client had already gone", .info)
         case .config(let p, let v, _):
             Reducer.flash(&s, "\(p) set to “\(Escaper.string(Bytes(utf8: v)))” (audited)", .info)
+            return ActivityModule.configWritten(r, &s)
         case .invalidate, .delete:
             Reducer.flash(&s, r.deleted > 0 ? "deleted \(key) (UNLINK, audited)" : "\(key) was already gone", .info)
         }

@@ -29,7 +29,7 @@ struct RedisOps: ParsableCommand {
         EXIT STATUS: 0 success; 1 a connection, authentication, TLS or server error; 2 a usage error or a refused write.
         """,
         version: "redis-ops \(RedisOpsVersion.current)",
-        subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self,
+        subcommands: [ConsoleCommand.self, KeysCommand.self, InfoCommand.self, TailCommand.self, RateLimitsCommand.self, InvalidateCommand.self, ActivityCommand.self, MemoryCommand.self,
                       ExpireCommand.self, PublishCommand.self, DoctorCommand.self, VersionCommand.self, DemoCommand.self, BenchTailCommand.self, BenchConsoleCommand.self,
                       BenchChannelsCommand.self],
         defaultSubcommand: ConsoleCommand.self

@@ -327,8 +327,9 @@ final class ShellTests: XCTestCase {
         var s = makeState()
         send(&s, [.char("3")], t); XCTAssertEqual(s.view, .rateLimits)
         send(&s, [.tab], t); XCTAssertEqual(s.view, .locks)
-        send(&s, [.tab, .tab], t); XCTAssertEqual(s.view, .events)
-        send(&s, [.backTab], t); XCTAssertEqual(s.view, .server)
+        send(&s, [.tab, .tab], t); XCTAssertEqual(s.view, .activity)
+        send(&s, [.tab], t); XCTAssertEqual(s.view, .events)
+        send(&s, [.backTab], t); XCTAssertEqual(s.view, .activity)
         send(&s, [.char("2")], t); XCTAssertEqual(s.view, .keys)
         XCTAssertTrue(s.keys.scanning, "entering Keys starts a scan")
     }

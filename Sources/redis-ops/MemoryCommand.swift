@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import RedisClient
+import RedisProtocol
+import OpsCore
+import ConsoleUI
+
+struct MemoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "memory",
+        abstract: "Memory and TTL shape per namespace: keys, MEMORY USAGE total and p50/p99/max, the biggest keys, and how many keys expire when.",
+        discussion: """
+        Reads every matching key (SCAN, then TYPE, PTTL and MEMORY USAGE pipelined, paced within the latency \
+        budget; in a cluster every shard at once), so the figures are exact: "sampled" is the number of keys \
+        whose MEMORY USAGE was read (all of them unless MEMORY is not permitted). A namespace whose keys should \
+        expire (cache entries, locks, counters) but have no TTL is flagged as a leak.
+        """)
+
+    @OptionGroup var connection: ConnectionOptionGroup
+    @Option(name: .long, help: "Glob relative to the prefix (a glob that starts with the prefix is taken as a full one).")
+    var match: String = "*"
+    @Flag(name: .long, help: "One JSON object per namespace: {\"namespace\",\"keys\",\"sampled\",\"bytes\",\"p50\",\"p99\",\"max\",\"ttl\":{…},\"biggest\":[…]}.")
+    var json = false
+
+    func run() throws {
+        let (opts, schema) = try connection.resolveWithSchema()
+        PrefixHint.check(glob: match, keys: [], schema: schema)
+        let match = String(decoding: schema.relativeGlob(Bytes(utf8: self.match)), as: UTF8.self)
+        let nodes = try connection.nodes(opts)
+        let reader = KeyMetadataReader(schema: schema)
+        let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)
+        scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
+        var shape = MemoryShape(prefix: schema.prefix)
+        let tty = isatty(2) == 1
+        var n = 0, last = 0.0
+        try scan.run { rows in
+            shape.add(rows)
+            n += rows.count
+            if tty, !json, monotonicNow() - last > 0.2 {
+                last = monotonicNow()
+                Output.warnTrusted("\u{1B}[2K\rread \(grouped(n)) keys…")
+            }
+            return true
+        }
+        if tty && !json { Output.warnTrusted("\u{1B}[2K\r") }
+        for w in reader.warnings { Output.warn("redis-ops: warning: " + w) }
+        let all = shape.sorted
+        if json {
+            for ns in all { Output.line(ns.json.serialized()) }
+            return
+        }
+        Output.line(padRight("NAMESPACE", 22) + padLeft("KEYS", 10) + padLeft("MEMORY", 10) + padLeft("P50", 9) + padLeft("P99", 9) + padLeft("MAX", 9)
+                    + "  TTL none / <1m / <5m / <1h / ≥1h")
+        for ns in all {
+            let sizes = [ns.percentile(50), ns.percentile(99), ns.max].map { padLeft($0.map(formatBytes) ?? "?", 9) }.joined()
+            var line = padRight(Escaper.string(ns.namespace, maxScalars: 20), 22) + padLeft(grouped(ns.keys), 10) + padLeft(formatBytes(ns.bytes), 10) + sizes
+            line += "  " + ns.ttl.map(grouped).joined(separator: " / ")
+            if ns.sampled < ns.keys { line += "  (size of \(grouped(ns.sampled)) read)" }
+            let leak = ns.leaks(schema)
+            if leak > 0 { line += "  ! \(grouped(leak)) with no TTL: leak?" }
+            Output.line(line)
+        }
+        if let top = all.first, !top.biggest.isEmpty {
+            Output.line("")
+            Output.line("biggest in \(Escaper.string(top.namespace)):")
+            for k in top.biggest.prefix(5) { Output.line("  " + padLeft(formatBytes(k.bytes), 9) + "  " + Escaper.string(k.key)) }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import XCTest
+import Foundation
+import RedisClient
+import RedisProtocol
+import TestSupport
+
+/// What the cache is doing, from keyspace notifications on real servers, and its memory shape.
+final class ActivityE2ETests: XCTestCase {
+    func audit() -> String { NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log" }
+
+    /// Sums `field` × the interval over the reports of one namespace: the events counted.
+    func counted(_ rows: [[String: Any]], _ ns: String, _ field: String, interval: Double) -> Double {
+        rows.filter { $0["namespace"] as? String == ns }.reduce(0) { $0 + (($1[field] as? Double) ?? Double(($1[field] as? Int) ?? 0)) * interval }
+    }
+
+    func testOffSaysWhatToSetAndExits1() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let r = try redisOps(["activity", "--port", String(s.port), "--count", "1"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("notify-keyspace-events"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("'Eg$xe'"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("parameter group"), r.stderr)
+        XCTAssertEqual(try s.cli(["CONFIG", "GET", "notify-keyspace-events"]).split(separator: "\n").last.map(String.init) ?? "x",
+                       "notify-keyspace-events", "the tool never turns them on by itself (the value is still empty)")
+    }
+
+    func testEveryEventIsCountedPerNamespace() throws {
+        let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe"])
+        defer { s.stop() }
+        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "4"])
+        try waitUntil("the subscriber", timeout: 10) { (try s.cli(["PUBSUB", "NUMPAT"]).trimmingCharacters(in: .whitespacesAndNewlines)) == "1" }
+        var script = ""
+        for i in 0..<300 { script += "SET app:workspace:\(i) x EX 300\n" }
+        for i in 0..<40 { script += "SET app:lock:workspace:\(i) 1 NX EX 10\n" }
+        for i in 0..<100 { script += "DEL app:workspace:\(i)\n" }
+        for i in 0..<5 { script += "SET other:\(i) y\n" }
+        _ = try s.cli([], stdin: script)
+        let r = try XCTUnwrap(bg.wait())
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try ndjson(r.stdout)
+        XCTAssertEqual(Set(rows.first.map { Array($0.keys) } ?? []), ["ts", "namespace", "set", "expired", "evicted", "del", "expire"])
+        // Rates × interval add up to what was done (the interval is measured, so within rounding).
+        XCTAssertEqual(counted(rows, "workspace", "set", interval: 1), 300, accuracy: 6)
+        XCTAssertEqual(counted(rows, "workspace", "del", interval: 1), 100, accuracy: 3)
+        XCTAssertEqual(counted(rows, "workspace", "expire", interval: 1), 300, accuracy: 6)
+        XCTAssertEqual(counted(rows, "lock", "set", interval: 1), 40, accuracy: 2)
+        XCTAssertEqual(counted(rows, "(outside the prefix)", "set", interval: 1), 5, accuracy: 1)
+    }
+
+    func testEvictionsOfEntriesWithTTLShowInTheirNamespace() throws {
+        let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe", "maxmemory 3mb", "maxmemory-policy allkeys-lru"])
+        defer { s.stop() }
+        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "3"])
+        try waitUntil("the subscriber", timeout: 10) { (try s.cli(["PUBSUB", "NUMPAT"]).trimmingCharacters(in: .whitespacesAndNewlines)) == "1" }
+        let big = String(repeating: "v", count: 2000)
+        var script = ""
+        for i in 0..<4000 { script += "SET app:workspace:\(i) \(big) EX 300\n" }
+        _ = try s.cli([], stdin: script)
+        let r = try XCTUnwrap(bg.wait())
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let evicted = counted(try ndjson(r.stdout), "workspace", "evicted", interval: 1)
+        let info = try s.cli(["INFO", "stats"])
+        let serverEvicted = info.components(separatedBy: .newlines).first { $0.hasPrefix("evicted_keys:") }.flatMap { Double($0.dropFirst(13).trimmingCharacters(in: .whitespacesAndNewlines)) } ?? -1
+        XCTAssertGreaterThan(serverEvicted, 0)
+        XCTAssertEqual(evicted, serverEvicted, accuracy: max(2, serverEvicted * 0.01), "as many as the server counted")
+    }
+
+    func testEachClusterNodesEventsAreCounted() throws {
+        let cluster = try RedisCluster(size: 3)
+        defer { cluster.stop() }
+        for p in cluster.ports { _ = try TestSupport.run(try which("redis-cli"), ["-p", String(p), "CONFIG", "SET", "notify-keyspace-events", "Eg$xe"]) }
+        let bg = BackgroundRun(["activity", "--port", String(cluster.ports[0]), "--json", "--interval", "1", "--count", "4"])
+        try waitUntil("a subscriber on every node", timeout: 15) {
+            try cluster.ports.allSatisfy { p in
+                (try TestSupport.run(try which("redis-cli"), ["-p", String(p), "PUBSUB", "NUMPAT"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == "1"
+            }
+        }
+        var script = ""
+        for i in 0..<300 { script += "SET app:workspace:\(i) x\n" }
+        _ = try cluster.cli([], stdin: script)
+        let r = try XCTUnwrap(bg.wait())
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(counted(try ndjson(r.stdout), "workspace", "set", interval: 1), 300, accuracy: 6, "keys of every slot, on every node")
+    }
+
+    /// Exact numbers on a keyspace whose sizes are known: the same as MEMORY USAGE per key.
+    func testMemoryPerNamespaceIsExact() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        var script = ""
+        for i in 0..<100 { script += "SET app:workspace:\(i) \(String(repeating: "w", count: 100 + i * 10)) EX \(i < 50 ? 30 : 600)\n" }
+        for i in 0..<30 { script += "SET app:session:\(i) \(String(repeating: "s", count: 50))\n" }
+        for i in 0..<10 { script += "SET app:lock:workspace:\(i) 1\n" }
+        _ = try s.cli([], stdin: script)
+        var sizes: [String: [Int]] = [:]
+        for (ns, n) in [("workspace", 100), ("session", 30)] {
+            for i in 0..<n {
+                let key = ns == "workspace" ? "app:workspace:\(i)" : "app:session:\(i)"
+                sizes[ns, default: []].append(Int(try s.cli(["MEMORY", "USAGE", key]).trimmingCharacters(in: .whitespacesAndNewlines))!)
+            }
+        }
+        let r = try redisOps(["memory", "--port", String(s.port), "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = try ndjson(r.stdout)
+        let ws = try XCTUnwrap(rows.first { $0["namespace"] as? String == "workspace" })
+        let w = sizes["workspace"]!.sorted()
+        XCTAssertEqual(ws["keys"] as? Int, 100)
+        XCTAssertEqual(ws["sampled"] as? Int, 100, "read whole")
+        XCTAssertEqual(ws["bytes"] as? Int, w.reduce(0, +))
+        XCTAssertEqual(ws["p50"] as? Int, w[49])
+        XCTAssertEqual(ws["p99"] as? Int, w[98])
+        XCTAssertEqual(ws["max"] as? Int, w[99])
+        let ttl = try XCTUnwrap(ws["ttl"] as? [String: Int])
+        XCTAssertEqual(ttl, ["none": 0, "lt1m": 50, "lt5m": 0, "lt1h": 50, "ge1h": 0])
+        let biggest = try XCTUnwrap(ws["biggest"] as? [[String: Any]])
+        XCTAssertEqual(biggest.count, 20)
+        XCTAssertEqual(biggest.first?["bytes"] as? Int, w[99])
+        XCTAssertEqual(biggest.map { $0["bytes"] as? Int ?? 0 }, Array(w.reversed().prefix(20)), "the 20 biggest, biggest first")
+        XCTAssertEqual(rows.first?["namespace"] as? String, "workspace", "biggest namespace first")
+        XCTAssertEqual(Array(rows.first!.keys).sorted(), ["biggest", "bytes", "keys", "max", "namespace", "p50", "p99", "sampled", "ttl"])
+        // The text flags the locks that never expire; --match narrows.
+        let text = try redisOps(["memory", "--port", String(s.port)])
+        let lockLine = text.stdout.split(separator: "\n").first { $0.hasPrefix("lock ") }.map(String.init) ?? ""
+        XCTAssertTrue(lockLine.contains("10 with no TTL: leak?"), text.stdout)
+        let only = try ndjson(try redisOps(["memory", "--port", String(s.port), "--json", "--match", "session:*"]).stdout)
+        XCTAssertEqual(only.map { $0["namespace"] as? String }, ["session"])
+    }
+
+    /// `:notify on` asks, sets, audits, and puts the value back when the console exits.
+    func testNotifyOnIsAuditedAndRestoredOnExit() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let log = audit()
+        let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "--port", String(s.port)], env: ["REDIS_OPS_AUDIT_LOG": log])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("6")
+        try pane.waitFor("the advice") { $0.contains("Keyspace notifications are off") && $0.contains("Eg$xe") }
+        try pane.send(":")
+        try pane.type("notify on")
+        try pane.send("Enter")
+        try pane.waitFor("the question") { $0.contains("Turn keyspace notifications on?") }
+        try pane.send("y")
+        try pane.waitFor("counting") { $0.contains("keyspace events (notify-keyspace-events") }
+        XCTAssertTrue(try s.cli(["CONFIG", "GET", "notify-keyspace-events"]).contains("E"))
+        for i in 0..<20 { _ = try s.cli(["SET", "app:workspace:\(i)", "x"]) }
+        try pane.waitFor("the rates") { screen in screen.split(separator: "\n").contains { $0.hasPrefix("workspace ") } }
+        try pane.send("q")
+        try pane.waitFor("the exit") { $0.contains("EXITED") }
+        XCTAssertEqual(try s.cli(["CONFIG", "GET", "notify-keyspace-events"]).split(separator: "\n").count, 1, "put back to '' on exit")
+        let records = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains(#""phase":"done""#) }
+        XCTAssertEqual(records.count, 2, "on, then back")
+        XCTAssertTrue(records.allSatisfy { $0.contains(#""action":"config""#) })
+    }
+
+    /// Where CONFIG is disabled (ElastiCache), the view still counts and `:notify` is refused.
+    func testNotifyIsRefusedWhereCONFIGIsDisabled() throws {
+        let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe", "rename-command CONFIG \"\""])
+        defer { s.stop() }
+        let r = try redisOps(["activity", "--port", String(s.port), "--count", "1", "--json", "--interval", "0.5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("cannot read notify-keyspace-events"), r.stderr)
+        let pane = try TmuxPane(width: 120, height: 30, command: [redisOpsBinary(), "--port", String(s.port)], env: ["REDIS_OPS_AUDIT_LOG": audit()])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("6")
+        try pane.waitFor("the note") { $0.contains("cannot be read") }
+        try pane.send(":")
+        try pane.type("notify on")
+        try pane.send("Enter")
+        try pane.waitFor("the refusal") { $0.contains("CONFIG is not permitted here") }
+    }
+}
