@@ -6,7 +6,7 @@ public enum Action: Sendable, Equatable {
     case filter, back, details, command, audit
     case pause, follow, subscribe, unsubscribe, write, channels, publish
     case reset, delete, invalidate, expire, sort, namespaces, nextPage, rescan
-    case nextMatch, previousMatch, cycleState
+    case nextMatch, previousMatch, cycleState, killClient
 }
 
 public struct Binding: Sendable {
@@ -62,6 +62,7 @@ public enum Bindings {
         b([.char("R")], "R", "read every lock again now", .view(.locks), "rescan", .rescan),
 
         b([.char("R")], "R", "read the server again now", .view(.server), "refresh", .rescan),
+        b([.char("k")], "k", "disconnect the selected client (CLIENT KILL ID; asks, naming it; audited). ↑/↓ select a client", .view(.server), "kill client", .killClient),
         b([.char("R")], "R", "read notify-keyspace-events again (after changing it in the parameter group)", .view(.activity), "recheck", .rescan),
 
         b([.char("n")], "n", "next match of the filter (Events), or next flagged row (Keys, Rate limits, Locks)", .global, nil, .nextMatch),

@@ -313,6 +313,9 @@ public struct ActivityState: Sendable, Equatable {
 /// State of the Server view.
 public struct ServerState: Sendable, Equatable {
     public var series = ServerSeries()
+    /// The selected client of the client list (by id, so a new reading keeps it).
+    public var clientCursor = 0
+    public var selectedClient: Int64?
     public var reading: ServerReading?
     public var lastRead: Double = 0
     public var error: String?

@@ -31,6 +31,7 @@ enum ServerModule: ViewModule {
                 r.clusterAt = old.clusterAt
             }
             s.server.reading = r
+            reselectClient(&s)
             s.server.series.add(r.sample)
             s.server.error = r.sample.overview.infoError
         case .serverFailed(let why):
@@ -42,7 +43,40 @@ enum ServerModule: ViewModule {
 
     static func perform(_ a: Action, _ s: inout AppState, tail: ChannelTail) -> [Effect] {
         if a == .rescan { s.server.lastRead = 0; return tick(&s) }
+        let list = s.server.reading?.clients?.clients ?? []
+        if ListNav.isMove(a) {
+            guard !list.isEmpty else { return [] }
+            s.server.clientCursor = ListNav.step(a, from: min(s.server.clientCursor, list.count - 1), count: list.count, page: 8)
+            s.server.selectedClient = list[s.server.clientCursor].id
+            return []
+        }
+        if a == .killClient {
+            guard !list.isEmpty else { Reducer.flash(&s, "no client list (CLIENT LIST not read yet, or not permitted)", .info); return [] }
+            if s.session.readOnly {
+                Reducer.flash(&s, "read-only mode: disconnecting a client is refused (start without --read-only to allow it)", .error)
+                return []
+            }
+            let c = list[min(s.server.clientCursor, list.count - 1)]
+            s.confirm = killConfirmation(c)
+        }
         return []
+    }
+
+    /// The question before CLIENT KILL: the client named so it cannot be mistaken.
+    static func killConfirmation(_ c: ClientSummary.Client) -> Confirmation {
+        let name = c.name.isEmpty ? "(no name)" : Escaper.string(Bytes(utf8: c.name))
+        return Confirmation(question: "Disconnect this client? (CLIENT KILL ID \(c.id), audited; its application may reconnect)",
+                            subject: "id \(c.id) · \(Escaper.string(Bytes(utf8: c.addr))) · \(name)",
+                            detail: "connected \(formatDuration(c.age * 1000)) · idle \(formatDuration(c.idle * 1000)) · last command \(Escaper.string(Bytes(utf8: c.cmd))) · output buffer \(formatBytes(c.omem))"
+                                + (c.subscriber ? " · a subscriber" : ""),
+                            effect: .execute(id: 0, WritePlan(request: WriteRequest(action: .kill(c.ref)), keys: [])))
+    }
+
+    /// A new reading keeps the selection on the same client (by id).
+    static func reselectClient(_ s: inout AppState) {
+        let list = s.server.reading?.clients?.clients ?? []
+        if let id = s.server.selectedClient, let i = list.firstIndex(where: { $0.id == id }) { s.server.clientCursor = i }
+        s.server.clientCursor = max(0, min(s.server.clientCursor, list.count - 1))
     }
     static func filterText(_ s: AppState) -> String { "" }
     static func filterTyped(_ text: String, _ s: inout AppState, tail: ChannelTail) -> [Effect] { [] }
@@ -234,13 +268,47 @@ enum ServerModule: ViewModule {
         guard let c = r.clients else { g.put(2, y, "reading…", .dim); y += 2; return }
         let groups = c.groups.prefix(4).map { "\(Escaper.string($0.name, maxScalars: 30)) ×\($0.count)" }.joined(separator: "  ")
         if y < g.height - 2 { g.put(2, y, "\(c.total) connections: " + groups, .normal); y += 1 }
-        for sub in c.subscribers.prefix(4) where y < g.height - 2 {
+        for sub in c.subscribers.prefix(2) where y < g.height - 2 {
             let role: Role = sub.omem > 8 << 20 ? .error : (sub.omem > 1 << 20 ? .warning : .normal)
             let what = [sub.channels > 0 ? "\(sub.channels) channels" : nil, sub.patterns > 0 ? "\(sub.patterns) patterns" : nil,
                         sub.shardChannels > 0 ? "\(sub.shardChannels) shard channels" : nil].compactMap { $0 }.joined(separator: ", ")
             g.put(2, y, "subscriber \(Escaper.string(sub.name, maxScalars: 30)) \(Escaper.string(sub.addr, maxScalars: 40)): \(what.isEmpty ? "subscribed" : what) · output buffer \(formatBytes(sub.omem))", role)
             y += 1
         }
+        // The clients, biggest output buffer first: ↑/↓ select, k disconnects.
+        let T = TableLayout.fit([Column("id", "ID", width: 7, priority: 9, alignRight: true),
+                                 Column("addr", "ADDRESS", width: 21, priority: 8),
+                                 Column("name", "NAME", width: 16, grow: 10, priority: 7),
+                                 Column("age", "AGE", width: 8, priority: 5, alignRight: true),
+                                 Column("idle", "IDLE", width: 8, priority: 6, alignRight: true),
+                                 Column("cmd", "LAST CMD", width: 12, priority: 6),
+                                 Column("omem", "OUT BUF", width: 9, priority: 9, alignRight: true)], width: g.width - 2)
+        let rows = min(8, max(0, g.height - 3 - y - 1))
+        guard rows > 0, !c.clients.isEmpty else { y += 1; return }
+        for sl in T.placed {
+            g.put(2 + sl.x, y, sl.column.alignRight ? padLeft(sl.column.title, sl.w) : sl.column.title, .columnHeader, maxX: 2 + sl.x + sl.w)
+        }
+        y += 1
+        let cur = min(s.server.clientCursor, c.clients.count - 1)
+        let top = max(0, min(cur - rows + 1, c.clients.count - rows))
+        for (i, cl) in c.clients.enumerated().dropFirst(top).prefix(rows) {
+            func put(_ id: String, _ text: String, _ role: Role) {
+                guard let sl = T.slot(id) else { return }
+                let t = sl.column.alignRight ? padLeft(text, sl.w) : text
+                g.put(2 + sl.x, y, t, role, maxX: 2 + sl.x + sl.w)
+            }
+            let bufRole: Role = cl.omem > 8 << 20 ? .error : (cl.omem > 1 << 20 ? .warning : .normal)
+            put("id", String(cl.id), .dim)
+            put("addr", Escaper.string(Bytes(utf8: cl.addr), maxScalars: 40), .normal)
+            put("name", cl.name.isEmpty ? "(no name)" : Escaper.string(Bytes(utf8: cl.name), maxScalars: 40), cl.name.isEmpty ? .dim : .normal)
+            put("age", formatDuration(cl.age * 1000), .normal)
+            put("idle", formatDuration(cl.idle * 1000), cl.idle > 3600 ? .warning : .normal)
+            put("cmd", Escaper.string(Bytes(utf8: cl.cmd), maxScalars: 30), .normal)
+            put("omem", formatBytes(cl.omem), bufRole)
+            if i == cur { g.select(y: y) }
+            y += 1
+        }
+        if c.total > c.clients.count, y < g.height - 2 { g.put(2, y, "showing \(c.clients.count) of \(grouped(c.total)) clients (biggest output buffer first)", .dim); y += 1 }
         y += 1
     }
 

@@ -143,8 +143,11 @@ enum WriteFlowModule {
             Reducer.flash(&s, r.updated > 0 ? "\(key) no longer expires (PERSIST, audited)" : "\(key) had no TTL (or is gone): unchanged", .info)
         case .publish:
             Reducer.flash(&s, "published: \(r.receivers ?? 0) subscriber\(r.receivers == 1 ? "" : "s") received it (audited)", .info)
-        case .kill:
-            Reducer.flash(&s, r.deleted > 0 ? "disconnected the client (CLIENT KILL, audited)" : "the client had already gone", .info)
+        case .kill(let c):
+            Reducer.flash(&s, r.deleted > 0 ? "disconnected client \(c.id) \(Escaper.string(Bytes(utf8: c.address))) (CLIENT KILL, audited)" : "client \(c.id) had already gone", .info)
+            // Gone from the list at once; the next CLIENT LIST says the rest.
+            s.server.reading?.clients?.clients.removeAll { $0.id == c.id }
+            ServerModule.reselectClient(&s)
         case .config(let p, let v, _):
             Reducer.flash(&s, "\(p) set to “\(Escaper.string(Bytes(utf8: v)))” (audited)", .info)
             return ActivityModule.configWritten(r, &s)

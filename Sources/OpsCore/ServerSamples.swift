@@ -119,6 +119,23 @@ public struct ClientSummary: Sendable, Equatable {
         public var oll: Int64
         public var age: Int64
     }
+    /// One connection, as the client list shows it.
+    public struct Client: Sendable, Equatable {
+        public var id: Int64
+        public var addr: String
+        public var name: String
+        public var age: Int64
+        public var idle: Int64
+        public var cmd: String
+        public var omem: Int64
+        public var subscriber: Bool
+        public var ref: ClientRef { ClientRef(id: id, address: addr, name: name, ageSeconds: age, lastCommand: cmd) }
+    }
+    /// The clients listed: biggest output buffer first (a stuck subscriber is first), then
+    /// the longest idle; at most `listedMax` of `total`.
+    public static let listedMax = 200
+    public var clients: [Client] = []
+
     public var total = 0
     public var groups: [Group] = []
     public var subscribers: [Subscriber] = []
@@ -145,6 +162,9 @@ public struct ClientSummary: Sendable, Equatable {
                 groups.append(Group(name: name, count: 1, addresses: [addr], omem: omem))
             }
             let sub = Int(f["sub"] ?? "0") ?? 0, psub = Int(f["psub"] ?? "0") ?? 0, ssub = Int(f["ssub"] ?? "0") ?? 0
+            clients.append(Client(id: Int64(id) ?? 0, addr: addr, name: f["name"].map(String.init) ?? "", age: Int64(f["age"] ?? "0") ?? 0,
+                                  idle: Int64(f["idle"] ?? "0") ?? 0, cmd: f["cmd"].map(String.init) ?? "?", omem: omem,
+                                  subscriber: sub + psub + ssub > 0))
             if sub + psub + ssub > 0 || (f["flags"]?.contains("P") ?? false) {
                 subscribers.append(Subscriber(id: String(id), name: name, addr: addr, channels: sub, patterns: psub, shardChannels: ssub,
                                               omem: omem, oll: Int64(f["oll"] ?? "0") ?? 0, age: Int64(f["age"] ?? "0") ?? 0))
@@ -152,6 +172,8 @@ public struct ClientSummary: Sendable, Equatable {
         }
         groups.sort { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
         subscribers.sort { $0.omem != $1.omem ? $0.omem > $1.omem : $0.id < $1.id }
+        clients.sort { ($0.omem, $0.idle, -$0.id) > ($1.omem, $1.idle, -$1.id) }
+        if clients.count > Self.listedMax { clients.removeLast(clients.count - Self.listedMax) }
     }
 }
 

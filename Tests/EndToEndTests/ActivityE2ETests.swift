@@ -172,3 +172,36 @@ final class ActivityE2ETests: XCTestCase {
         try pane.waitFor("the refusal") { $0.contains("CONFIG is not permitted here") }
     }
 }
+
+/// `k` in the Server view disconnects a real client, audited as "kill".
+final class ClientKillE2ETests: XCTestCase {
+    func testAClientIsKilledAndAudited() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        let victim = try s.admin()
+        _ = try victim.call(["CLIENT", "SETNAME", "stuckapp"].map { Bytes(utf8: $0) })
+        let victimID = try XCTUnwrap(try victim.call([Bytes(utf8: "CLIENT"), Bytes(utf8: "ID")]).int)
+        let log = NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"
+        let pane = try TmuxPane(width: 120, height: 50, command: [redisOpsBinary(), "--port", String(s.port)], env: ["REDIS_OPS_AUDIT_LOG": log])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("5")
+        try pane.waitFor("the client list", timeout: 15) { $0.contains("stuckapp") && $0.contains("LAST CMD") }
+        // Walk the list until the question names the client meant; anything but y cancels.
+        var asked = ""
+        for _ in 0..<12 {
+            try pane.send("k")
+            asked = try pane.waitFor("the question") { $0.contains("Disconnect this client?") }
+            if asked.contains("id \(victimID) ") { break }
+            try pane.send("n")
+            try pane.send("Down")
+        }
+        XCTAssertTrue(asked.contains("stuckapp"), asked)
+        try pane.send("y")
+        try pane.waitFor("the report") { $0.contains("disconnected client \(victimID)") }
+        XCTAssertFalse(try s.cli(["CLIENT", "LIST"]).contains("name=stuckapp"), "gone from the server")
+        let done = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains(#""phase":"done""#) }
+        XCTAssertEqual(done.count, 1)
+        XCTAssertTrue(done[0].contains(#""action":"kill""#) && done[0].contains(#""name":"stuckapp""#), String(done[0]))
+    }
+}
