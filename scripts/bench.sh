@@ -7,11 +7,13 @@
 #            with a PING probe measuring the latency the application sees during each
 #   tail:    a 10 s pub/sub flood consumed by the console's tail vs redis-cli SUBSCRIBE
 #   soak:    10 minutes of traffic on 1,000,000 distinct channels, the channels pane open: RSS and frame time
+#   activity: the console's Activity view at 20,000 keyspace events/s: its CPU (% of one core) and
+#            the events it counted against the server's own count of the writes (INFO commandstats)
 #   tunnel:  the same jobs through a proxy adding 25 ms each way (an operator's SSH/SSM tunnel), side
 #            by side with the same host and redis-cli: listing, a filter (and SLOWLOG against the
 #            budget), invalidation (with the application's p99 from a server-side PING loop), a
 #            3-primary cluster against its slowest shard alone, and the tail
-# Usage: scripts/bench.sh [keys|console|invalidate|tail|soak|tunnel|cluster|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10 SOAK_MINUTES=10)
+# Usage: scripts/bench.sh [keys|console|invalidate|tail|soak|tunnel|cluster|activity|all]   (KEYS_N=1000000 COUNTERS_N=20000 INVALIDATE_N=800000 FLOOD_SECONDS=10 SOAK_MINUTES=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT="${1:-all}"
@@ -307,4 +309,41 @@ PY
     kill $PPIDS 2>/dev/null || true
     for p in $CPORTS; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
     redis-cli -p "$PORT" FLUSHALL >/dev/null
+fi
+
+if [ "$WHAT" = all ] || [ "$WHAT" = activity ]; then
+    echo
+    echo "== activity: the console's Activity view at ${ACTIVITY_RATE:-20000} keyspace events/s =="
+    redis-cli -p "$PORT" FLUSHALL >/dev/null
+    redis-cli -p "$PORT" CONFIG SET notify-keyspace-events Eg\$xe >/dev/null
+    SOCK="redis-ops-bench-$$"
+    tmux -L "$SOCK" -f /dev/null new-session -d -x 140 -y 40 "REDIS_OPS_AUDIT_LOG=$TMP/audit.log $BIN --port $PORT"
+    sleep 2
+    tmux -L "$SOCK" send-keys 6
+    sleep 2
+    CPID=$(pgrep -f -n "$BIN --port $PORT" || true)
+    [ -n "$CPID" ] || { echo "the console did not start"; tmux -L "$SOCK" kill-server; exit 1; }
+    before=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted' || echo 0)
+    before=${before:-0}
+    set0=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2); set0=${set0:-0}
+    hz=$(getconf CLK_TCK)
+    c0=$(awk '{ print $14 + $15 }' "/proc/$CPID/stat"); t0=$(date +%s.%N)
+    sent=$(python3 scripts/keyevents_load.py "$PORT" "${ACTIVITY_RATE:-20000}" "${ACTIVITY_SECONDS:-20}")
+    sleep 2   # the last second's counts reach the screen
+    c1=$(awk '{ print $14 + $15 }' "/proc/$CPID/stat"); t1=$(date +%s.%N)
+    set1=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2)
+    after=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted')
+    tmux -L "$SOCK" send-keys q; sleep 1; tmux -L "$SOCK" kill-server 2>/dev/null || true
+    python3 - "$c0" "$c1" "$t0" "$t1" "$hz" "$sent" "$set0" "$set1" "$before" "$after" <<'PY'
+import sys
+c0, c1, t0, t1, hz, sent, s0, s1, b, a = sys.argv[1:]
+cpu = (float(c1) - float(c0)) / float(hz) / (float(t1) - float(t0)) * 100
+writes = int(s1) - int(s0)
+# Each SET ... EX publishes two keyevents (set, expire).
+events = 2 * writes
+counted = int(a or 0) - int(b or 0)
+print(f"SETs sent {int(sent):,}, the server ran {writes:,}: {events:,} keyspace events at {events / (float(t1) - float(t0) - 2):,.0f}/s")
+print(f"console CPU with the Activity view: {cpu:.1f} % of one core  (goal <= 15 %)")
+print(f"events counted by the console: {counted:,} of {events:,}, lost {events - counted:,}  (goal 0)")
+PY
 fi

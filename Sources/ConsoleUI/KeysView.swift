@@ -437,17 +437,38 @@ enum KeysModule: ViewModule {
         var y = L.paneTop
         let T = TableLayout.fit([Column("ns", " NAMESPACE (every key scanned)", width: 20, grow: 10_000, priority: 10),
                                  Column("keys", "KEYS", width: 10, priority: 9, alignRight: true),
-                                 Column("mem", "MEMORY", width: 10, priority: 8, alignRight: true),
-                                 Column("nottl", "NO TTL", width: 8, priority: 7, alignRight: true)], width: g.width)
+                                 Column("mem", "MEMORY", width: 9, priority: 8, alignRight: true),
+                                 Column("p50", "≈P50", width: 8, priority: 5, alignRight: true),
+                                 Column("p99", "≈P99", width: 8, priority: 5, alignRight: true),
+                                 Column("max", "MAX", width: 8, priority: 6, alignRight: true),
+                                 Column("nottl", "NO TTL", width: 8, priority: 7, alignRight: true),
+                                 Column("lt1m", "<1M", width: 7, priority: 4, alignRight: true),
+                                 Column("lt5m", "<5M", width: 7, priority: 4, alignRight: true),
+                                 Column("lt1h", "<1H", width: 7, priority: 4, alignRight: true),
+                                 Column("ge1h", "≥1H", width: 7, priority: 4, alignRight: true),
+                                 Column("note", "NOTE", width: 12, priority: 7)], width: g.width)
         T.header(&g, y: y)
         y += 1
-        for ns in snap.window.namespaces.sorted(by: { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.keys > $1.keys }) {
-            if y >= L.paneTop + L.paneHeight { break }
+        let sorted = snap.window.namespaces.sorted(by: { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.keys > $1.keys })
+        for ns in sorted {
+            if y >= L.paneTop + L.paneHeight - 1 { break }
             if let c = T.slot("ns") { g.put(c.x + 1, y, runs: Escaper.runs(ns.name, maxScalars: 80), .normal, maxX: c.x + c.w) }
             T.put(&g, y: y, "keys", grouped(ns.keys), .normal)
             T.put(&g, y: y, "mem", formatBytes(ns.bytes), .normal)
+            T.put(&g, y: y, "p50", ns.approxPercentile(50).map(formatBytes) ?? "?", .dim)
+            T.put(&g, y: y, "p99", ns.approxPercentile(99).map(formatBytes) ?? "?", .dim)
+            T.put(&g, y: y, "max", ns.sized > 0 ? formatBytes(ns.maxBytes) : "?", .normal)
             T.put(&g, y: y, "nottl", grouped(ns.noTTL), ns.noTTL > 0 ? .warning : .normal)
+            for (i, id) in ["lt1m", "lt5m", "lt1h", "ge1h"].enumerated() { T.put(&g, y: y, id, grouped(ns.ttl[i + 1]), .dim) }
+            // Keys that should expire (cache entries, locks, counters) but do not: a leak.
+            let seg = ns.name.last == UInt8(ascii: ":") ? ns.name : ns.name + Bytes(utf8: ":")
+            let kind = s.schema.kind(of: ns.biggest.first?.key ?? (s.schema.prefix + seg + Bytes(utf8: "x")))
+            if ns.noTTL > 0, kind != .other { T.put(&g, y: y, "note", "leak?", .error) }
             y += 1
+        }
+        if y < L.paneTop + L.paneHeight, let top = sorted.first, !top.biggest.isEmpty {
+            let list = top.biggest.prefix(3).map { Escaper.string($0.key, maxScalars: 50) + " " + formatBytes($0.bytes) }.joined(separator: " · ")
+            g.put(1, y, "biggest in \(Escaper.string(top.name.last == UInt8(ascii: ":") ? Array(top.name.dropLast()) : top.name)): \(list) — exact figures and the 20 biggest: redis-ops memory", .dim, maxX: g.width)
         }
     }
 

@@ -231,6 +231,58 @@ public struct NamespaceStat: Sendable, Equatable {
     public var keys: Int
     public var bytes: Int64
     public var noTTL: Int
+    /// TTLs: none, < 1 min, < 5 min, < 1 h, ≥ 1 h.
+    public var ttl = [Int](repeating: 0, count: 5)
+    /// Keys whose size was read, and the biggest of them.
+    public var sized = 0
+    public var maxBytes: Int64 = 0
+    public var biggest: [NamespaceMemory.KeySize] = []
+    /// Sizes in buckets a quarter of a power of two wide: percentiles within ~19 % in
+    /// O(1) per key, whatever the number of keys (exact figures: `redis-ops memory`).
+    var sizeBuckets = [Int](repeating: 0, count: 256)
+    public init(name: Bytes, keys: Int, bytes: Int64, noTTL: Int) { self.name = name; self.keys = keys; self.bytes = bytes; self.noTTL = noTTL }
+
+    static func bucket(_ b: Int64) -> Int {
+        guard b > 0 else { return 0 }
+        let e = 63 - b.leadingZeroBitCount            // floor(log2 b)
+        let frac = e >= 2 ? Int((b >> (e - 2)) & 3) : 0
+        return min(255, e * 4 + frac)
+    }
+    /// The upper bound of a bucket's sizes.
+    static func bucketTop(_ i: Int) -> Int64 {
+        let e = i / 4, frac = i % 4
+        guard e >= 2 else { return Int64(1) << (e + 1) }
+        return (Int64(4 + frac + 1) << (e - 2)) - 1
+    }
+
+    mutating func add(_ r: KeyInfo, keepBiggest: Int = 20) {
+        switch r.ttl {
+        case .persistent?: ttl[0] += 1
+        case .expiresIn(let ms)?: ttl[ms < 60_000 ? 1 : ms < 300_000 ? 2 : ms < 3_600_000 ? 3 : 4] += 1
+        default: break
+        }
+        guard let b = r.bytes else { return }
+        sized += 1
+        maxBytes = max(maxBytes, b)
+        sizeBuckets[Self.bucket(b)] += 1
+        if biggest.count < keepBiggest || b > biggest[biggest.count - 1].bytes {
+            let i = biggest.firstIndex { $0.bytes < b } ?? biggest.count
+            biggest.insert(NamespaceMemory.KeySize(key: r.key, bytes: b), at: i)
+            if biggest.count > keepBiggest { biggest.removeLast() }
+        }
+    }
+
+    /// About the `p`th percentile of the sizes read (at most the bucket's top, never above the max).
+    public func approxPercentile(_ p: Double) -> Int64? {
+        guard sized > 0 else { return nil }
+        let rank = max(1, Int((p / 100 * Double(sized)).rounded(.up)))
+        var seen = 0
+        for (i, n) in sizeBuckets.enumerated() where n > 0 {
+            seen += n
+            if seen >= rank { return min(maxBytes, Self.bucketTop(i)) }
+        }
+        return maxBytes
+    }
 }
 
 /// A bounded window over a keyspace listing: the first `capacity` keys in the current
@@ -341,6 +393,7 @@ public struct KeyWindow: Sendable, Equatable {
         namespaces[i!].keys += 1
         namespaces[i!].bytes += r.bytes ?? 0
         if r.ttl == .persistent { namespaces[i!].noTTL += 1 }
+        namespaces[i!].add(r)
     }
 
     /// The window, read again: re-read rows replace theirs; gone ones stay, marked gone.

@@ -83,3 +83,28 @@ final class ProgressTests: XCTestCase {
         XCTAssertNil(WriteProgress(done: 100, total: 100, deleted: 100, elapsed: 3).eta, "done")
     }
 }
+
+final class NamespaceShapeTests: XCTestCase {
+    /// The console's namespace panel: percentiles from buckets a quarter of a power of two
+    /// wide are never below the true value nor more than ~25 % above it; the max is exact.
+    func testApproximatePercentilesAreBoundedAndTheMaxExact() {
+        var st = NamespaceStat(name: Bytes(utf8: "workspace:"), keys: 0, bytes: 0, noTTL: 0)
+        var sizes: [Int64] = []
+        for i in 0..<1000 {
+            let b = Int64(50 + (i * 7919) % 5000)
+            sizes.append(b)
+            st.add(KeyInfo(key: Bytes(utf8: "app:workspace:\(i)"), type: "string", ttl: i % 2 == 0 ? .persistent : .expiresIn(ms: 30_000), bytes: b, kind: .cache, readAt: 0))
+        }
+        let sorted = sizes.sorted()
+        for p in [50.0, 99.0] {
+            let exact = sorted[Int((p / 100 * 1000).rounded(.up)) - 1]
+            let approx = st.approxPercentile(p)!
+            XCTAssertGreaterThanOrEqual(approx, exact)
+            XCTAssertLessThanOrEqual(Double(approx), Double(exact) * 1.25, "p\(p)")
+        }
+        XCTAssertEqual(st.maxBytes, sorted.last!)
+        XCTAssertEqual(st.ttl, [500, 500, 0, 0, 0])
+        XCTAssertEqual(st.biggest.count, 20)
+        XCTAssertEqual(st.biggest.map(\.bytes), Array(sorted.reversed().prefix(20)))
+    }
+}
