@@ -256,20 +256,12 @@ public struct NamespaceStat: Sendable, Equatable {
     }
 
     mutating func add(_ r: KeyInfo, keepBiggest: Int = 20) {
-        switch r.ttl {
-        case .persistent?: ttl[0] += 1
-        case .expiresIn(let ms)?: ttl[ms < 60_000 ? 1 : ms < 300_000 ? 2 : ms < 3_600_000 ? 3 : 4] += 1
-        default: break
-        }
+        if let i = NamespaceMemory.ttlBucket(r.ttl) { ttl[i] += 1 }
         guard let b = r.bytes else { return }
         sized += 1
         maxBytes = max(maxBytes, b)
         sizeBuckets[Self.bucket(b)] += 1
-        if biggest.count < keepBiggest || b > biggest[biggest.count - 1].bytes {
-            let i = biggest.firstIndex { $0.bytes < b } ?? biggest.count
-            biggest.insert(NamespaceMemory.KeySize(key: r.key, bytes: b), at: i)
-            if biggest.count > keepBiggest { biggest.removeLast() }
-        }
+        NamespaceMemory.keep(&biggest, r.key, b, limit: keepBiggest)
     }
 
     /// About the `p`th percentile of the sizes read (at most the bucket's top, never above the max).

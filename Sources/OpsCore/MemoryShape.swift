@@ -20,23 +20,32 @@ public struct NamespaceMemory: Sendable, Equatable {
         public var bytes: Int64
     }
 
+    /// The TTL histogram's bucket: none, < 1 min, < 5 min, < 1 h, ≥ 1 h (nil: gone or unknown).
+    static func ttlBucket(_ t: TTLState?) -> Int? {
+        switch t {
+        case .persistent?: return 0
+        case .expiresIn(let ms)?: return ms < 60_000 ? 1 : ms < 300_000 ? 2 : ms < 3_600_000 ? 3 : 4
+        default: return nil
+        }
+    }
+
+    /// Keeps the `limit` biggest, sorted descending (a small array: insertion is cheap, and
+    /// most keys fail the first comparison).
+    static func keep(_ biggest: inout [KeySize], _ k: Bytes, _ b: Int64, limit: Int) {
+        guard biggest.count < limit || b > biggest[biggest.count - 1].bytes else { return }
+        let i = biggest.firstIndex { $0.bytes < b } ?? biggest.count
+        biggest.insert(KeySize(key: k, bytes: b), at: i)
+        if biggest.count > limit { biggest.removeLast() }
+    }
+
     mutating func add(_ k: KeyInfo) {
         keys += 1
-        switch k.ttl {
-        case .persistent?: ttl[0] += 1
-        case .expiresIn(let ms)?: ttl[ms < 60_000 ? 1 : ms < 300_000 ? 2 : ms < 3_600_000 ? 3 : 4] += 1
-        default: break
-        }
+        if let i = Self.ttlBucket(k.ttl) { ttl[i] += 1 }
         guard let b = k.bytes else { return }
         sampled += 1
         bytes += b
         sizes.append(b)
-        // The biggest, kept sorted (descending); a small array, so insertion is cheap.
-        if biggest.count < Self.biggestKept || b > biggest[biggest.count - 1].bytes {
-            let i = biggest.firstIndex { $0.bytes < b } ?? biggest.count
-            biggest.insert(KeySize(key: k.key, bytes: b), at: i)
-            if biggest.count > Self.biggestKept { biggest.removeLast() }
-        }
+        Self.keep(&biggest, k.key, b, limit: Self.biggestKept)
     }
 
     /// Nearest-rank percentile of the sizes read (nil when none was).
