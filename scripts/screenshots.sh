@@ -36,6 +36,10 @@ WIN="$(xwininfo -root -tree | awk '/"redis-ops"/ {print $1; exit}')"
 [ -n "$WIN" ] || { echo "xterm window not found" >&2; exit 1; }
 shot() { sleep "${2:-1.5}"; import -window "$WIN" "$OUT/$1.png"; echo "wrote screenshots/$1.png"; }
 shot 01-events 3
+# Start counting keyspace events now, so the Activity view has minutes of history at the end.
+send '6'
+sleep 1
+send '1'
 send '/' ; tmux -L "$SOCK" send-keys -t shots -l 'type=member.added'; send Enter
 shot 02-events-filter
 send Enter
@@ -46,9 +50,9 @@ sleep 3
 send '/' ; tmux -L "$SOCK" send-keys -t shots -l 'workspace:*'; send Enter
 send Enter
 shot 04-keys-inspector 2
-send Escape Escape 'N'
+send Escape Escape 'M'
 shot 05-keys-namespaces 1
-send 'N' 'D'
+send 'M' 'D'
 tmux -L "$SOCK" send-keys -t shots -l 'workspace:2*'; send Enter
 shot 06-invalidate-dry-run 3
 send Escape '4'
@@ -79,5 +83,12 @@ send Escape '5'
 # The Server view after a minute of history, so the sparklines and the hit ratio of the
 # last minute are real.
 shot 11-server 65
+# The Activity view: the demo's keyspace events per namespace, a minute of history.
+send '6'
+shot 16-activity 3
+send ':'
+tmux -L "$SOCK" send-keys -t shots -l 'ttl workspace:1'
+send Enter
+shot 17-ttl-age 1.5
 send Escape 'q'
 sleep 1

@@ -354,11 +354,14 @@ final class EffectRunner {
     func stop() {
         shardSubscriber?.stop()
         activity.m.withLock { $0?.stop(); $0 = nil }
+        latencyProbe.m.withLock { $0?.stop(); $0 = nil }
     }
 
     /// Keyspace notifications, counted on connections of their own (one per primary) from
     /// the moment the Activity view is first opened until the console exits.
     private let activity = ActivityBox()
+    private let latencyProbe = ProbeBox()
+    final class ProbeBox: Sendable { let m = Mutex<LatencyProbe?>(nil) }
     final class ActivityBox: Sendable { let m = Mutex<KeyspaceActivity?>(nil) }
 
     /// Where a pending "put notify-keyspace-events back" is remembered, so a console killed
@@ -411,6 +414,18 @@ final class EffectRunner {
                 }
                 return [.activityNotify(value: value, error: error)]
             }, onError: { [.notice("keyspace notifications: \(Self.message($0))", .warning)] }))
+        case .startLatency:
+            let box = latencyProbe
+            interactive.submit(Worker.Job(tag: "latency", run: { ctx in
+                try ctx.nodes.refresh()
+                box.m.withLock { p in
+                    guard p == nil else { return }
+                    let probe = LatencyProbe(nodes: ctx.nodes) { samples, at in post([.latency(samples, at: at)]) }
+                    probe.start()
+                    p = probe
+                }
+                return []
+            }, onError: { [.notice("latency probe: \(Self.message($0))", .warning)] }))
         case .readActivity:
             if let snap = activity.m.withLock({ $0?.tally.snapshot(at: wallClockNow()) }) { post([.activity(snap)]) }
         case .subscribe(let name, let p):
@@ -459,6 +474,12 @@ final class EffectRunner {
             let clients = serverReads % 5 == 1
             interactive.submit(Worker.Job(tag: "server", run: { ctx in
                 var r = try ServerReading.read(ctx.nodes.seed(), clients: clients)
+                // A cluster: one slow log, merged from every node (one SLOWLOG GET per node).
+                if ctx.nodes.isCluster {
+                    let (entries, errors) = SlowlogEntry.merged(ctx.nodes)
+                    if !entries.isEmpty || errors.isEmpty { r.slowlog = entries; r.slowlogError = nil }
+                    else { r.slowlogError = errors.first }
+                }
                 // A cluster: every node's INFO, with CLIENT LIST's cadence (O(nodes)).
                 if clients, ctx.nodes.isCluster {
                     do { r.cluster = try ClusterNodes.read(ctx.nodes) } catch { r.clusterError = Self.message(error) }

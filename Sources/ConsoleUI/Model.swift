@@ -313,6 +313,9 @@ public struct ActivityState: Sendable, Equatable {
 /// State of the Server view.
 public struct ServerState: Sendable, Equatable {
     public var series = ServerSeries()
+    /// Round trips per node from the tool's own PINGs (one a second per node).
+    public var latency: [String: LatencyHistory] = [:]
+    public var latencyStarted = false
     /// The selected client of the client list (by id, so a new reading keeps it).
     public var clientCursor = 0
     public var selectedClient: Int64?
@@ -389,6 +392,7 @@ public enum AppEvent: Sendable {
     /// `notify-keyspace-events` as read (nil value: not readable, with why).
     case activityNotify(value: String?, error: String?)
     case activity(ActivitySnapshot)
+    case latency([LatencyProbe.Sample], at: Double)
     case serverFailed(String)
     case listeners(ListenerReading)
     case planProgress(id: Int, Int)
@@ -446,6 +450,8 @@ public enum Effect: Sendable, Equatable {
     case startActivity
     /// The counts now (a copy under a lock: cheap whatever the event rate).
     case readActivity
+    /// PING every node once a second on connections of their own (the Server view's latency).
+    case startLatency
     case readListeners(channels: [Bytes], patterns: [Bytes], shardChannels: [Bytes])
     /// The dry run of a write (recorded in the audit log).
     case plan(id: Int, WriteRequest)

@@ -94,7 +94,7 @@ public enum Reducer {
             return RateLimitsModule.apply(event, &s)
         case .locks, .locksRefreshed, .locksFailed:
             return LocksModule.apply(event, &s)
-        case .server, .serverFailed:
+        case .server, .serverFailed, .latency:
             return ServerModule.apply(event, &s)
         case .activityNotify, .activity:
             return ActivityModule.apply(event, &s)

@@ -8,7 +8,11 @@ enum ServerModule: ViewModule {
     /// A sparkline needs this many samples before it means anything.
     static let minSamples = 5
 
-    static func entered(_ s: inout AppState) -> [Effect] { tick(&s) }
+    static func entered(_ s: inout AppState) -> [Effect] {
+        var out = tick(&s)
+        if !s.server.latencyStarted { s.server.latencyStarted = true; out.append(.startLatency) }
+        return out
+    }
 
     static func tick(_ s: inout AppState) -> [Effect] {
         guard s.now - s.server.lastRead >= readEvery else { return [] }
@@ -36,6 +40,8 @@ enum ServerModule: ViewModule {
             s.server.error = r.sample.overview.infoError
         case .serverFailed(let why):
             s.server.error = why
+        case .latency(let samples, let at):
+            for x in samples { s.server.latency[x.node, default: LatencyHistory()].add(x.rtt, error: x.error, at: at) }
         default: break
         }
         return []
@@ -190,6 +196,7 @@ enum ServerModule: ViewModule {
         }
         drawLines()
         y += 1
+        latency(&g, s, &y)
         clients(&g, s, reading, &y)
         slowlog(&g, s, reading, &y)
     }
@@ -262,6 +269,39 @@ enum ServerModule: ViewModule {
         return true
     }
 
+    /// Round trips per node (the tool's own PINGs), per 15 s window as `redis-cli
+    /// --latency-history` reports them; the p99 of the last windows as a trend.
+    static func latency(_ g: inout CellGrid, _ s: AppState, _ y: inout Int) {
+        guard !s.server.latency.isEmpty, section(&g, "ROUND TRIP PER NODE (PING, one a second; this 15 s window)", &y) else { return }
+        func ms(_ v: Double) -> String { v < 0.01 ? String(format: "%.2f ms", v * 1000) : String(format: "%.1f ms", v * 1000) }
+        let T = TableLayout.fit([Column("node", "NODE", width: 22, priority: 10), Column("now", "NOW", width: 9, priority: 9, alignRight: true),
+                                 Column("min", "MIN", width: 9, priority: 6, alignRight: true), Column("avg", "AVG", width: 9, priority: 8, alignRight: true),
+                                 Column("p99", "P99", width: 9, priority: 9, alignRight: true), Column("max", "MAX", width: 9, priority: 5, alignRight: true),
+                                 Column("trend", "P99 PER 15 s", width: 20, priority: 4)], width: g.width - 2)
+        for sl in T.placed {
+            g.put(2 + sl.x, y, sl.column.alignRight ? padLeft(sl.column.title, sl.w) : sl.column.title, .columnHeader, maxX: 2 + sl.x + sl.w)
+        }
+        y += 1
+        for node in s.server.latency.keys.sorted() where y < g.height - 3 {
+            let h = s.server.latency[node]!
+            func put(_ id: String, _ text: String, _ role: Role) {
+                guard let sl = T.slot(id) else { return }
+                g.put(2 + sl.x, y, sl.column.alignRight ? padLeft(text, sl.w) : text, role, maxX: 2 + sl.x + sl.w)
+            }
+            put("node", Escaper.string(Bytes(utf8: node), maxScalars: 40), .normal)
+            if let e = h.error { put("now", "down", .error); put("min", Escaper.string(Bytes(utf8: e), maxScalars: 60), .error); y += 1; continue }
+            put("now", h.last.map(ms) ?? "…", (h.last ?? 0) > 0.1 ? .warning : .normal)
+            if let w = h.currentWindow ?? h.windows.last {
+                put("min", ms(w.min), .dim); put("avg", ms(w.avg), .normal); put("p99", ms(w.p99), w.p99 > 0.1 ? .warning : .normal); put("max", ms(w.max), .dim)
+            }
+            if let sl = T.slot("trend"), h.windows.count >= 2 {
+                g.put(2 + sl.x, y, sparkline(h.windows.map(\.p99), width: min(sl.w, h.windows.count), min: 0, max: nil), .info, maxX: 2 + sl.x + sl.w)
+            }
+            y += 1
+        }
+        y += 1
+    }
+
     static func clients(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
         guard section(&g, "WHO IS CONNECTED (CLIENT LIST)", &y) else { return }
         if let e = r.clientsError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); y += 2; return }
@@ -313,7 +353,8 @@ enum ServerModule: ViewModule {
     }
 
     static func slowlog(_ g: inout CellGrid, _ s: AppState, _ r: ServerReading, _ y: inout Int) {
-        guard section(&g, "SLOW LOG (SLOWLOG GET)", &y) else { return }
+        let merged = (r.slowlog ?? []).contains { $0.node != nil }
+        guard section(&g, merged ? "SLOW LOG (SLOWLOG GET on every node, merged, newest first)" : "SLOW LOG (SLOWLOG GET)", &y) else { return }
         if let e = r.slowlogError { g.put(2, y, "not available: \(Escaper.string(e))", .warning); return }
         guard let entries = r.slowlog, !entries.isEmpty else { g.put(2, y, "empty", .dim); return }
         for e in entries {
@@ -321,6 +362,7 @@ enum ServerModule: ViewModule {
             var x = g.put(1, y, padLeft("#\(e.id)", 6), .dim)
             x = g.put(x + 1, y, padLeft(ago(max(0, s.now - Double(e.at))), 10), .dim)
             x = g.put(x + 1, y, padLeft(String(format: "%.1f ms", Double(e.micros) / 1000), 10), e.micros > 10_000 ? .warning : .normal)
+            if merged { x = g.put(x + 1, y, padRight(Escaper.string(Bytes(utf8: e.node ?? "?"), maxScalars: 21), 21), .dim) }
             let cmd = e.args.prefix(6).map { Escaper.string($0, maxScalars: 60) }.joined(separator: " ")
             g.put(x + 2, y, cmd, .normal)
             y += 1

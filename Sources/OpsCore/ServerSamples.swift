@@ -15,6 +15,26 @@ public struct SlowlogEntry: Sendable, Equatable {
     public var micros: Int64
     public var args: [Bytes]
     public var client: Bytes?
+    /// The node it was logged on (a cluster's slow logs are merged).
+    public var node: String?
+
+    /// Every node's slow log, newest first (the slowest first within a second), `limit` in all.
+    public static func merged(_ nodes: NodeSet, limit: Int = 10) -> (entries: [SlowlogEntry], errors: [String]) {
+        guard nodes.isCluster, let t = nodes.topology else { return ([], []) }
+        var all: [SlowlogEntry] = []
+        var errors: [String] = []
+        for ep in t.shards.flatMap({ [$0.primary] + $0.replicas }) {
+            do {
+                let r = try nodes.connection(to: ep).call([Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: String(limit))])
+                if let e = r.errorReply { errors.append("\(ep): \(e.message)"); continue }
+                all += parse(r).map { var x = $0; x.node = ep.description; return x }
+            } catch {
+                errors.append("\(ep): \(error)")
+            }
+        }
+        all.sort { $0.at != $1.at ? $0.at > $1.at : $0.micros > $1.micros }
+        return (Array(all.prefix(limit)), errors)
+    }
 
     public static func parse(_ v: RESPValue) -> [SlowlogEntry] {
         (v.array ?? []).compactMap { e in

@@ -214,3 +214,30 @@ final class ClientKillE2ETests: XCTestCase {
         XCTAssertTrue(done[0].contains(#""action":"kill""#) && done[0].contains(#""name":"stuckapp""#), String(done[0]))
     }
 }
+
+/// The Server view on a cluster: a round trip per node from the tool's own PINGs, and one
+/// slow log merged from every node with a node column.
+final class ServerLatencyE2ETests: XCTestCase {
+    func testLatencyPerNodeAndAMergedSlowLog() throws {
+        let cluster = try RedisCluster(size: 3)
+        defer { cluster.stop() }
+        for p in cluster.ports { _ = try TestSupport.run(try which("redis-cli"), ["-p", String(p), "CONFIG", "SET", "slowlog-log-slower-than", "0"]) }
+        var script = ""
+        for i in 0..<60 { script += "SET app:workspace:\(i) x\n" }
+        _ = try cluster.cli([], stdin: script)
+        let pane = try TmuxPane(width: 140, height: 60, command: [redisOpsBinary(), "--port", String(cluster.ports[0])],
+                                env: ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("5")
+        let screen = try pane.waitFor("every node's round trip and the merged slow log", timeout: 20) { s in
+            s.contains("ROUND TRIP PER NODE") && cluster.ports.allSatisfy { s.contains("127.0.0.1:\($0) ") } && s.contains("merged, newest first")
+        }
+        let slow = screen.components(separatedBy: "merged, newest first").last ?? ""
+        let nodesInSlowLog = cluster.ports.filter { slow.contains("127.0.0.1:\($0)") }
+        XCTAssertGreaterThanOrEqual(nodesInSlowLog.count, 2, "entries from more than one node:\n\(slow)")
+        let lines = screen.split(separator: "\n").map(String.init)
+        let latencyRows = lines.filter { line in line.contains(" ms") && cluster.ports.contains { p in line.contains("127.0.0.1:\(p) ") } }
+        XCTAssertGreaterThanOrEqual(latencyRows.count, 3, screen)
+    }
+}

@@ -108,3 +108,25 @@ final class NamespaceShapeTests: XCTestCase {
         XCTAssertEqual(st.biggest.map(\.bytes), Array(sorted.reversed().prefix(20)))
     }
 }
+
+final class LatencyHistoryTests: XCTestCase {
+    /// Windows of 15 s: min/avg/p99/max of the PINGs in each, as redis-cli --latency-history.
+    func testWindowsOfFifteenSeconds() {
+        var h = LatencyHistory()
+        for i in 0..<30 { h.add(Double(i % 15 + 1) / 1000, at: 100 + Double(i)) }
+        XCTAssertEqual(h.windows.count, 1, "the second window is still filling")
+        let w = h.windows[0]
+        XCTAssertEqual(w.n, 15)
+        XCTAssertEqual(w.min, 0.001, accuracy: 1e-9)
+        XCTAssertEqual(w.max, 0.015, accuracy: 1e-9)
+        XCTAssertEqual(w.avg, 0.008, accuracy: 1e-9)
+        XCTAssertEqual(w.p99, 0.015, accuracy: 1e-9)
+        XCTAssertEqual(h.currentWindow?.n, 15)
+        // A failed PING says why, and does not count as a round trip.
+        h.add(nil, error: "connection refused", at: 129.5)
+        XCTAssertEqual(h.error, "connection refused")
+        XCTAssertEqual(h.currentWindow?.n, 15)
+        for i in 0..<(15 * 30) { h.add(0.001, at: 200 + Double(i)) }
+        XCTAssertLessThanOrEqual(h.windows.count, LatencyHistory.keep, "bounded")
+    }
+}
