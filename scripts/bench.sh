@@ -323,16 +323,16 @@ if [ "$WHAT" = all ] || [ "$WHAT" = activity ]; then
     sleep 2
     CPID=$(pgrep -f -n "$BIN --port $PORT" || true)
     [ -n "$CPID" ] || { echo "the console did not start"; tmux -L "$SOCK" kill-server; exit 1; }
-    before=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted' || echo 0)
+    before=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted' || true)
     before=${before:-0}
-    set0=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2); set0=${set0:-0}
+    set0=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2 || true); set0=${set0:-0}
     hz=$(getconf CLK_TCK)
     c0=$(awk '{ print $14 + $15 }' "/proc/$CPID/stat"); t0=$(date +%s.%N)
     sent=$(python3 scripts/keyevents_load.py "$PORT" "${ACTIVITY_RATE:-20000}" "${ACTIVITY_SECONDS:-20}")
     sleep 2   # the last second's counts reach the screen
     c1=$(awk '{ print $14 + $15 }' "/proc/$CPID/stat"); t1=$(date +%s.%N)
-    set1=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2)
-    after=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted')
+    set1=$(redis-cli -p "$PORT" INFO commandstats | grep -o 'cmdstat_set:calls=[0-9]*' | cut -d= -f2 || true)
+    after=$(tmux -L "$SOCK" capture-pane -p | grep -o '[0-9,]* counted' | tr -d ', counted' || true)
     tmux -L "$SOCK" send-keys q; sleep 1; tmux -L "$SOCK" kill-server 2>/dev/null || true
     python3 - "$c0" "$c1" "$t0" "$t1" "$hz" "$sent" "$set0" "$set1" "$before" "$after" <<'PY'
 import sys
