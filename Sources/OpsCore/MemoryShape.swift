@@ -103,3 +103,28 @@ public struct MemoryShape: Sendable, Equatable {
         namespaces.values.sorted { $0.bytes != $1.bytes ? $0.bytes > $1.bytes : $0.namespace.lexicographicallyPrecedes($1.namespace) }
     }
 }
+
+/// Hot keys: `OBJECT FREQ` of each key (the LFU counter, logarithmic), meaningful only under
+/// an LFU eviction policy (the server refuses it otherwise).
+public final class HotKeyReader: PageReader {
+    public struct Hot: Sendable, Equatable { public var key: Bytes; public var freq: Int64 }
+    public private(set) var refusal: String?
+    public init() {}
+    public func request(_ keys: [Bytes]) -> (commands: [[Bytes]], token: Void) {
+        (keys.map { [Bytes(utf8: "OBJECT"), Bytes(utf8: "FREQ"), $0] }, ())
+    }
+    public func rows(_ keys: [Bytes], _ token: Void, _ replies: ArraySlice<RESPValue>) -> [Hot] {
+        var out: [Hot] = []
+        for (k, r) in zip(keys, replies) {
+            if let e = r.errorReply { refusal = refusal ?? e.message; continue }
+            if let f = r.int { out.append(Hot(key: k, freq: f)) }
+        }
+        return out
+    }
+
+    /// The eviction policy from INFO memory (CONFIG may be disabled).
+    public static func policy(_ c: RedisConnection) -> String? {
+        guard let text = try? c.call([Bytes(utf8: "INFO"), Bytes(utf8: "memory")]).string else { return nil }
+        return text.components(separatedBy: .newlines).first { $0.hasPrefix("maxmemory_policy:") }.map { String($0.dropFirst(17)).trimmingCharacters(in: .whitespaces) }
+    }
+}

@@ -65,5 +65,23 @@ struct MemoryCommand: ParsableCommand {
             Output.line("biggest in \(Escaper.string(top.namespace)):")
             for k in top.biggest.prefix(5) { Output.line("  " + padLeft(formatBytes(k.bytes), 9) + "  " + Escaper.string(k.key)) }
         }
+        // Hot keys: only an LFU policy keeps an access counter (OBJECT FREQ); say why not otherwise.
+        Output.line("")
+        let policy = (try? nodes.seed()).flatMap { HotKeyReader.policy($0) }
+        guard let p = policy, p.contains("lfu") else {
+            Output.line("hot keys: unknown — the eviction policy is \(policy.map { Escaper.string(Bytes(utf8: $0)) } ?? "unknown"); OBJECT FREQ needs an LFU policy (allkeys-lfu or volatile-lfu)")
+            return
+        }
+        let hot = HotKeyReader()
+        var hottest: [HotKeyReader.Hot] = []
+        try KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: hot).run { rows in
+            hottest += rows
+            if hottest.count > 1000 { hottest = Array(hottest.sorted { $0.freq > $1.freq }.prefix(20)) }
+            return true
+        }
+        hottest = Array(hottest.sorted { $0.freq != $1.freq ? $0.freq > $1.freq : $0.key.lexicographicallyPrecedes($1.key) }.prefix(10))
+        if let e = hot.refusal, hottest.isEmpty { Output.line("hot keys: OBJECT FREQ refused: \(Escaper.string(Bytes(utf8: e)))"); return }
+        Output.line("hottest keys (OBJECT FREQ, \(Escaper.string(Bytes(utf8: p))): a logarithmic access counter that decays):")
+        for h in hottest { Output.line("  " + padLeft(String(h.freq), 5) + "  " + Escaper.string(h.key)) }
     }
 }

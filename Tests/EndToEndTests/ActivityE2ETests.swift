@@ -136,6 +136,25 @@ final class ActivityE2ETests: XCTestCase {
         XCTAssertEqual(only.map { $0["namespace"] as? String }, ["session"])
     }
 
+    /// Hot keys come from OBJECT FREQ under an LFU policy; otherwise the text says why not.
+    func testHotKeysOnlyUnderLFU() throws {
+        let plain = try RedisServer(.plain)
+        defer { plain.stop() }
+        _ = try plain.cli(["SET", "app:workspace:1", "x"])
+        let no = try redisOps(["memory", "--port", String(plain.port)])
+        XCTAssertTrue(no.stdout.contains("hot keys: unknown — the eviction policy is noeviction; OBJECT FREQ needs an LFU policy"), no.stdout)
+        let lfu = try RedisServer(.plain, extraConfig: ["maxmemory-policy allkeys-lfu"])
+        defer { lfu.stop() }
+        var script = ""
+        for i in 0..<50 { script += "SET app:workspace:\(i) x\n" }
+        for _ in 0..<300 { script += "GET app:workspace:7\n" }
+        _ = try lfu.cli([], stdin: script)
+        let r = try redisOps(["memory", "--port", String(lfu.port)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let after = r.stdout.components(separatedBy: "hottest keys").last ?? ""
+        XCTAssertEqual(after.split(separator: "\n").dropFirst().first.map { $0.hasSuffix("app:workspace:7") }, true, r.stdout)
+    }
+
     /// `:notify on` asks, sets, audits, and puts the value back when the console exits.
     func testNotifyOnIsAuditedAndRestoredOnExit() throws {
         let s = try RedisServer(.plain)
