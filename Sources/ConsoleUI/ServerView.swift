@@ -186,7 +186,10 @@ enum ServerModule: ViewModule {
         let ks = i.keyspace
         line("keys", ks.isEmpty ? [("no keys", .dim)] : ks.map { ("\($0.db): \(grouped(Int($0.keys))) keys, \(grouped(Int($0.expires))) with TTL", .normal) })
         if let lat = reading.latency, !lat.isEmpty {
-            line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) })
+            // LATENCY HISTORY of the first event that has one, as the trend.
+            let hist = lat.prefix(4).compactMap { reading.latencyHistory[$0.event] }.first
+            line("latency", lat.prefix(4).map { ("\(Escaper.string($0.event)) \($0.latestMs) ms (max \($0.maxMs))", $0.latestMs > 100 ? .warning : .normal) },
+                 spark: hist.map { $0.map(Double.init) }, range: hist.map { _ in (0, Double(lat.map(\.maxMs).max() ?? 1)) })
         }
         // In cluster mode the node table comes first (a hot or full shard, a lagging replica
         // stand out at a glance), the detail of the node connected to below it.

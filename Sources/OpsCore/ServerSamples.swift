@@ -221,6 +221,9 @@ public struct ServerReading: Sendable, Equatable {
     public var clientsError: String?
     public var latency: [LatencyEvent]?
     public var latencyError: String?
+    /// LATENCY HISTORY of the usual events (ms per sample, oldest first), those with samples.
+    public var latencyHistory: [String: [Int64]] = [:]
+    public static let historyEvents = ["command", "fast-command", "expire-cycle", "eviction-cycle", "eviction-del"]
     /// Cluster mode: every node (read less often: one INFO per node).
     public var cluster: [ClusterNodeInfo]?
     public var clusterError: String?
@@ -231,12 +234,18 @@ public struct ServerReading: Sendable, Equatable {
     public static func read(_ conn: RedisConnection, clients: Bool) throws -> ServerReading {
         var extra: [[Bytes]] = [[Bytes(utf8: "SLOWLOG"), Bytes(utf8: "GET"), Bytes(utf8: "10")], [Bytes(utf8: "LATENCY"), Bytes(utf8: "LATEST")]]
         if clients { extra.append([Bytes(utf8: "CLIENT"), Bytes(utf8: "LIST")]) }
+        let historyAt = extra.count
+        for e in historyEvents { extra.append([Bytes(utf8: "LATENCY"), Bytes(utf8: "HISTORY"), Bytes(utf8: e)]) }
         let (ov, r) = try ServerOverview.fetch(conn, alongWith: extra)
         var out = ServerReading(sample: ServerSample(at: wallClockNow(), overview: ov))
         if let e = r[0].errorReply { out.slowlogError = e.message } else { out.slowlog = SlowlogEntry.parse(r[0]) }
         if let e = r[1].errorReply { out.latencyError = e.message } else { out.latency = LatencyEvent.parse(r[1]) }
         if clients {
             if let e = r[2].errorReply { out.clientsError = e.message } else { out.clients = ClientSummary(clientList: r[2].string ?? "") }
+        }
+        for (i, e) in historyEvents.enumerated() where historyAt + i < r.count {
+            let samples = (r[historyAt + i].array ?? []).compactMap { $0.array.flatMap { $0.count >= 2 ? $0[1].int : nil } }
+            if !samples.isEmpty { out.latencyHistory[e] = samples }
         }
         return out
     }

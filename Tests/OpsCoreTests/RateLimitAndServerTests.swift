@@ -202,3 +202,20 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertEqual(try redisOps(["keys", "--config", home + "/nope.toml"]).status, 2)
     }
 }
+
+final class LatencyHistoryReadTests: XCTestCase {
+    /// LATENCY HISTORY is read with the rest of the Server view's pipeline.
+    func testLatencyHistoryOfTheCommandEvent() throws {
+        let s = try RedisServer(.plain, extraConfig: ["latency-monitor-threshold 5", "enable-debug-command yes"])
+        defer { s.stop() }
+        let c = try s.admin()
+        _ = try c.call(["DEBUG", "SLEEP", "0.03"].map { Bytes(utf8: $0) })
+        usleep(1_100_000)
+        _ = try c.call(["DEBUG", "SLEEP", "0.02"].map { Bytes(utf8: $0) })
+        let r = try ServerReading.read(c, clients: false)
+        XCTAssertEqual(r.latency?.first?.event, "command")
+        let h = try XCTUnwrap(r.latencyHistory["command"])
+        XCTAssertEqual(h.count, 2, "one sample a second at most")
+        XCTAssertTrue(h[0] >= 25 && h[1] >= 15, "\(h)")
+    }
+}
