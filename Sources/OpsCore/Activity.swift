@@ -177,26 +177,89 @@ public struct ActivitySnapshot: Sendable, Equatable {
 }
 
 /// The keyspace notifications of every primary (notifications are per node), counted into
-/// one tally: a subscriber connection per node, each on its own thread.
+/// one tally: a subscriber connection per node, each on its own thread. In a cluster the
+/// primaries are read again every `followEvery` seconds: a new primary (after a failover or a
+/// new shard) gets a subscriber, a node that became a replica loses its own (a replica
+/// replays the primary's writes, and would count them twice).
 public final class KeyspaceActivity: @unchecked Sendable {
     public let tally: ActivityTally
-    private var workers: [SubscriptionWorker] = []
-    public let nodeCount: Int
+    private let lock = Mutex<[String: SubscriptionWorker]>([:])
+    private let config: ConnectionConfig
+    private let cluster: Bool
+    private let pattern: Bytes
+    private let stopping = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
+    private let followerDone = DispatchSemaphore(value: 0)
+    public static let followEvery = 5.0
 
     /// `nodes` gives the primaries (a cluster's, or the one server); `db` the database.
     public init(nodes: NodeSet, schema: KeySchema) {
         tally = ActivityTally(prefix: schema.prefix)
-        let db = nodes.config.db
-        let pattern = Bytes(utf8: "__keyevent@\(db)__:*")
-        let configs: [ConnectionConfig]
-        if nodes.isCluster, let t = nodes.topology { configs = t.primaries.map { nodes.config(for: $0) } }
-        else { configs = [nodes.config] }
-        nodeCount = configs.count
-        workers = configs.map { SubscriptionWorker(config: $0, channels: [], patterns: [pattern], sink: tally) }
+        config = nodes.config
+        cluster = nodes.isCluster
+        pattern = Bytes(utf8: "__keyevent@\(nodes.config.db)__:*")
+        lock.withLock { $0 = Dictionary(uniqueKeysWithValues: Self.primaries(nodes).map { ($0.0, self.worker($0.1)) }) }
     }
 
-    public func start() { for w in workers { w.start() } }
-    public func stop() { for w in workers { w.stop() } }
+    public var nodeCount: Int { lock.withLock { $0.count } }
+
+    static func primaries(_ nodes: NodeSet) -> [(String, ConnectionConfig)] {
+        if nodes.isCluster, let t = nodes.topology { return t.primaries.map { ($0.description, nodes.config(for: $0)) } }
+        return [(Endpoint(host: nodes.config.host, port: nodes.config.port).description, nodes.config)]
+    }
+
+    private func worker(_ cfg: ConnectionConfig) -> SubscriptionWorker {
+        SubscriptionWorker(config: cfg, channels: [], patterns: [pattern], sink: tally)
+    }
+
+    public func start() {
+        started.store(true, ordering: .relaxed)
+        for w in lock.withLock({ Array($0.values) }) { w.start() }
+        guard cluster else { followerDone.signal(); return }
+        Thread.detachNewThread { [self] in
+            var nodes: NodeSet?
+            while !stopping.load(ordering: .relaxed) {
+                var waited = 0.0
+                while waited < Self.followEvery, !stopping.load(ordering: .relaxed) { usleep(100_000); waited += 0.1 }
+                if stopping.load(ordering: .relaxed) { break }
+                do {
+                    if nodes == nil { nodes = try NodeSet(config: config) } else { try nodes?.refresh() }
+                    guard let n = nodes else { continue }
+                    follow(Self.primaries(n))
+                } catch {
+                    nodes = nil
+                }
+            }
+            followerDone.signal()
+        }
+    }
+
+    /// Subscribers on exactly these primaries.
+    func follow(_ now: [(String, ConnectionConfig)]) {
+        let wanted = Set(now.map(\.0))
+        var started: [SubscriptionWorker] = []
+        var stopped: [SubscriptionWorker] = []
+        lock.withLock { ws in
+            for (name, cfg) in now where ws[name] == nil {
+                let w = worker(cfg)
+                ws[name] = w
+                started.append(w)
+            }
+            for name in ws.keys where !wanted.contains(name) { stopped.append(ws.removeValue(forKey: name)!) }
+        }
+        for w in started { w.start() }
+        for w in stopped { w.stop() }
+        if !started.isEmpty || !stopped.isEmpty {
+            tally.notice(.gap(from: 0, to: 0, reason: "primaries changed: now \(now.map(\.0).sorted().joined(separator: ", "))"))
+        }
+    }
+
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        guard started.load(ordering: .relaxed) else { return }
+        followerDone.wait()
+        for w in lock.withLock({ Array($0.values) }) { w.stop() }
+    }
 
     /// The setting on every primary: the first node whose setting lacks something, or the
     /// common value; nil value with a reason when CONFIG is not permitted anywhere.

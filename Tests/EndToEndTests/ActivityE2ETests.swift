@@ -260,3 +260,45 @@ final class ServerLatencyE2ETests: XCTestCase {
         XCTAssertGreaterThanOrEqual(latencyRows.count, 3, screen)
     }
 }
+
+/// After a failover the new primary's events are counted, and the demoted node's are not
+/// (a replica replays its primary's writes: counting both would count them twice).
+final class ActivityFailoverE2ETests: XCTestCase {
+    func numpat(_ p: Int) throws -> String {
+        try TestSupport.run(try which("redis-cli"), ["-p", String(p), "PUBSUB", "NUMPAT"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func testTheSubscribersFollowTheNewPrimary() throws {
+        let cluster = try RedisCluster(size: 3, replicas: 1, nodeTimeout: 2000)
+        defer { cluster.stop() }
+        for p in cluster.ports { _ = try TestSupport.run(try which("redis-cli"), ["-p", String(p), "CONFIG", "SET", "notify-keyspace-events", "Eg$xe"]) }
+        let primaries = try cluster.primaries().map { cluster.ports[$0] }
+        let bg = BackgroundRun(["activity", "--port", String(primaries[0]), "--json", "--interval", "1", "--count", "120"])
+        try waitUntil("a subscriber on every primary", timeout: 15) { try primaries.allSatisfy { try self.numpat($0) == "1" } }
+        func writes(_ from: Int) throws -> Int {
+            var script = ""
+            for i in from..<(from + 100) { script += "SET app:workspace:\(i) x\n" }
+            return try cluster.cli([], stdin: script).components(separatedBy: "\n").filter { $0 == "OK" }.count
+        }
+        var done = try writes(0)
+        // A replica takes over its primary (CLUSTER FAILOVER, as a planned failover does).
+        let replica = try XCTUnwrap(try cluster.replicaIndices().first)
+        let replicaPort = cluster.ports[replica]
+        _ = try TestSupport.run(try which("redis-cli"), ["-p", String(replicaPort), "CLUSTER", "FAILOVER"])
+        try waitUntil("the failover", timeout: 20) { try cluster.nodes[replica].cli(["ROLE"]).hasPrefix("master") }
+        try cluster.waitUntilHealthy()
+        let demoted = try XCTUnwrap(primaries.first { p in (try? TestSupport.run(try which("redis-cli"), ["-p", String(p), "ROLE"]).stdout.hasPrefix("slave")) == true })
+        try waitUntil("the subscriber moved to the new primary", timeout: 15) {
+            try self.numpat(replicaPort) == "1" && self.numpat(demoted) == "0"
+        }
+        done += try writes(100)
+        // Two more reports, then stop it (each report is written and flushed as it comes).
+        sleep(3)
+        kill(bg.pid, SIGTERM)
+        let r = try XCTUnwrap(bg.wait())
+        XCTAssertTrue(r.stderr.contains("primaries changed"), r.stderr)
+        let rows = try ndjson(r.stdout)
+        let counted = rows.filter { $0["namespace"] as? String == "workspace" }.reduce(0.0) { $0 + (($1["set"] as? Double) ?? 0) }
+        XCTAssertEqual(counted, Double(done), accuracy: max(4, Double(done) * 0.02), "every SET once, none twice")
+    }
+}
