@@ -20,10 +20,12 @@ public enum KeyEvent: Int, Sendable, CaseIterable {
     }
 
     /// The event of a keyevent channel: `__keyevent@0__:set` → `.set`. UNLINK notifies `del`.
+    /// Every write of a string value counts as a set: SET, and the INCR of the application's
+    /// rate-limit script (`incrby`), APPEND, SETRANGE.
     public static func of(channel: Bytes) -> KeyEvent {
         guard let colon = channel.lastIndex(of: UInt8(ascii: ":")) else { return .other }
         switch String(decoding: channel[(colon + 1)...], as: UTF8.self) {
-        case "set": return .set
+        case "set", "incrby", "incrbyfloat", "append", "setrange": return .set
         case "expired": return .expired
         case "evicted": return .evicted
         case "del": return .del

@@ -28,13 +28,16 @@ final class ActivityE2ETests: XCTestCase {
     func testEveryEventIsCountedPerNamespace() throws {
         let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe"])
         defer { s.stop() }
-        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "4"])
+        // Long enough that every event is reported whenever the subscriber came up (the
+        // counts, not the time, are checked).
+        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "10"])
         try waitUntil("the subscriber", timeout: 10) { (try s.cli(["PUBSUB", "NUMPAT"]).trimmingCharacters(in: .whitespacesAndNewlines)) == "1" }
         var script = ""
         for i in 0..<300 { script += "SET app:workspace:\(i) x EX 300\n" }
         for i in 0..<40 { script += "SET app:lock:workspace:\(i) 1 NX EX 10\n" }
         for i in 0..<100 { script += "DEL app:workspace:\(i)\n" }
         for i in 0..<5 { script += "SET other:\(i) y\n" }
+        for _ in 0..<20 { script += "INCR app:ratelimit:user:1\n" }   // the rate-limit script's INCR counts as a set
         _ = try s.cli([], stdin: script)
         let r = try XCTUnwrap(bg.wait())
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -46,12 +49,13 @@ final class ActivityE2ETests: XCTestCase {
         XCTAssertEqual(counted(rows, "workspace", "expire", interval: 1), 300, accuracy: 6)
         XCTAssertEqual(counted(rows, "lock", "set", interval: 1), 40, accuracy: 2)
         XCTAssertEqual(counted(rows, "(outside the prefix)", "set", interval: 1), 5, accuracy: 1)
+        XCTAssertEqual(counted(rows, "ratelimit", "set", interval: 1), 20, accuracy: 1)
     }
 
     func testEvictionsOfEntriesWithTTLShowInTheirNamespace() throws {
         let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe", "maxmemory 3mb", "maxmemory-policy allkeys-lru"])
         defer { s.stop() }
-        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "3"])
+        let bg = BackgroundRun(["activity", "--port", String(s.port), "--json", "--interval", "1", "--count", "8"])
         try waitUntil("the subscriber", timeout: 10) { (try s.cli(["PUBSUB", "NUMPAT"]).trimmingCharacters(in: .whitespacesAndNewlines)) == "1" }
         let big = String(repeating: "v", count: 2000)
         var script = ""
@@ -70,7 +74,7 @@ final class ActivityE2ETests: XCTestCase {
         let cluster = try RedisCluster(size: 3)
         defer { cluster.stop() }
         for p in cluster.ports { _ = try TestSupport.run(try which("redis-cli"), ["-p", String(p), "CONFIG", "SET", "notify-keyspace-events", "Eg$xe"]) }
-        let bg = BackgroundRun(["activity", "--port", String(cluster.ports[0]), "--json", "--interval", "1", "--count", "4"])
+        let bg = BackgroundRun(["activity", "--port", String(cluster.ports[0]), "--json", "--interval", "1", "--count", "10"])
         try waitUntil("a subscriber on every node", timeout: 15) {
             try cluster.ports.allSatisfy { p in
                 (try TestSupport.run(try which("redis-cli"), ["-p", String(p), "PUBSUB", "NUMPAT"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == "1"
