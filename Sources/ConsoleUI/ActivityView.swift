@@ -26,6 +26,11 @@ enum ActivityModule: ViewModule {
                 s.activity.notify = .unreadable(error ?? "CONFIG GET not permitted")
             }
             if case .off = s.activity.notify { return [] }
+            // Counting starts from zero now: the first reading is measured from here, not from
+            // whatever the first tick found (a burst before it would read as no rate at all).
+            if !s.activity.running, s.activity.history.latest == nil {
+                s.activity.history.add(ActivitySnapshot(at: s.now, totals: [:], events: 0))
+            }
             s.activity.running = true
         case .activity(let snap):
             s.activity.history.add(snap)

@@ -291,7 +291,9 @@ public struct ActivityHistory: Sendable, Equatable {
     public init() {}
 
     public mutating func add(_ s: ActivitySnapshot) {
-        if let last = snapshots.last, s.at - last.at < 0.5 { snapshots[snapshots.count - 1] = s; return }
+        // Two readings less than half a second apart: the later replaces the earlier (but
+        // never the first, the baseline every rate is measured from at the start).
+        if snapshots.count > 1, let last = snapshots.last, s.at - last.at < 0.5 { snapshots[snapshots.count - 1] = s; return }
         snapshots.append(s)
         if snapshots.count > Self.keep { snapshots.removeFirst(snapshots.count - Self.keep) }
     }

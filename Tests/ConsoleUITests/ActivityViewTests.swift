@@ -77,6 +77,17 @@ final class ActivityViewTests: XCTestCase {
         XCTAssertLessThanOrEqual(s.activity.history.snapshots.count, ActivityHistory.keep)
     }
 
+    /// A burst before the first tick is measured from the start, not lost in the baseline.
+    func testABurstBeforeTheFirstReadingStillHasARate() {
+        var s = makeState(130, 24)
+        send(&s, [.char("6")], ChannelTail())
+        _ = Reducer.reduce(&s, .activityNotify(value: "Eg$xe", error: nil), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .activity(ActivitySnapshot(at: s.now + 0.3, totals: [b("workspace"): [50, 0, 0, 50, 0, 0]], events: 100)), tail: ChannelTail())
+        _ = Reducer.reduce(&s, .activity(ActivitySnapshot(at: s.now + 1.3, totals: [b("workspace"): [50, 0, 0, 50, 0, 0]], events: 100)), tail: ChannelTail())
+        let r = s.activity.history.rate(b("workspace"), .set, over: 10)
+        XCTAssertEqual(r ?? 0, 50 / 1.3, accuracy: 0.01)
+    }
+
     func testARefillAfterAnInvalidationIsNamed() {
         var s = makeState(130, 24)
         send(&s, [.char("6")], ChannelTail())

@@ -306,3 +306,34 @@ final class ActivityFailoverE2ETests: XCTestCase {
         XCTAssertEqual(counted, Double(done), accuracy: max(4, Double(done) * 0.02), "every SET once, none twice")
     }
 }
+
+/// A burst of sets right after an invalidation made in the console shows as a refill.
+final class RefillE2ETests: XCTestCase {
+    func testARefillAfterAnInvalidationIsNamed() throws {
+        let s = try RedisServer(.plain, extraConfig: ["notify-keyspace-events Eg$xe"])
+        defer { s.stop() }
+        var script = ""
+        for i in 0..<50 { script += "SET app:workspace:\(i) x EX 300\n" }
+        _ = try s.cli([], stdin: script)
+        let pane = try TmuxPane(width: 140, height: 40, command: [redisOpsBinary(), "--port", String(s.port)],
+                                env: ["REDIS_OPS_AUDIT_LOG": NSTemporaryDirectory() + "/audit-\(UUID().uuidString).log"])
+        defer { pane.kill() }
+        try pane.waitFor("console") { $0.contains("1 Events") }
+        try pane.send("6")
+        try pane.waitFor("counting") { $0.contains("keyspace events (notify-keyspace-events") }
+        try pane.send("2")
+        try pane.waitFor("the keys") { $0.contains("keys match") }
+        try pane.invalidationDryRun("workspace:*", expecting: "Dry run: 50 keys would be deleted")
+        try pane.type("50")
+        try pane.send("Enter")
+        try pane.waitFor("the report") { $0.contains("deleted 50") || $0.contains("matched 50 · deleted 50") }
+        try pane.send("Escape")
+        // The application reads through the emptied cache and fills it again.
+        _ = try s.cli([], stdin: script)
+        try pane.send("6")
+        let screen = try pane.waitFor("the refill", timeout: 15) { screen in
+            screen.split(separator: "\n").contains { $0.hasPrefix("workspace ") && $0.contains("refill: invalidated") }
+        }
+        XCTAssertTrue(screen.contains("SET/s"), screen)
+    }
+}
