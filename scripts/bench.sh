@@ -306,6 +306,12 @@ PY
         slowest=$(python3 -c "print(max($slowest, $one))")
     done
     row "cluster listing of $alln keys (goal <= 1.5x the slowest shard)" "shard $slowest s" "all $all s" "$(ratio "$all" "$slowest")"
+    # Where the time goes: the machine's CPU while all shards are listed at once (the client,
+    # the servers and the proxies share it), against its cores.
+    cpu0=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
+    read -r all2 _ < <(measure "$BIN" --port "$first" keys --json)
+    cpu1=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
+    python3 -c "hz=$(getconf CLK_TCK); busy=($cpu1-$cpu0)/hz; print(f'machine CPU busy during the cluster listing: {busy:.2f} s of {$all2:.2f} s x $(nproc) cores = {busy/($all2*$(nproc))*100:.0f} %')"
     kill $PPIDS 2>/dev/null || true
     for p in $CPORTS; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
     redis-cli -p "$PORT" FLUSHALL >/dev/null
