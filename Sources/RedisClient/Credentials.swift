@@ -104,28 +104,16 @@ public final class CredentialSource: Sendable, CustomStringConvertible {
             throw RedisError.usage("the password command: cannot make a pipe: \(String(cString: strerror(errno)))")
         }
         for fd in outFDs + errFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var fa = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fa)
-        defer { posix_spawn_file_actions_destroy(&fa) }
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&fa, outFDs[1], 1)
-        posix_spawn_file_actions_adddup2(&fa, errFDs[1], 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        // Its own session: no controlling terminal to ask a question on (glibc's POSIX_SPAWN_SETSID).
-        let setsid: Int32 = 0x80
-        posix_spawnattr_setflags(&attr, Int16(setsid | POSIX_SPAWN_SETSIGMASK))
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(cmd), nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ)
+        // Its own session: no controlling terminal to ask a question on.
+        let started = Spawn.start(["/bin/sh", "-c", cmd], searchPath: false, stdin: .devNull(O_RDONLY), stdout: .fd(outFDs[1]),
+                                  stderr: .fd(errFDs[1]), newSession: true)
         close(outFDs[1]); close(errFDs[1])
         defer { close(outFDs[0]); close(errFDs[0]) }
-        guard rc == 0 else { throw RedisError.usage("the password command could not be started: \(String(cString: strerror(rc)))") }
+        let pid: pid_t
+        switch started {
+        case .success(let p): pid = p
+        case .failure(let e): throw RedisError.usage("the password command could not be started: \(e.message)")
+        }
         var out = [UInt8](), err = [UInt8]()
         var fds = [pollfd(fd: outFDs[0], events: Int16(POLLIN), revents: 0), pollfd(fd: errFDs[0], events: Int16(POLLIN), revents: 0)]
         var open = 2

@@ -205,27 +205,15 @@ public final class SSHHop: Sendable, CustomStringConvertible {
         // anything — it never opens a connection of its own around the bastion.
         let args = command + ["-o", "ControlMaster=no", "-o", "ControlPath=\(dir)/cm", "-o", "ProxyCommand=false",
                               "-o", "ClearAllForwardings=yes", "-W", target] + destination
-        var fa = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fa)
-        defer { posix_spawn_file_actions_destroy(&fa) }
-        posix_spawn_file_actions_adddup2(&fa, sv[1], 0)
-        posix_spawn_file_actions_adddup2(&fa, sv[1], 1)
-        posix_spawn_file_actions_adddup2(&fa, errFDs[1], 2)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | 0x80))   // its own session: Ctrl-C is ours to handle
-        let argv = args.map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, command[0], &fa, &attr, argv, environ)
+        // Its own session: Ctrl-C is ours to handle.
+        let started = Spawn.start(args, searchPath: true, stdin: .fd(sv[1]), stdout: .fd(sv[1]), stderr: .fd(errFDs[1]), newSession: true)
         close(sv[1]); close(errFDs[1])
-        guard rc == 0 else {
+        let pid: pid_t
+        switch started {
+        case .success(let p): pid = p
+        case .failure(let e):
             close(sv[0]); close(errFDs[0])
-            throw RedisError.connect(endpoint: target, reason: "cannot run \(command[0]): \(String(cString: strerror(rc)))")
+            throw RedisError.connect(endpoint: target, reason: "cannot run \(command[0]): \(e.message)")
         }
         return SSHStream(fd: sv[0], pid: pid, stderrFD: errFDs[0], hop: self, target: target)
     }
@@ -240,24 +228,12 @@ public final class SSHHop: Sendable, CustomStringConvertible {
         let errPath = keepStderrFile ?? NSTemporaryDirectory() + "/redis-ops-ssh-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err"
         let errFD = Glibc.open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { if errFD >= 0 { close(errFD) }; if keepStderrFile == nil { unlink(errPath) } }
-        var fa = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fa)
-        defer { posix_spawn_file_actions_destroy(&fa) }
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0)
-        if errFD >= 0 { posix_spawn_file_actions_adddup2(&fa, errFD, 2) }
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = args.map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        guard posix_spawnp(&pid, args[0], &fa, &attr, argv, environ) == 0 else {
-            return RunResult(status: 127, stderr: "cannot run \(args[0]): \(String(cString: strerror(errno)))")
+        let started = Spawn.start(args, searchPath: true, stdin: .devNull(O_RDONLY), stdout: .devNull(O_WRONLY),
+                                  stderr: errFD >= 0 ? .fd(errFD) : nil, newSession: false)
+        let pid: pid_t
+        switch started {
+        case .success(let p): pid = p
+        case .failure(let e): return RunResult(status: 127, stderr: "cannot run \(args[0]): \(e.message)")
         }
         let end = monotonicNow() + timeout
         var status: Int32 = 0
