@@ -116,8 +116,12 @@ enum Entry {
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&mask, sig) }
         pthread_sigmask(SIG_UNBLOCK, &mask, nil)
         let names = Set(RedisOps.configuration.subcommands.map { $0.configuration.commandName ?? "" })
-        let args = consolePatternAlias(reorderGlobalOptions(Array(CommandLine.arguments.dropFirst()), subcommands: names), subcommands: names)
-        if let word = unknownCommand(args, subcommands: names) {
+        let raw = Array(CommandLine.arguments.dropFirst())
+        // The parser's own entry points (completion scripts and the completions they ask for
+        // at run time, `help SUBCOMMAND`) go to it untouched.
+        let parserOwned = raw.first == "help" || raw.contains { $0 == "---completion" || $0.hasPrefix("--generate-completion-script") || $0 == "--experimental-dump-help" }
+        let args = parserOwned ? raw : consolePatternAlias(reorderGlobalOptions(raw, subcommands: names), subcommands: names)
+        if !parserOwned, let word = unknownCommand(args, subcommands: names) {
             let visible = RedisOps.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
             Output.warn("redis-ops: unknown command '\(word)'; the commands are \(visible.joined(separator: ", ")) (redis-ops --help)")
             exit(2)

@@ -101,6 +101,16 @@ final class HeadlessEqualsConsoleTests: XCTestCase {
         XCTAssertEqual(nosuch.status, 2)
         XCTAssertTrue(nosuch.stderr.contains("unknown command 'nosuch'; the commands are"), nosuch.stderr)
         XCTAssertFalse(nosuch.stderr.contains("--buffer"), "not the console's usage")
+        // The parser's own words are not taken for unknown commands: `make install` writes
+        // the completion scripts this way, and `help SUBCOMMAND` is what people type.
+        for shell in ["bash", "zsh", "fish"] {
+            let c = try redisOps(["--generate-completion-script", shell])
+            XCTAssertEqual(c.status, 0, c.stderr)
+            XCTAssertTrue(c.stdout.contains("invalidate"), "\(shell) completion: \(c.stdout.prefix(200))")
+        }
+        let helpKeys = try redisOps(["help", "keys"])
+        XCTAssertEqual(helpKeys.status, 0, helpKeys.stderr)
+        XCTAssertTrue(helpKeys.stdout.contains("--match"), helpKeys.stdout)
         let help = try redisOps(["keys", "--help"])
         // --match's help, up to the next option, says its default once.
         let after = help.stdout.components(separatedBy: "--match <match>").dropFirst().first ?? ""
