@@ -90,6 +90,9 @@ public final class KeyspaceScan<Reader: PageReader> {
     /// Keys in the databases scanned (DBSIZE of each shard), once every shard said.
     public private(set) var dbsize: Int?
     private var seen = Set<Int>()
+    private var seenGrown = false
+    /// Keys on the shards being listed (their DBSIZEs, as each said).
+    private var keysOnShards = 0
 
     public init(nodes: NodeSet, match: Bytes, reader: Reader, count: Int? = nil) {
         self.nodes = nodes
@@ -276,6 +279,7 @@ public final class KeyspaceScan<Reader: PageReader> {
         case .prepare:
             let n = Int(replies[0].int ?? 0)
             r.dbsize = n
+            keysOnShards += n
             var bits = 0
             if Self.cursorPartitionable(info: replies[1].string ?? "", cluster: nodes.isCluster) {
                 // Every partition must cover whole buckets: a table holds at least as many buckets as keys.
@@ -364,6 +368,12 @@ public final class KeyspaceScan<Reader: PageReader> {
         var out: [Bytes] = []
         out.reserveCapacity(keys.count)
         for k in keys where seen.insert(keyFingerprint(k)).inserted { out.append(k) }
+        // A listing that finds many keys will likely find most of them: room for the rest at
+        // once rather than a rehash at each doubling (a filter that finds few never gets here).
+        if !seenGrown, seen.count >= 1 << 16 {
+            seenGrown = true
+            seen.reserveCapacity(min(max(keysOnShards, seen.count), 1 << 22))
+        }
         return out
     }
 

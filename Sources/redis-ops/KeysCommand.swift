@@ -36,11 +36,13 @@ struct KeysCommand: ParsableCommand {
         scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
         var emitted = 0
         if !json { Output.line(padRight("TTL", 10) + "  " + padRight("TYPE", 7) + "  " + padRight("SIZE", 9) + "  KEY") }
+        // Read once: a property wrapper's getter is not free a million times over.
+        let json = self.json, limit = self.limit
         if limit != 0 {
             try scan.run { rows in
                 for m in rows {
                     emitted += 1
-                    if json { Output.line(bytes: Self.jsonLine(m)) }
+                    if json { Self.appendJSONLine(m, to: &Output.buffer); Output.flushIfFull() }
                     else {
                         Output.line(padRight(formatTTL(m.ttl), 10) + "  " + padRight(m.type ?? "?", 7) + "  " + padRight(m.bytes.map(formatBytes) ?? "?", 9) + "  " + Escaper.string(m.key))
                     }
@@ -57,15 +59,27 @@ struct KeysCommand: ParsableCommand {
         }
     }
 
-    static func jsonLine(_ m: KeyInfo) -> Bytes {
-        var f: [(String, JSON)] = [("key", .bytes(m.key))]
-        f.append(("type", m.type.map { .string($0) } ?? .null))
-        f.append(("ttl_ms", m.ttl.map { .int($0.jsonMilliseconds) } ?? .null))
-        f.append(("bytes", m.bytes.map { .int($0) } ?? .null))
-        if !m.key.isValidUTF8 { f.append(("key_base64", .string(m.key.base64))) }
-        var out = Bytes()
-        out.reserveCapacity(96 + m.key.count)
-        JSON.object(f).write(to: &out)
-        return out
+    private static let keyField = Bytes(utf8: "{\"key\":"), typeField = Bytes(utf8: ",\"type\":"),
+                       ttlField = Bytes(utf8: ",\"ttl_ms\":"), bytesField = Bytes(utf8: ",\"bytes\":"),
+                       base64Field = Bytes(utf8: ",\"key_base64\":"), null = Bytes(utf8: "null")
+
+    /// One `keys --json` line (the contract's fields in order; `key_base64` for a key that is
+    /// not UTF-8) and its newline, written straight into `out`: no per-row allocation, as a
+    /// million of these are much of the listing's cost on the client.
+    static func appendJSONLine(_ m: KeyInfo, to out: inout Bytes) {
+        out.append(contentsOf: keyField)
+        JSON.writeString(m.key, to: &out)
+        out.append(contentsOf: typeField)
+        if var t = m.type { t.withUTF8 { JSON.writeString($0, to: &out) } } else { out.append(contentsOf: null) }
+        out.append(contentsOf: ttlField)
+        if let t = m.ttl { JSON.appendInteger(t.jsonMilliseconds, to: &out) } else { out.append(contentsOf: null) }
+        out.append(contentsOf: bytesField)
+        if let b = m.bytes { JSON.appendInteger(b, to: &out) } else { out.append(contentsOf: null) }
+        if !m.key.isValidUTF8 {
+            out.append(contentsOf: base64Field)
+            JSON.writeString(Bytes(utf8: m.key.base64), to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        out.append(10)
     }
 }

@@ -213,6 +213,9 @@ enum Output {
 
     static func flush() { write(&buffer) }
 
+    /// After appending to `buffer` directly: writes it out once it is big enough.
+    static func flushIfFull() { if buffer.count >= 1 << 16 { flush() } }
+
     /// Writes and empties `bytes` to stdout; a closed pipe (`| head`) ends the program quietly.
     static func write(_ bytes: inout [UInt8]) {
         var off = 0
