@@ -306,12 +306,32 @@ PY
         slowest=$(python3 -c "print(max($slowest, $one))")
     done
     row "cluster listing of $alln keys (goal <= 1.5x the slowest shard)" "shard $slowest s" "all $all s" "$(ratio "$all" "$slowest")"
-    # Where the time goes: the machine's CPU while all shards are listed at once (the client,
-    # the servers and the proxies share it), against its cores.
-    cpu0=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
-    read -r all2 _ < <(measure "$BIN" --port "$first" keys --json)
-    cpu1=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat)
-    python3 -c "hz=$(getconf CLK_TCK); busy=($cpu1-$cpu0)/hz; print(f'machine CPU busy during the cluster listing: {busy:.2f} s of {$all2:.2f} s x $(nproc) cores = {busy/($all2*$(nproc))*100:.0f} %')"
+    # Where the time goes: the CPU the listing needs (the client, the three servers and their
+    # proxies, which share this machine's cores; in production each shard has its own), and
+    # the wall time that CPU alone forces on this machine. Listed at once, the client does
+    # three times the work of one shard, and so do the servers together.
+    cluster_cpu() {   # servers + proxies, in clock ticks
+        local t=0 pid p
+        for p in $CPORTS; do pid=$(pgrep -f "redis-server 127.0.0.1:$p" | head -1); t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+        for pid in $PPIDS; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+        echo "$t"
+    }
+    cpu0=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat); sc0=$(cluster_cpu)
+    /usr/bin/time -f "%e %U %S" -o "$TMP/time" "$BIN" --port "$first" keys --json >/dev/null 2>&1 || true
+    cpu1=$(awk '/^cpu / { print $2 + $3 + $4 + $6 + $7 + $8 }' /proc/stat); sc1=$(cluster_cpu)
+    read -r all2 cu cs < <(tail -1 "$TMP/time")
+    python3 - "$(getconf CLK_TCK)" "$cpu0" "$cpu1" "$sc0" "$sc1" "$all2" "$cu" "$cs" "$(nproc)" "$slowest" <<'PY'
+import sys
+hz, c0, c1, s0, s1, wall, cu, cs, cores, slowest = sys.argv[1:]
+hz = int(hz); wall = float(wall); cores = int(cores); slowest = float(slowest)
+busy = (int(c1) - int(c0)) / hz
+client = float(cu) + float(cs)
+rest = (int(s1) - int(s0)) / hz
+floor = (client + rest) / cores
+print(f"machine CPU busy during the cluster listing: {busy:.2f} s of {wall:.2f} s x {cores} cores = {busy / (wall * cores) * 100:.0f} %")
+print(f"CPU it needs: client {client:.2f} s + servers and proxies {rest:.2f} s; on {cores} cores that alone takes >= {floor:.2f} s"
+      f" = {floor / slowest:.2f}x the slowest shard (the listing took {wall / max(floor, slowest):.2f}x that floor)")
+PY
     kill $PPIDS 2>/dev/null || true
     for p in $CPORTS; do redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true; done
     redis-cli -p "$PORT" FLUSHALL >/dev/null
