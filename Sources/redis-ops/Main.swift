@@ -121,13 +121,20 @@ enum Entry {
         // at run time, `help SUBCOMMAND`) go to it untouched.
         let parserOwned = raw.first == "help" || raw.contains { $0 == "---completion" || $0.hasPrefix("--generate-completion-script") || $0 == "--experimental-dump-help" }
         let args = parserOwned ? raw : consolePatternAlias(reorderGlobalOptions(raw, subcommands: names), subcommands: names)
-        if !parserOwned, let word = unknownCommand(args, subcommands: names) {
-            let visible = RedisOps.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
-            Output.warn("redis-ops: unknown command '\(word)'; the commands are \(visible.joined(separator: ", ")) (redis-ops --help)")
-            exit(2)
-        }
         do {
-            var command = try RedisOps.parseAsRoot(args)
+            var command: ParsableCommand
+            do { command = try RedisOps.parseAsRoot(args) } catch {
+                // A bare word where a subcommand goes, which the parser refused as such: said
+                // plainly. Anything else (an option placed before the subcommand, say) keeps
+                // the parser's own message, which names what is wrong.
+                if !parserOwned, let word = unknownCommand(args, subcommands: names),
+                   RedisOps.message(for: error).contains("'\(word)'") {
+                    let visible = RedisOps.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
+                    Output.warn("redis-ops: unknown command '\(word)'; the commands are \(visible.joined(separator: ", ")) (redis-ops --help)")
+                    exit(2)
+                }
+                throw error
+            }
             try command.run()
             Output.flush()
             exit(0)

@@ -108,6 +108,11 @@ final class HeadlessEqualsConsoleTests: XCTestCase {
             XCTAssertEqual(c.status, 0, c.stderr)
             XCTAssertTrue(c.stdout.contains("invalidate"), "\(shell) completion: \(c.stdout.prefix(200))")
         }
+        // An option put before its subcommand is named as such, not its value taken for a command.
+        let misplaced = try redisOps(["--port", "1", "--max-latency-ms", "1.4", "invalidate", "--match", "x:*"])
+        XCTAssertEqual(misplaced.status, 2)
+        XCTAssertTrue(misplaced.stderr.contains("Unknown option '--max-latency-ms'"), misplaced.stderr)
+        XCTAssertFalse(misplaced.stderr.contains("unknown command"), misplaced.stderr)
         let helpKeys = try redisOps(["help", "keys"])
         XCTAssertEqual(helpKeys.status, 0, helpKeys.stderr)
         XCTAssertTrue(helpKeys.stdout.contains("--match"), helpKeys.stdout)
