@@ -152,3 +152,38 @@ final class FailedOverAcknowledgementsTests: XCTestCase {
         XCTAssertEqual(noTTL, "0\n", "every key got its TTL")
     }
 }
+
+/// SCAN's COUNT follows the server's time per key, whatever the distance: it grows from its
+/// cautious start on a fast server 50 ms away, and stays small under a tiny budget.
+final class AdaptiveScanCountTests: XCTestCase {
+    func testCountGrowsThroughATunnelAndShrinksWithTheBudget() throws {
+        let s = try RedisServer(.plain)
+        defer { s.stop() }
+        _ = try s.cli(["DEBUG", "POPULATE", "60000", "app:bulk"])
+        let tunnel = try TCPForwarder(to: s.port, delay: 0.025)
+        defer { tunnel.stop() }
+        func list(port: Int, budget: Double) throws -> (Int, ScanStats, Pacer) {
+            var c = s.config()
+            c.port = port
+            let nodes = try NodeSet(config: c)
+            let scan = KeyspaceScan(nodes: nodes, match: Bytes(utf8: "app:bulk:*"), reader: NameReader())
+            scan.latencyBudget = budget
+            var n = 0
+            try scan.run { n += $0.count; return true }
+            let target = try XCTUnwrap(nodes.scanTargets().first)
+            return (n, scan.stats, nodes.pacer(for: target.endpoint, budget: budget))
+        }
+        let (far, farStats, farPacer) = try list(port: tunnel.port, budget: 0.002)
+        XCTAssertEqual(far, 60_000)
+        // The 50 ms round trip is not read as server time: that would be ~200 µs a key, and
+        // COUNT would sit at its floor of 10. It follows the server's own figure instead.
+        XCTAssertGreaterThan(farStats.maxCount, 50, "\(farStats)")
+        let fitting = Int(0.002 * 0.25 / farPacer.estimate(.scan, units: 1))
+        XCTAssertGreaterThanOrEqual(farStats.maxCount, min(50_000, fitting) / 2, "\(farStats) · \(farPacer.summary)")
+        XCTAssertTrue(farPacer.summary.contains("scan") && farPacer.observed > 0)
+        let (near, nearStats, _) = try list(port: s.port, budget: 0.00002)
+        XCTAssertEqual(near, 60_000)
+        XCTAssertLessThan(nearStats.maxCount, 100, "a 20 µs budget keeps each SCAN small: \(nearStats)")
+        XCTAssertGreaterThan(nearStats.scans, farStats.scans * 4)
+    }
+}
