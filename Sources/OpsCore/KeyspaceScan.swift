@@ -56,7 +56,7 @@ public struct ScanCancelled: Error {}
 ///   buckets, whatever the table's size), with the per-key reads of each page pipelined
 ///   behind the SCANs, many requests in flight on one connection (`Lane`).
 /// - **The server's time is the budget**: each SCAN's COUNT and each batch of reads is sized
-///   by the node's `Pacer` so it takes at most ~80 % of `--max-latency-ms` on the server, and
+///   by the node's `Pacer` (SCAN to a quarter of `--max-latency-ms` on the server, a batch to half), and
 ///   the requests keep the server busy at most part of the time, however far away we are.
 /// - **Shards at once**: up to `maxShardsAtOnce` shards are scanned concurrently (one
 ///   thread, their connections polled together), the rows merged as they come.
