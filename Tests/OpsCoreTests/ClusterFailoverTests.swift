@@ -179,11 +179,13 @@ final class AdaptiveScanCountTests: XCTestCase {
         // COUNT would sit at its floor of 10. It follows the server's own figure instead.
         XCTAssertGreaterThan(farStats.maxCount, 50, "\(farStats)")
         let fitting = Int(0.002 * 0.25 / farPacer.estimate(.scan, units: 1))
-        XCTAssertGreaterThanOrEqual(farStats.maxCount, min(50_000, fitting) / 2, "\(farStats) · \(farPacer.summary)")
+        XCTAssertGreaterThanOrEqual(farStats.maxCount, min(50_000, fitting) / 4, "\(farStats) · \(farPacer.summary)")
         XCTAssertTrue(farPacer.summary.contains("scan") && farPacer.observed > 0)
+        // A budget 100 times smaller keeps each SCAN far smaller (or at the floor of 10),
+        // however fast or slow the machine.
         let (near, nearStats, _) = try list(port: s.port, budget: 0.00002)
         XCTAssertEqual(near, 60_000)
-        XCTAssertLessThan(nearStats.maxCount, 100, "a 20 µs budget keeps each SCAN small: \(nearStats)")
+        XCTAssertLessThan(nearStats.maxCount * 4, farStats.maxCount, "\(nearStats) vs \(farStats)")
         XCTAssertGreaterThan(nearStats.scans, farStats.scans * 4)
     }
 }
