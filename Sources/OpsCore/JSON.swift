@@ -58,9 +58,7 @@ public indirect enum JSON: Sendable, Equatable {
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Appends an integer's JSON text (no allocation).
-    public static func appendInteger(_ i: Int64, to out: inout Bytes) { appendInt(i, to: &out) }
-
-    static func appendInt(_ i: Int64, to out: inout Bytes) {
+    public static func appendInt(_ i: Int64, to out: inout Bytes) {
         if i == 0 { out.append(UInt8(ascii: "0")); return }
         var v = i.magnitude
         if i < 0 { out.append(UInt8(ascii: "-")) }

@@ -24,16 +24,11 @@ struct KeysCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (opts, schema) = try connection.resolveWithSchema()
-        PrefixHint.check(glob: match, keys: [], schema: schema)
-        let match = String(decoding: schema.relativeGlob(Bytes(utf8: self.match)), as: UTF8.self)
-        let nodes = try connection.nodes(opts)
         // The same scan as the console's key browser: every shard, pipelined reads, no duplicates.
-        let reader = KeyMetadataReader(schema: schema)
-        let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)
+        let listing = try MetadataListing(connection, match: match)
+        let (nodes, reader, scan) = (listing.nodes, listing.reader, listing.scan)
         // Benchmarks: one shard alone (a cluster's listing is held to its slowest shard's).
         if let only = onlyNode { scan.onlyTargets = { $0.endpoint.description == only } }
-        scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
         var emitted = 0
         if !json { Output.line(padRight("TTL", 10) + "  " + padRight("TYPE", 7) + "  " + padRight("SIZE", 9) + "  KEY") }
         // Read once: a property wrapper's getter is not free a million times over.
@@ -72,9 +67,9 @@ struct KeysCommand: ParsableCommand {
         out.append(contentsOf: typeField)
         if var t = m.type { t.withUTF8 { JSON.writeString($0, to: &out) } } else { out.append(contentsOf: null) }
         out.append(contentsOf: ttlField)
-        if let t = m.ttl { JSON.appendInteger(t.jsonMilliseconds, to: &out) } else { out.append(contentsOf: null) }
+        if let t = m.ttl { JSON.appendInt(t.jsonMilliseconds, to: &out) } else { out.append(contentsOf: null) }
         out.append(contentsOf: bytesField)
-        if let b = m.bytes { JSON.appendInteger(b, to: &out) } else { out.append(contentsOf: null) }
+        if let b = m.bytes { JSON.appendInt(b, to: &out) } else { out.append(contentsOf: null) }
         if !m.key.isValidUTF8 {
             out.append(contentsOf: base64Field)
             JSON.writeString(Bytes(utf8: m.key.base64), to: &out)

@@ -23,13 +23,8 @@ struct MemoryCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let (opts, schema) = try connection.resolveWithSchema()
-        PrefixHint.check(glob: match, keys: [], schema: schema)
-        let match = String(decoding: schema.relativeGlob(Bytes(utf8: self.match)), as: UTF8.self)
-        let nodes = try connection.nodes(opts)
-        let reader = KeyMetadataReader(schema: schema)
-        let scan = KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: reader)
-        scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
+        let listing = try MetadataListing(connection, match: match)
+        let (schema, nodes, reader, scan) = (listing.schema, listing.nodes, listing.reader, listing.scan)
         var shape = MemoryShape(prefix: schema.prefix)
         let tty = isatty(2) == 1
         var n = 0, last = 0.0
@@ -74,7 +69,7 @@ struct MemoryCommand: ParsableCommand {
         }
         let hot = HotKeyReader()
         var hottest: [HotKeyReader.Hot] = []
-        try KeyspaceScan(nodes: nodes, match: schema.fullGlob(match), reader: hot).run { rows in
+        try KeyspaceScan(nodes: nodes, match: listing.glob, reader: hot).run { rows in
             hottest += rows
             if hottest.count > 1000 { hottest = Array(hottest.sorted { $0.freq > $1.freq }.prefix(20)) }
             return true

@@ -195,6 +195,29 @@ struct CLIError: Error {
     static func runtime(_ m: String) -> CLIError { CLIError(message: m, status: 1) }
 }
 
+/// The listing behind `keys` and `memory` (the console's key browser runs the same scan):
+/// the glob taken relative to the prefix, with the usual hint when it repeats it; every
+/// shard; TYPE, PTTL and MEMORY USAGE per key, pipelined; notices on stderr.
+struct MetadataListing {
+    let schema: KeySchema
+    let nodes: NodeSet
+    /// The full glob (prefix included) the listing scans.
+    let glob: Bytes
+    let reader: KeyMetadataReader
+    let scan: KeyspaceScan<KeyMetadataReader>
+
+    init(_ connection: ConnectionOptionGroup, match: String) throws {
+        let (opts, schema) = try connection.resolveWithSchema()
+        PrefixHint.check(glob: match, keys: [], schema: schema)
+        self.schema = schema
+        nodes = try connection.nodes(opts)
+        glob = schema.fullGlob(String(decoding: schema.relativeGlob(Bytes(utf8: match)), as: UTF8.self))
+        reader = KeyMetadataReader(schema: schema)
+        scan = KeyspaceScan(nodes: nodes, match: glob, reader: reader)
+        scan.onNotice = { Output.flush(); Output.warn("redis-ops: " + $0) }
+    }
+}
+
 /// Buffered standard output that copes with a closed pipe (`| head`).
 enum Output {
     nonisolated(unsafe) static var buffer: [UInt8] = { var b = [UInt8](); b.reserveCapacity(1 << 17); return b }()
@@ -202,13 +225,13 @@ enum Output {
     static func line(_ s: String) {
         buffer.append(contentsOf: s.utf8)
         buffer.append(10)
-        if buffer.count >= 1 << 16 { flush() }
+        flushIfFull()
     }
 
     static func line(bytes: Bytes) {
         buffer.append(contentsOf: bytes)
         buffer.append(10)
-        if buffer.count >= 1 << 16 { flush() }
+        flushIfFull()
     }
 
     static func flush() { write(&buffer) }
