@@ -13,16 +13,14 @@ final class ScaleE2ETests: XCTestCase {
     static let fixture = Shared { () throws -> RedisServer in
         let s = try RedisServer(.plain)
         let c = try s.admin()
-        var cmds: [[Bytes]] = []
-        func flush() throws { if !cmds.isEmpty { _ = try c.pipeline(cmds); cmds.removeAll() } }
-        func add(_ args: String...) throws { cmds.append(args.map { Bytes(utf8: $0) }); if cmds.count >= 10_000 { try flush() } }
-        for i in 0..<cacheKeys { try add("SET", "app:workspace:\(i)", #"{"id":\#(i)}"#, "EX", "7000") }
+        let load = BulkLoader(c, batch: 10_000)
+        for i in 0..<cacheKeys { try load.add("SET", "app:workspace:\(i)", #"{"id":\#(i)}"#, "EX", "7000") }
         // Eleven keys for one workspace id prefix, far beyond the first rows by name.
-        try add("SET", "app:workspace:98765", "{}", "EX", "3000")
-        for i in 0..<10 { try add("SET", "app:workspace:98765\(i)", "{}", "EX", "3000") }
-        for i in 0..<counters { try add("SET", "app:ratelimit:ip:10.\(i / 65536).\((i / 256) % 256).\(i % 256)", String(i % 90), "EX", "3000") }
-        try add("SET", "app:ratelimit:ip:10.0.50.10x", "3", "EX", "3000")
-        try flush()
+        try load.add("SET", "app:workspace:98765", "{}", "EX", "3000")
+        for i in 0..<10 { try load.add("SET", "app:workspace:98765\(i)", "{}", "EX", "3000") }
+        for i in 0..<counters { try load.add("SET", "app:ratelimit:ip:10.\(i / 65536).\((i / 256) % 256).\(i % 256)", String(i % 90), "EX", "3000") }
+        try load.add("SET", "app:ratelimit:ip:10.0.50.10x", "3", "EX", "3000")
+        try load.flush()
         return s
     }
     var server: RedisServer!

@@ -15,25 +15,23 @@ final class ThreeJobsE2ETests: XCTestCase {
     static let fixture = Shared { () throws -> RedisServer in
         let s = try RedisServer(.plain)
         let c = try s.admin()
-        var cmds: [[Bytes]] = []
-        func flush() throws { if !cmds.isEmpty { _ = try c.pipeline(cmds); cmds.removeAll() } }
-        func add(_ args: String...) throws { cmds.append(args.map { Bytes(utf8: $0) }); if cmds.count >= 20_000 { try flush() } }
+        let load = BulkLoader(c, batch: 20_000)
         let now = Date().timeIntervalSince1970
         func iso(_ t: Double) -> String {
             let f = ISO8601DateFormatter()
             return f.string(from: Date(timeIntervalSince1970: t))
         }
         // A million cache entries, refreshed within their TTL: fresh values.
-        for i in 0..<filler { try add("SET", "app:workspace:\(i + 100_000)", #"{"id":\#(i)}"#, "EX", "300") }
+        for i in 0..<filler { try load.add("SET", "app:workspace:\(i + 100_000)", #"{"id":\#(i)}"#, "EX", "300") }
         // Workspace 4242 and its neighbours by substring; 4242's value is 7 hours old.
-        try add("SET", "app:workspace:4242", #"{"id":4242,"name":"Acme","updatedAt":"\#(iso(now - 7 * 3600))"}"#, "EX", "296")
-        for k in ["14242", "42420", "42421", "4242x"] { try add("SET", "app:workspace:\(k)", #"{"id":"\#(k)"}"#, "EX", "300") }
+        try load.add("SET", "app:workspace:4242", #"{"id":4242,"name":"Acme","updatedAt":"\#(iso(now - 7 * 3600))"}"#, "EX", "296")
+        for k in ["14242", "42420", "42421", "4242x"] { try load.add("SET", "app:workspace:\(k)", #"{"id":"\#(k)"}"#, "EX", "300") }
         // Twenty thousand counters, user 1234 blocked, user 12348 near, one that never expires.
-        for i in 0..<20_000 { try add("SET", "app:ratelimit:ip:10.\(i / 65536).\((i / 256) % 256).\(i % 256)", String(i % 50), "EX", "3000") }
-        try add("SET", "app:ratelimit:user:1234", "75", "EX", "41")
-        try add("SET", "app:ratelimit:user:12348", "58", "EX", "20")
-        try add("SET", "app:ratelimit:ip:6.6.6.6", "19")
-        try flush()
+        for i in 0..<20_000 { try load.add("SET", "app:ratelimit:ip:10.\(i / 65536).\((i / 256) % 256).\(i % 256)", String(i % 50), "EX", "3000") }
+        try load.add("SET", "app:ratelimit:user:1234", "75", "EX", "41")
+        try load.add("SET", "app:ratelimit:user:12348", "58", "EX", "20")
+        try load.add("SET", "app:ratelimit:ip:6.6.6.6", "19")
+        try load.flush()
         return s
     }
     var server: RedisServer!
@@ -43,6 +41,8 @@ final class ThreeJobsE2ETests: XCTestCase {
     var presses = 0
     func press(_ pane: TmuxPane, _ keys: String...) throws { for k in keys { try pane.send(k); presses += 1 } }
     func type(_ pane: TmuxPane, _ text: String) throws { try pane.type(text); presses += 1 }
+    /// `:`, the command typed, Enter: three presses.
+    func command(_ pane: TmuxPane, _ text: String) throws { try press(pane, ":"); try type(pane, text); try press(pane, "Enter") }
 
     func console(_ audit: String) throws -> TmuxPane {
         let pane = try TmuxPane(width: 120, height: 40, command: [redisOpsBinary(), "--port", String(server.port)],
@@ -113,18 +113,12 @@ final class ThreeJobsE2ETests: XCTestCase {
         let pane = try console(audit)
         defer { pane.kill() }
         presses = 0
-        try press(pane, ":")
-        try type(pane, "ttl workspace:4242")
-        try press(pane, "Enter")
+        try command(pane, "ttl workspace:4242")
         let age = try pane.waitFor("the age") { $0.contains("app:workspace:4242: value 7h") }
         XCTAssertTrue(age.contains("older than the 5m00s TTL: missed invalidation?"), age)
-        try press(pane, ":")
-        try type(pane, "workspace:4242")
-        try press(pane, "Enter")
+        try command(pane, "workspace:4242")
         try pane.waitFor("the value") { $0.contains(#""name": "Acme""#) || $0.contains(#""name":"Acme""#) }
-        try press(pane, ":")
-        try type(pane, "del workspace:4242")
-        try press(pane, "Enter")
+        try command(pane, "del workspace:4242")
         let ask = try pane.waitFor("the question") { $0.contains("y = yes") }
         XCTAssertTrue(ask.contains("app:workspace:4242"), ask)
         try press(pane, "y")
