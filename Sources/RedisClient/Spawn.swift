@@ -5,7 +5,8 @@ import Foundation
 
 /// Starting a helper program (ssh, a password command) the one way the project does it:
 /// posix_spawn (never Foundation's Process, which deadlocks with ssh here), its standard
-/// descriptors set explicitly, every signal unblocked (a parent may have blocked some), and
+/// descriptors set explicitly, every signal unblocked (a parent may have blocked some) and the
+/// usual ones at their default disposition, and
 /// optionally its own session (no terminal to ask on; Ctrl-C is ours to handle).
 enum Spawn {
     enum Descriptor { case devNull(Int32), fd(Int32) }
@@ -33,8 +34,15 @@ enum Spawn {
         var none = sigset_t()
         sigemptyset(&none)
         posix_spawnattr_setsigmask(&attr, &none)
+        // Default dispositions, as a shell starts a program: an ignored signal stays ignored
+        // across exec, and we ignore SIGPIPE (a password command's `… | head -1` would then
+        // see EPIPE errors instead of ending quietly).
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
         let setsid: Int32 = 0x80   // glibc's POSIX_SPAWN_SETSID
-        posix_spawnattr_setflags(&attr, Int16(Int32(POSIX_SPAWN_SETSIGMASK) | (newSession ? setsid : 0)))
+        posix_spawnattr_setflags(&attr, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | (newSession ? setsid : 0)))
         let cargs = argv.map { strdup($0) } + [nil]
         defer { for a in cargs { free(a) } }
         var pid: pid_t = 0

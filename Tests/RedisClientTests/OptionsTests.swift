@@ -224,6 +224,17 @@ final class PasswordCommandTests: XCTestCase {
         XCTAssertEqual(try CredentialSource.runPasswordCommand("tty >/dev/null 2>&1 && echo has-tty || echo no-tty", timeout: 5), "no-tty")
     }
 
+    /// redis-ops ignores SIGPIPE; a helper it starts must not inherit that (an ignored signal
+    /// survives exec), or `… | head -1` in a password command writes EPIPE errors.
+    func testTheCommandRunsWithSIGPIPEAtItsDefault() throws {
+        let before = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, before) }
+        let probe = #"m=$(awk '/^SigIgn/ { print $2 }' /proc/self/status); [ $(( 0x$m & 0x1000 )) -eq 0 ] && echo default || echo ignored"#
+        XCTAssertEqual(try CredentialSource.runPasswordCommand(probe, timeout: 10), "default")
+        // What a password command typically does: the first line of a longer output.
+        XCTAssertEqual(try CredentialSource.runPasswordCommand("yes tok3n | head -1", timeout: 10), "tok3n")
+    }
+
     func testAFailureSaysWhyWithItsStderrButNeverItsOutput() {
         XCTAssertThrowsError(try CredentialSource.runPasswordCommand("echo hunter2; echo 'token expired' >&2; exit 3", timeout: 5)) { e in
             XCTAssertTrue("\(e)".contains("exited with status 3") && "\(e)".contains("token expired"), "\(e)")
